@@ -1,0 +1,84 @@
+"""The scenario's models as arrays indexed by model number, for the engine.
+
+Lognormal TTFT is given by median and p95, tokens/s by median and p5 (its slow
+tail); ``mu = ln(median)`` and ``sigma = ln(p95 / median) / z95`` (resp.
+``ln(median / p5) / z95``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from .errors import InputError
+from .scenario import LoadedScenario
+from .trace import Z95
+
+
+@dataclass(frozen=True)
+class Catalog:
+    names: list[str]
+    providers: list[str]
+    context_window: list[int]
+    input_per_mtok: list[float]  # list prices at t = 0
+    output_per_mtok: list[float]
+    ttft_mu: np.ndarray
+    ttft_sigma: np.ndarray
+    tps_mu: np.ndarray
+    tps_sigma: np.ndarray
+    ttft_median_s: list[float]
+    tps_median: list[float]
+    fail_fast_s: list[float]
+    error_rate: list[float]
+    carbon_g_per_mtok: list[float | None]
+    ability: np.ndarray  # (models, workloads): ground truth, logit scale
+    quality_prior: list[MappingProxyType]  # what the router is told
+    workloads: list[str]
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    def models_of_provider(self, provider: str) -> list[int]:
+        return [i for i, p in enumerate(self.providers) if p == provider]
+
+
+def build_catalog(loaded: LoadedScenario, workloads: list[str]) -> Catalog:
+    """Arrays for every model; ``workloads`` are those the trace uses."""
+    sc = loaded.scenario
+    specs = list(sc.models.values())
+    ability = np.zeros((len(specs), len(workloads)))
+    problems = []
+    for m, (name, spec) in enumerate(sc.models.items()):
+        for w, workload in enumerate(workloads):
+            value = spec.quality.get(workload, spec.quality.get("default"))
+            if value is None:
+                problems.append(loaded.problem(("models", name, "quality"),
+                                               f"no ability for workload '{workload}' and no 'default'"))
+            else:
+                ability[m, w] = value
+    if problems:
+        raise InputError(problems)
+    lat = [s.latency for s in specs]
+    return Catalog(
+        names=list(sc.models),
+        providers=[s.provider for s in specs],
+        context_window=[s.context_window for s in specs],
+        input_per_mtok=[s.price.input_per_mtok for s in specs],
+        output_per_mtok=[s.price.output_per_mtok for s in specs],
+        ttft_mu=np.log([l.ttft_s.median for l in lat]),
+        ttft_sigma=np.array([math.log(l.ttft_s.p95 / l.ttft_s.median) / Z95 for l in lat]),
+        tps_mu=np.log([l.tokens_per_s.median for l in lat]),
+        tps_sigma=np.array([math.log(l.tokens_per_s.median / l.tokens_per_s.p5) / Z95 for l in lat]),
+        ttft_median_s=[l.ttft_s.median for l in lat],
+        tps_median=[l.tokens_per_s.median for l in lat],
+        fail_fast_s=[l.fail_fast_s for l in lat],
+        error_rate=[s.error_rate for s in specs],
+        carbon_g_per_mtok=[s.carbon_g_per_mtok for s in specs],
+        ability=ability,
+        quality_prior=[MappingProxyType(dict(s.quality_prior if s.quality_prior is not None else s.quality)) for s in specs],
+        workloads=list(workloads),
+    )

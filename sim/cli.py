@@ -1,0 +1,178 @@
+"""The ``routesim`` command line: parses, delegates, reports. No simulation logic.
+
+Exit codes: 0 ok, 1 a gate failed, 2 bad input (with file, line or field path,
+and no traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+
+from .errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Simulate LLM routing policies on request traces before a rollout.")
+trace_app = typer.Typer(no_args_is_help=True, help="Generate and inspect request traces.")
+app.add_typer(trace_app, name="trace")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    _state["debug"] = debug
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input -> its problems on stderr and exit 2."""
+    try:
+        yield
+    except InputError as exc:
+        if _state["debug"]:
+            raise
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def _progress_bar(enabled: bool):
+    """A rich progress bar on a terminal; nothing in CI or pipes."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("simulating", total=None)
+
+        def update(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield update
+
+
+def _terminate_as_interrupt(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    raise KeyboardInterrupt
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<scenario name>/)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, help="Override the replications."),
+) -> None:
+    """Run every policy of SCENARIO and write the comparison."""
+    from .report.terminal import comparison_table
+    from .runner import run_to_folder
+    from .scenario import load_scenario
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up the partial output on kill
+    with _user_errors():
+        loaded = load_scenario(scenario)
+        out = out or Path("reports") / loaded.scenario.name
+        with _progress_bar(_interactive()) as progress:
+            result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress)
+    typer.echo(comparison_table(result))
+    typer.echo(f"\nwrote {out}/ (report.md, summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
+
+
+@app.command()
+def validate(scenario: Path = typer.Argument(..., help="Scenario YAML file.")) -> None:
+    """Check SCENARIO (and its trace and policies) without running it."""
+    from .runner import preflight
+    from .scenario import load_scenario
+
+    with _user_errors():
+        loaded = load_scenario(scenario)
+        trace = preflight(loaded)
+    sc = loaded.scenario
+    typer.echo(f"OK: {scenario}: {len(sc.models)} models, {len(sc.policies)} policies, {len(sc.events)} events, "
+               f"trace of {len(trace):,} requests over {trace.duration_s:,.0f} s")
+
+
+@app.command()
+def policies() -> None:
+    """List the available policies and their parameters."""
+    from .policies.registry import available
+
+    for name, cls in sorted(available().items()):
+        description = getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0:1]
+        typer.echo(f"{name}: {description if isinstance(description, str) else ' '.join(description)}")
+        params = getattr(cls, "Params", None)
+        if params is not None:
+            for field_name, info in params.model_fields.items():
+                default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+                typer.echo(f"    {field_name}: {_type_name(info.annotation)} ({default})")
+
+
+def _type_name(annotation) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "")
+
+
+@trace_app.command("generate")
+def trace_generate(
+    scenario: Path = typer.Argument(..., help="Scenario whose trace.synthetic block describes the traffic."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv, .jsonl or .parquet)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
+    replication: int = typer.Option(0, "--replication", min=0, help="Which replication's trace to write."),
+) -> None:
+    """Write the synthetic trace a scenario would simulate."""
+    from .runner import load_trace
+    from .scenario import load_scenario
+    from .trace import write_trace
+
+    with _user_errors():
+        loaded = load_scenario(scenario)
+        if loaded.scenario.trace.synthetic is None:
+            raise InputError(loaded.problem(("trace",), "has no 'synthetic' block to generate from"))
+        seed = loaded.scenario.seed if seed is None else seed
+        trace = load_trace(loaded, seed, replication)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        try:
+            write_trace(trace, tmp)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    typer.echo(f"wrote {out}: {len(trace):,} requests over {trace.duration_s:,.0f} s")
+
+
+@trace_app.command("inspect")
+def trace_inspect(
+    path: Path = typer.Argument(..., help="Trace file (.csv, .jsonl, .parquet)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or parquet (default: from the suffix)."),
+) -> None:
+    """Print a trace's size, rate and token percentiles per workload."""
+    from .trace import describe, read_trace
+
+    with _user_errors():
+        trace = read_trace(path, fmt)
+    typer.echo(describe(trace))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; no output was left half-written", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,254 @@
+"""Per-request and per-attempt records, their Parquet tables, and per-run metrics.
+
+Records go into per-column lists during a run (never a list of dicts) and become
+Arrow tables at its end. ``run_metrics`` defines every per-run metric; see
+docs/metrics.md for the formal definitions and stats.py for how replications
+are combined.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+REQUEST_OK, REQUEST_FAILED, REQUEST_REJECTED = 0, 1, 2
+STATUS_NAMES = ("ok", "failed", "rejected")
+ATTEMPT_OK, ATTEMPT_ERROR, ATTEMPT_RATE_LIMITED, ATTEMPT_TIMEOUT, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_CANCELLED = range(6)
+OUTCOME_NAMES = ("ok", "error", "rate_limited", "timeout", "context_overflow", "cancelled")
+
+#: Metrics of one (policy, replication) run, in the order of summary.csv.
+RUN_METRICS = (
+    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "mean_quality", "latency_p50_s",
+    "latency_p95_s", "latency_p99_s", "fallback_rate", "attempts_per_request", "slo_attainment",
+    "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
+)
+#: Metrics that compare a policy with the baseline in the same replication.
+PAIRED_METRICS = ("savings_vs_baseline", "quality_delta_vs_baseline")
+SUCCESS_BINS = 120  # bins of the success-rate-over-time series
+
+
+class RunRecorder:
+    """Column lists for one (policy, replication) run."""
+
+    def __init__(self) -> None:
+        # requests
+        self.r_index: list[int] = []
+        self.r_status: list[int] = []
+        self.r_model: list[int] = []
+        self.r_attempts: list[int] = []
+        self.r_latency: list[float] = []
+        self.r_ttft: list[float | None] = []
+        self.r_cost: list[float] = []
+        self.r_quality: list[float] = []
+        self.r_carbon: list[float] = []
+        self.r_fallback: list[bool] = []
+        # attempts
+        self.a_index: list[int] = []
+        self.a_attempt: list[int] = []
+        self.a_model: list[int] = []
+        self.a_start: list[float] = []
+        self.a_end: list[float] = []
+        self.a_outcome: list[int] = []
+        self.a_cost: list[float] = []
+        # decisions (indexed by request number, filled in arrival order)
+        self.d_us: list[float] = []
+        self.d_reason: list[Any] = []
+        self.d_error: list[str | None] = []
+        self.d_candidates: list[tuple[int, ...]] = []
+
+    def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback) -> None:
+        self.r_index.append(i)
+        self.r_status.append(status)
+        self.r_model.append(model)
+        self.r_attempts.append(attempts)
+        self.r_latency.append(latency)
+        self.r_ttft.append(ttft)
+        self.r_cost.append(cost)
+        self.r_quality.append(quality)
+        self.r_carbon.append(carbon)
+        self.r_fallback.append(fallback)
+
+    def attempt(self, i, attempt, model, start, end, outcome, cost) -> None:
+        self.a_index.append(i)
+        self.a_attempt.append(attempt)
+        self.a_model.append(model)
+        self.a_start.append(start)
+        self.a_end.append(end)
+        self.a_outcome.append(outcome)
+        self.a_cost.append(cost)
+
+    def decision(self, i, decision_us, reason, error, candidates) -> None:
+        self.d_us.append(decision_us)
+        self.d_reason.append(reason)
+        self.d_error.append(error)
+        self.d_candidates.append(candidates)
+
+    def observe_error(self, i: int, error: str) -> None:
+        previous = self.d_error[i]
+        self.d_error[i] = f"observe: {error}" if previous is None else f"{previous}; observe: {error}"
+
+
+@dataclass
+class RunColumns:
+    """A finished run's request columns, sorted by request number, as numpy arrays."""
+
+    status: np.ndarray
+    model: np.ndarray
+    attempts: np.ndarray
+    latency: np.ndarray
+    ttft: np.ndarray
+    cost: np.ndarray
+    quality: np.ndarray
+    carbon: np.ndarray
+    fallback: np.ndarray
+    decision_us: np.ndarray
+    policy_error: np.ndarray  # bool
+
+
+def run_columns(rec: RunRecorder, n_requests: int) -> RunColumns:
+    if len(rec.r_index) != n_requests or len(rec.d_us) != n_requests:
+        raise RuntimeError(f"run ended with {len(rec.r_index)} of {n_requests} requests recorded")
+    order = np.argsort(np.asarray(rec.r_index), kind="stable")
+    ttft = np.array([np.nan if t is None else t for t in rec.r_ttft], dtype=float)
+    return RunColumns(
+        status=np.asarray(rec.r_status, dtype=np.int8)[order],
+        model=np.asarray(rec.r_model, dtype=np.int32)[order],
+        attempts=np.asarray(rec.r_attempts, dtype=np.int32)[order],
+        latency=np.asarray(rec.r_latency, dtype=float)[order],
+        ttft=ttft[order],
+        cost=np.asarray(rec.r_cost, dtype=float)[order],
+        quality=np.asarray(rec.r_quality, dtype=float)[order],
+        carbon=np.asarray(rec.r_carbon, dtype=float)[order],
+        fallback=np.asarray(rec.r_fallback, dtype=bool)[order],
+        decision_us=np.asarray(rec.d_us, dtype=float),
+        policy_error=np.array([e is not None for e in rec.d_error], dtype=bool),
+    )
+
+
+# --------------------------------------------------------------------------- tables
+def _labels(names: list[str], codes: np.ndarray, empty: str = "") -> pa.Array:
+    """Codes into a list of names; -1 becomes ``empty``."""
+    lookup = np.asarray(list(names) + [empty], dtype=object)
+    return pa.array(lookup[codes], type=pa.string())
+
+
+def requests_table(cols: RunColumns, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
+    n = len(cols.status)
+    return pa.table({
+        "policy": pa.array([policy] * n, type=pa.string()),
+        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+        "request_id": pa.array(trace.request_id, type=pa.string()),
+        "arrival_s": pa.array(trace.arrival_s),
+        "workload": pa.array(trace.workload_names(), type=pa.string()),
+        "input_tokens": pa.array(trace.input_tokens),
+        "output_tokens": pa.array(trace.output_tokens),
+        "status": _labels(list(STATUS_NAMES), cols.status),
+        "model": _labels(model_names, cols.model),
+        "attempts": pa.array(cols.attempts),
+        "latency_s": pa.array(cols.latency),
+        "ttft_s": pa.array(cols.ttft, from_pandas=True),  # null when no answer came
+        "cost_usd": pa.array(cols.cost),
+        "quality": pa.array(cols.quality),
+        "carbon_g": pa.array(cols.carbon),
+        "fallback": pa.array(cols.fallback),
+    })
+
+
+def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
+    index = np.asarray(rec.a_index, dtype=np.int64)
+    attempt = np.asarray(rec.a_attempt, dtype=np.int32)
+    order = np.lexsort((attempt, index))  # by request, then attempt
+    n = len(index)
+    return pa.table({
+        "policy": pa.array([policy] * n, type=pa.string()),
+        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+        "request_id": pa.array(trace.request_id[index[order]], type=pa.string()),
+        "attempt": pa.array(attempt[order]),
+        "model": _labels(model_names, np.asarray(rec.a_model, dtype=np.int32)[order]),
+        "start_s": pa.array(np.asarray(rec.a_start, dtype=float)[order]),
+        "end_s": pa.array(np.asarray(rec.a_end, dtype=float)[order]),
+        "outcome": _labels(list(OUTCOME_NAMES), np.asarray(rec.a_outcome, dtype=np.int8)[order]),
+        "cost_usd": pa.array(np.asarray(rec.a_cost, dtype=float)[order]),
+    })
+
+
+def _reason_text(reason: Any) -> str | None:
+    if reason is None or isinstance(reason, str):
+        return reason
+    try:
+        return json.dumps(reason, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(reason)
+
+
+def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
+    """What the policy decided and why, with the CPU time it took (not deterministic)."""
+    n = len(rec.d_us)
+    texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
+    reasons = []
+    for r in rec.d_reason:
+        key = id(r)
+        if key not in texts:
+            texts[key] = _reason_text(r)
+        reasons.append(texts[key])
+    candidates = [">".join(model_names[m] for m in c) for c in rec.d_candidates]
+    return pa.table({
+        "policy": pa.array([policy] * n, type=pa.string()),
+        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+        "request_id": pa.array(trace.request_id, type=pa.string()),
+        "candidates": pa.array(candidates, type=pa.string()),
+        "reason": pa.array(reasons, type=pa.string()),
+        "policy_error": pa.array(rec.d_error, type=pa.string()),
+        "decision_us": pa.array(np.asarray(rec.d_us, dtype=float)),
+    })
+
+
+# --------------------------------------------------------------------------- per-run metrics
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.ndarray) -> dict[str, float]:
+    """Every per-run metric (docs/metrics.md). ``slo_by_code``: SLO seconds per workload code, inf for none."""
+    n = len(cols.status)
+    ok = cols.status == REQUEST_OK
+    ok_latency = cols.latency[ok]
+    within_slo = ok & (cols.latency <= slo_by_code[workload_codes])
+    cost = float(cols.cost.sum())
+    return {
+        "requests": float(n),
+        "success_rate": float(ok.mean()),
+        "cost_usd": cost,
+        "cost_per_1k_requests_usd": cost / n * 1000.0,
+        "mean_quality": float(cols.quality.mean()),
+        "latency_p50_s": _percentile(ok_latency, 50),
+        "latency_p95_s": _percentile(ok_latency, 95),
+        "latency_p99_s": _percentile(ok_latency, 99),
+        "fallback_rate": float(cols.fallback.mean()),
+        "attempts_per_request": float(cols.attempts.mean()),
+        "slo_attainment": float(within_slo.mean()),
+        "decision_us_p50": _percentile(cols.decision_us, 50),
+        "decision_us_p99": _percentile(cols.decision_us, 99),
+        "carbon_g": float(cols.carbon.sum()),
+        "policy_error_rate": float(cols.policy_error.mean()),
+    }
+
+
+def success_series(cols: RunColumns, arrival_s: np.ndarray, horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ok, total) requests per arrival-time bin over [0, horizon_s]."""
+    edges = np.linspace(0.0, max(horizon_s, 1e-9), SUCCESS_BINS + 1)
+    total, _ = np.histogram(arrival_s, bins=edges)
+    ok, _ = np.histogram(arrival_s[cols.status == REQUEST_OK], bins=edges)
+    return ok, total
+
+
+def latency_quantiles(cols: RunColumns, points: int = 201) -> np.ndarray:
+    """Quantiles of successful requests' latency on an even grid (for CDF figures)."""
+    ok_latency = cols.latency[cols.status == REQUEST_OK]
+    if not len(ok_latency):
+        return np.full(points, np.nan)
+    return np.quantile(ok_latency, np.linspace(0, 1, points))

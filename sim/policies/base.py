@@ -1,0 +1,135 @@
+"""The policy interface, identical in production and in simulation.
+
+A policy sees only what a real router knows when it decides: the request, the
+published prices and priors, and the router's own observations. It never sees
+ground truth (a future outage, a request's true difficulty or output length, the
+latency a provider is about to produce). Nothing here imports simpy or the
+simulator, so a production router can import a policy unchanged.
+
+The records are ``NamedTuple``s: immutable (a policy cannot change the router's
+state through them) and cheap to build, which matters because the simulator
+builds one ``Request`` per request and refreshes ``ModelStatus`` snapshots as
+observations arrive.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
+
+
+class Request(NamedTuple):
+    """What the router knows about a request when it must decide."""
+
+    request_id: str
+    arrival_s: float
+    workload: str
+    input_tokens: int
+    #: A noisy estimate of the request's difficulty (the signal a learned router
+    #: would have), or None when the scenario gives none.
+    difficulty_estimate: float | None = None
+
+
+class ModelStatus(NamedTuple):
+    """A read-only snapshot of one deployment as the router sees it."""
+
+    # Published facts.
+    name: str
+    provider: str
+    input_per_mtok: float  # price in force now, USD per million input tokens
+    output_per_mtok: float
+    context_window: int
+    quality_prior: Mapping[str, float]  # ability (logit scale) per workload, 'default' for the rest
+    ttft_prior_s: float  # published median time to first token
+    tokens_per_s_prior: float  # published median output speed
+    carbon_g_per_mtok: float | None
+    # The router's own observations.
+    calls: int  # attempts finished
+    failures: int  # attempts that did not return an answer
+    in_flight: int  # attempts started and not yet finished
+    latency_ewma_s: float | None  # of successful attempts; None before the first
+    latency_per_token_ewma_s: float | None  # latency / output tokens, successful attempts
+    error_rate_ewma: float  # exponentially weighted share of failed attempts
+    consecutive_failures: int
+    last_failure_s: float | None
+    healthy: bool  # False while the router holds the model in cooldown
+
+    def quality_for(self, workload: str) -> float | None:
+        """The prior ability for ``workload`` (or the model's default)."""
+        prior = self.quality_prior
+        return prior.get(workload, prior.get("default"))
+
+    def expected_latency_s(self, output_tokens: float) -> float:
+        """Observed latency per output token when known, else the published prior."""
+        if self.latency_per_token_ewma_s is not None:
+            return self.latency_per_token_ewma_s * max(output_tokens, 1.0)
+        return self.ttft_prior_s + output_tokens / self.tokens_per_s_prior
+
+    def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
+        """Cost of a request of this size at the current published price."""
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+class RouterView(NamedTuple):
+    """What a policy is handed with each request."""
+
+    now_s: float  # the router's clock: simulated in simulation, wall clock in production
+    models: Sequence[ModelStatus]
+    by_name: Mapping[str, ModelStatus]
+
+    def model(self, name: str) -> ModelStatus:
+        return self.by_name[name]
+
+
+class Decision(NamedTuple):
+    """Ordered candidates (primary, then fallbacks) and the policy's reason."""
+
+    candidates: tuple[str, ...]
+    reason: str | Mapping[str, Any] = ""
+
+
+class Outcome(NamedTuple):
+    """What the router reports back after a request ends (``Policy.observe``)."""
+
+    request_id: str
+    status: str  # ok | failed | rejected
+    model: str | None  # the model that served it, if any
+    attempts: int
+    latency_s: float
+    ttft_s: float | None
+    cost_usd: float  # all attempts, including abandoned ones
+    input_tokens: int
+    output_tokens: int  # known once the answer arrived; 0 when failed
+    #: Acceptability feedback of the served answer (1.0/0.0) where the
+    #: deployment collects it (evals, user ratings); None when failed.
+    quality: float | None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def route(self, request: Request, view: RouterView) -> Decision: ...
+
+
+class BasePolicy:
+    """Convenience base: subclasses implement ``route``; ``observe`` is optional.
+
+    Built-in policies declare a pydantic ``Params`` model; the registry validates
+    the scenario's parameters against it and passes them as keyword arguments.
+    """
+
+    Params: Any = None
+    description: str = ""
+
+    def route(self, request: Request, view: RouterView) -> Decision:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe(self, request: Request, outcome: Outcome) -> None:
+        """Feedback after each request; the default ignores it."""
+
+
+def sigmoid(x: float) -> float:
+    """Probability of an acceptable answer for ability minus difficulty ``x``."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)

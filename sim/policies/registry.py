@@ -1,0 +1,129 @@
+"""Policy names -> classes: built-ins by name, ``"pkg.module:Class"`` import
+paths, and the ``routesim.policies`` entry-point group for installed plug-ins."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+ENTRY_POINT_GROUP = "routesim.policies"
+_BUILTINS: dict[str, type] = {}
+
+
+class PolicyParams(BaseModel):
+    """Base of built-in policies' parameter models."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    def referenced_models(self) -> list[tuple[str, tuple]]:
+        """(model name, field path) for every model name these parameters mention."""
+        return []
+
+
+class PolicyConfigError(Exception):
+    """Problems with a policy's kind or parameters: (field path, message) pairs."""
+
+    def __init__(self, problems: list[tuple[tuple, str]]):
+        self.problems = problems
+        super().__init__("; ".join(m for _, m in problems))
+
+
+def register(name: str):
+    """Class decorator that makes a built-in policy available by ``name``."""
+
+    def wrap(cls: type) -> type:
+        _BUILTINS[name] = cls
+        cls.kind = name
+        return cls
+
+    return wrap
+
+
+def available() -> dict[str, type]:
+    """Built-ins and installed plug-ins, by name."""
+    _load_builtins()
+    found = dict(_BUILTINS)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in found:
+            try:
+                found[ep.name] = ep.load()
+            except Exception:  # a broken plug-in must not hide the others
+                continue
+    return found
+
+
+def resolve(kind: str) -> type:
+    """The class for ``kind``; raises ``PolicyConfigError`` naming what is wrong."""
+    _load_builtins()
+    if kind in _BUILTINS:
+        return _BUILTINS[kind]
+    if ":" in kind:
+        module_name, _, attr = kind.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PolicyConfigError([((), f"cannot import module '{module_name}' for policy kind '{kind}': {exc}")]) from None
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise PolicyConfigError([((), f"module '{module_name}' has no '{attr}'")])
+        return cls
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=kind):
+        try:
+            return ep.load()
+        except Exception as exc:
+            raise PolicyConfigError([((), f"entry point '{kind}' failed to load: {exc}")]) from None
+    names = ", ".join(sorted(available()))
+    raise PolicyConfigError([((), f"unknown policy kind '{kind}' (available: {names}; or 'package.module:Class')")])
+
+
+def validate_params(kind: str, params: dict[str, Any]) -> list[tuple[str, tuple]]:
+    """Check ``params`` for ``kind`` without constructing the policy.
+
+    Returns the model names the parameters reference, for the scenario to check.
+    """
+    cls = resolve(kind)
+    params_model = getattr(cls, "Params", None)
+    if params_model is not None:
+        try:
+            return params_model.model_validate(params).referenced_models()
+        except ValidationError as exc:
+            from ..scenario import describe_error, error_location
+
+            raise PolicyConfigError([(error_location(params, tuple(e["loc"])), describe_error(e)) for e in exc.errors()]) from None
+    # A user class without a Params model: check the names against its constructor.
+    try:
+        inspect.signature(cls).bind(**params)
+    except TypeError as exc:
+        raise PolicyConfigError([((), f"parameters do not fit {cls.__name__}: {exc}")]) from None
+    except ValueError:
+        pass  # no signature to check against (a builtin or C class)
+    return []
+
+
+def build(kind: str, params: dict[str, Any], seed: int | None = None):
+    """Construct the policy; a ``seed`` is passed when the constructor accepts one."""
+    cls = resolve(kind)
+    kwargs = dict(params)
+    if seed is not None and _accepts(cls, "seed"):
+        kwargs["seed"] = seed
+    policy = cls(**kwargs)
+    if not callable(getattr(policy, "route", None)):
+        raise PolicyConfigError([((), f"{cls.__name__} has no route(request, view) method")])
+    return policy
+
+
+def _accepts(cls: type, name: str) -> bool:
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params  # declared by name: a **kwargs catch-all is not an opt-in
+
+
+def _load_builtins() -> None:
+    # Importing the modules runs their @register decorators.
+    from . import manual, static, weighted  # noqa: F401

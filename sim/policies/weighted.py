@@ -1,0 +1,112 @@
+"""``weighted``: per-request multi-criteria routing with automatic fallbacks.
+
+Each candidate model gets a score from four criteria, each normalised to (0, 1]
+against the best candidate for this request (so a weight says how much a
+criterion matters, whatever its units):
+
+- cost: this request's estimated cost at the published price (cheapest / this);
+- quality: the prior chance of an acceptable answer, ``sigmoid(ability - d)``
+  with ``d`` the request's difficulty estimate (0 when none), over the best;
+- latency: expected latency for the estimated output (observed when the router
+  has observations, else the published prior), fastest / this;
+- carbon: estimated grams CO2e (lowest / this), when weighted.
+
+Candidates are ordered by score, so the runners-up are the fallbacks. Models the
+router reports unhealthy go last, and so do models whose context window the
+request would likely overflow; models it certainly overflows are left out.
+Output length is not known before the answer, so it is estimated per workload
+from the answers observed so far (``output_tokens_prior`` until the first).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .base import BasePolicy, Decision, Outcome, Request, RouterView, sigmoid
+from .registry import PolicyParams, register
+
+
+class Weights(PolicyParams):
+    cost: float = Field(0.0, ge=0)
+    quality: float = Field(0.0, ge=0)
+    latency: float = Field(0.0, ge=0)
+    carbon: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.cost + self.quality + self.latency + self.carbon <= 0:
+            raise ValueError("at least one weight must be > 0")
+        return self
+
+    def normalised(self) -> tuple[float, float, float, float]:
+        total = self.cost + self.quality + self.latency + self.carbon
+        return (self.cost / total, self.quality / total, self.latency / total, self.carbon / total)
+
+
+class WeightedParams(PolicyParams):
+    weights: Weights = Weights(cost=0.5, quality=0.4, latency=0.1)
+    workload_weights: dict[str, Weights] = {}  # per-workload overrides
+    models: list[str] | None = None  # candidate set; all models when omitted
+    output_tokens_prior: int = Field(256, ge=1)
+
+    def referenced_models(self):
+        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
+
+
+@register("weighted")
+class WeightedPolicy(BasePolicy):
+    Params = WeightedParams
+    description = "Scores every model on cost, quality, latency (and carbon) per request; runners-up are fallbacks."
+
+    def __init__(self, **params):
+        p = self.Params(**params)
+        self._weights = p.weights.normalised()
+        self._workload_weights = {w: ws.normalised() for w, ws in p.workload_weights.items()}
+        self._allowed = None if p.models is None else frozenset(p.models)
+        self._output_prior = float(p.output_tokens_prior)
+        self._output_sum: dict[str, float] = {}
+        self._output_count: dict[str, int] = {}
+
+    def expected_output_tokens(self, workload: str) -> float:
+        count = self._output_count.get(workload)
+        return self._output_sum[workload] / count if count else self._output_prior
+
+    def route(self, request: Request, view: RouterView) -> Decision:
+        # Hot path: it runs once per simulated request, so the loops are plain.
+        w_cost, w_quality, w_latency, w_carbon = self._workload_weights.get(request.workload, self._weights)
+        n_in = request.input_tokens
+        n_out = self.expected_output_tokens(request.workload)
+        difficulty = request.difficulty_estimate or 0.0
+        allowed = self._allowed
+        rows = []
+        for m in view.models:
+            if (allowed is not None and m.name not in allowed) or n_in > m.context_window:
+                continue
+            ability = m.quality_for(request.workload)
+            carbon = (n_in + n_out) * (m.carbon_g_per_mtok or 0.0)
+            rows.append((m, m.cost_usd(n_in, n_out), sigmoid((ability or 0.0) - difficulty),
+                         m.expected_latency_s(n_out), carbon))
+        if not rows:
+            return Decision((), "weighted: no model can take this request")
+        tiny = 1e-12
+        best_cost = min(r[1] for r in rows) + tiny
+        best_quality = max(r[2] for r in rows) + tiny
+        best_latency = min(r[3] for r in rows) + tiny
+        best_carbon = min(r[4] for r in rows) + tiny
+        scored = []
+        for m, cost, quality, latency, carbon in rows:
+            score = (w_cost * best_cost / (cost + tiny) + w_quality * quality / best_quality
+                     + w_latency * best_latency / (latency + tiny))
+            if w_carbon:
+                score += w_carbon * best_carbon / (carbon + tiny)
+            # Sort key: usable first (healthy and likely to fit), then by score.
+            usable = m.healthy and n_in + n_out <= m.context_window
+            scored.append((not usable, -score, m.name))
+        scored.sort()
+        return Decision(tuple(s[2] for s in scored), {"policy": "weighted", "score": -scored[0][1]})
+
+    def observe(self, request: Request, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            w = request.workload
+            self._output_sum[w] = self._output_sum.get(w, 0.0) + outcome.output_tokens
+            self._output_count[w] = self._output_count.get(w, 0) + 1

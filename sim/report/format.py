@@ -1,0 +1,26 @@
+"""Number formatting shared by the report and the terminal table."""
+
+from __future__ import annotations
+
+
+def _one(value: float | None, kind: str) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "usd":
+        return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    if kind == "pct":
+        return f"{value * 100:.2f}%"
+    if kind == "delta":
+        return f"{value:+.4f}"
+    if kind == "seconds":
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
+    """``mean [lo, hi]`` for a summary entry ``{"mean": x, "ci95": [lo, hi]}``."""
+    text = _one(metric["mean"], kind)
+    lo, hi = metric["ci95"]
+    if with_ci and lo is not None and hi is not None:
+        text += f" [{_one(lo, kind)}, {_one(hi, kind)}]"
+    return text

@@ -1,0 +1,51 @@
+"""report.md: the comparison table, figures and method, for a pull request."""
+
+from __future__ import annotations
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from .. import __version__
+from .format import fmt_metric
+
+_ENV = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
+                   keep_trailing_newline=True, trim_blocks=False, lstrip_blocks=False)
+
+
+def table_rows(result) -> list[dict]:
+    rows = []
+    for name in result.policies:
+        s = result.summary[name]
+        rows.append({
+            "name": name + (" (baseline)" if name == result.baseline else ""),
+            "cost": fmt_metric(s["cost_usd"], "usd"),
+            "cost_1k": fmt_metric(s["cost_per_1k_requests_usd"], "usd"),
+            "savings": "—" if name == result.baseline else fmt_metric(s["savings_vs_baseline"], "pct"),
+            "quality": fmt_metric(s["mean_quality"], "ratio"),
+            "quality_delta": "—" if name == result.baseline else fmt_metric(s["quality_delta_vs_baseline"], "delta"),
+            "success": fmt_metric(s["success_rate"], "pct"),
+            "p95": fmt_metric(s["latency_p95_s"], "seconds"),
+            "fallback": fmt_metric(s["fallback_rate"], "pct"),
+        })
+    return rows
+
+
+def warnings(result) -> list[str]:
+    out = []
+    for name in result.policies:
+        rate = result.summary[name]["policy_error_rate"]["mean"] or 0.0
+        if rate > 0:
+            out.append(f"{name}: the policy failed on {rate:.2%} of requests (see policy_error in decisions.parquet); "
+                       "those went to router.default_model or were rejected.")
+    return out
+
+
+def render_markdown(result, resolved: dict, figures: dict[str, str]) -> str:
+    return _ENV.get_template("report.md.j2").render(
+        scenario=result.scenario, description=resolved.get("description"), seed=result.seed,
+        replications=result.replications, requests=_requests(result), baseline=result.baseline,
+        rows=table_rows(result), warnings=warnings(result), figures=figures, version=__version__)
+
+
+def _requests(result) -> str:
+    sizes = result.requests_per_replication
+    return f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}"

@@ -1,0 +1,33 @@
+"""The comparison table printed after a run (plain text: it goes to logs too)."""
+
+from __future__ import annotations
+
+from .format import fmt_metric
+
+_COLUMNS = (
+    ("policy", None, None),
+    ("cost/1k req", "cost_per_1k_requests_usd", "usd"),
+    ("savings", "savings_vs_baseline", "pct"),
+    ("quality", "mean_quality", "ratio"),
+    ("Δ quality", "quality_delta_vs_baseline", "delta"),
+    ("success", "success_rate", "pct"),
+    ("p95 s", "latency_p95_s", "seconds"),
+    ("fallback", "fallback_rate", "pct"),
+)
+
+
+def comparison_table(result) -> str:
+    rows = [[title for title, _, _ in _COLUMNS]]
+    for name in result.policies:
+        s = result.summary[name]
+        row = [name + (" *" if name == result.baseline else "")]
+        for _, metric, kind in _COLUMNS[1:]:
+            row.append(fmt_metric(s[metric], kind, with_ci=False))
+        rows.append(row)
+    widths = [max(len(r[c]) for r in rows) for c in range(len(_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"\n* baseline. Means over {result.replications} replication(s), seed {result.seed}; "
+                 "confidence intervals in report.md and summary.json.")
+    return "\n".join(lines)

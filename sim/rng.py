@@ -1,0 +1,78 @@
+"""Named random streams and the pre-drawn per-(request, model, attempt) variates.
+
+Every random number in routesim comes from here. Replication ``r`` and stream
+``k`` draw from ``SeedSequence(seed, spawn_key=(r, k))``; per-request variates
+are drawn in blocks of requests, block ``b`` from
+``SeedSequence(seed, spawn_key=(r, k, b))``. Because the variates for request
+``i`` on model ``m`` at its ``a``-th attempt on that model sit at a fixed place
+in a block that does not depend on routing order, every policy that sends
+request ``i`` to model ``m`` sees the same latency, error and quality draws
+(common random numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+#: Requests per block of pre-drawn variates: large enough to amortise numpy's
+#: per-call overhead, small enough to keep memory flat on long traces.
+BLOCK_SIZE = 4096
+
+
+class Stream(IntEnum):
+    """Stream identities; their numbers are part of the seeding contract."""
+
+    TRACE = 0  # synthetic arrivals, workloads, token counts
+    WORLD = 1  # stochastic faults (later issues)
+    LATENCY = 2  # TTFT and tokens/s draws
+    ERRORS = 3  # base and fault error draws
+    QUALITY = 4  # acceptable-answer draws
+    POLICY = 5  # seeds handed to randomised policies
+    DIFFICULTY = 6  # per-request difficulty when the trace has none
+    FEATURES = 7  # noise on the difficulty estimate policies may see
+
+
+def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:
+    """The generator of one named stream (optionally one block of it)."""
+    key = (replication, int(stream)) if block is None else (replication, int(stream), block)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def policy_seed(seed: int, replication: int, policy_index: int) -> int:
+    """An integer seed for a randomised policy's own ``random.Random``/``Generator``."""
+    seq = np.random.SeedSequence(seed, spawn_key=(replication, int(Stream.POLICY), policy_index))
+    return int(seq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+@dataclass(frozen=True)
+class AttemptDraws:
+    """Raw variates of one block: arrays of shape (requests, models, attempts).
+
+    ``ttft_z`` and ``tps_z`` are standard normals (lognormal latency), ``error_u``
+    and ``quality_u`` uniforms on [0, 1). float32 keeps a block small; the
+    precision is far below any latency or probability that matters.
+    """
+
+    ttft_z: np.ndarray
+    tps_z: np.ndarray
+    error_u: np.ndarray
+    quality_u: np.ndarray
+
+
+def draw_block(seed: int, replication: int, block: int, n_requests: int, n_models: int, n_attempts: int) -> AttemptDraws:
+    """Draw block ``block`` of the per-attempt variates.
+
+    The shape is fixed by the scenario (all its models, the largest
+    ``max_attempts`` of any policy), never by what a policy does, so the draws
+    are identical for every policy.
+    """
+    shape = (n_requests, n_models, n_attempts)
+    latency = generator(seed, replication, Stream.LATENCY, block)
+    ttft_z = latency.standard_normal(shape, dtype=np.float32)
+    tps_z = latency.standard_normal(shape, dtype=np.float32)
+    error_u = generator(seed, replication, Stream.ERRORS, block).random(shape, dtype=np.float32)
+    quality_u = generator(seed, replication, Stream.QUALITY, block).random(shape, dtype=np.float32)
+    return AttemptDraws(ttft_z, tps_z, error_u, quality_u)

@@ -1,0 +1,286 @@
+"""Runs a scenario: every policy in every replication, then the outputs.
+
+Data flows one way: scenario -> (trace, world, policies) -> engine + router ->
+metrics -> stats -> report. Within a replication every policy faces the same
+trace, world and per-attempt variates (common random numbers); each policy runs
+in its own simpy environment, so one cannot disturb another.
+
+Outputs are written into a hidden temporary folder beside ``--out`` and moved
+into place only when complete, so an interrupted run never leaves a report that
+looks whole, and an earlier run in ``--out`` survives a failed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+import yaml
+
+from . import __version__
+from .catalog import Catalog, build_catalog
+from .engine import Engine
+from .errors import InputError, Problem
+from .metrics import (RunRecorder, attempts_table, decisions_table, latency_quantiles, requests_table, run_columns,
+                      run_metrics, success_series)
+from .policies.registry import PolicyConfigError, build
+from .rng import Stream, generator, policy_seed
+from .router import Router
+from .scenario import LoadedScenario
+from .stats import SUMMARY_METRICS, summarize
+from .trace import Trace, generate, read_trace
+from .world import World, draw_difficulty, draw_difficulty_estimate
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class PolicyResult:
+    """What the report needs of one policy, over all replications."""
+
+    runs: list[dict] = field(default_factory=list)  # run_metrics per replication
+    latency_quantiles: list[np.ndarray] = field(default_factory=list)
+    success_ok: np.ndarray | None = None  # summed over replications
+    success_total: np.ndarray | None = None
+    model_share: dict[str, float] = field(default_factory=dict)  # served requests per model, all replications
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    seed: int
+    replications: int
+    baseline: str
+    policies: dict[str, PolicyResult]
+    summary: dict
+    horizon_s: float
+    outage_windows: list[tuple[float, float]]
+    price_changes: list[float]
+    requests_per_replication: list[int]
+
+
+# --------------------------------------------------------------------------- inputs
+def load_trace(loaded: LoadedScenario, seed: int, replication: int) -> Trace:
+    """The trace of one replication: the file's (the same every time) or a fresh synthetic one."""
+    spec = loaded.scenario.trace
+    if spec.path is not None:
+        return read_trace(loaded.trace_path(), spec.format)
+    return generate(spec.synthetic, generator(seed, replication, Stream.TRACE))
+
+
+def check_trace(loaded: LoadedScenario, trace: Trace) -> None:
+    """Cross-checks between the trace and the scenario, all problems at once."""
+    sc = loaded.scenario
+    problems = []
+    for model in trace.quality_labels:
+        if model not in sc.models:
+            problems.append(Problem(f"column quality.{model}: no model '{model}' in the scenario",
+                                    file=str(loaded.trace_path() or "trace")))
+    if sc.workloads:
+        unknown = sorted(set(trace.workloads) - set(sc.workloads))
+        if unknown:
+            problems.append(loaded.problem(("workloads",), f"the trace has workload(s) {', '.join(unknown)} "
+                                                            f"not declared here (declared: {', '.join(sc.workloads)})"))
+    if problems:
+        raise InputError(problems)
+    build_catalog(loaded, trace.workloads)  # every model needs an ability for every workload
+
+
+def preflight(loaded: LoadedScenario, seed: int | None = None) -> Trace:
+    """Everything ``validate`` checks beyond the YAML: the trace and the policies."""
+    seed = loaded.scenario.seed if seed is None else seed
+    trace = load_trace(loaded, seed, 0)
+    check_trace(loaded, trace)
+    for name, spec in loaded.scenario.policies.items():
+        try:
+            build(spec.kind, spec.all_params(), seed=0)
+        except PolicyConfigError as exc:
+            raise InputError([loaded.problem(("policies", name), m) for _, m in exc.problems]) from None
+        except Exception as exc:
+            raise InputError(loaded.problem(("policies", name), f"cannot construct the policy: {type(exc).__name__}: {exc}")) from None
+    return trace
+
+
+# --------------------------------------------------------------------------- one run
+def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world: World, catalog: Catalog,
+             estimate: np.ndarray | None, seed: int, replication: int) -> RunRecorder:
+    """One policy through one replication; returns its records."""
+    spec = loaded.scenario.policies[policy_name]
+    policy = build(spec.kind, spec.all_params(), seed=policy_seed(seed, replication, policy_index))
+    recorder = RunRecorder()
+    engine = Engine()
+    router = Router(policy, world, catalog, loaded.scenario.router_for(policy_name), engine.schedule, recorder, estimate)
+    engine.run(world.trace.arrival_s.tolist(), router.on_arrival)
+    return recorder
+
+
+class _TableSinks:
+    """One Parquet file per table, a row group per (policy, replication) run."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def write(self, name: str, table) -> None:
+        writer = self.writers.get(name)
+        if writer is None:
+            writer = self.writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema)
+        writer.write_table(table)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, replications: int | None = None,
+                 progress: Progress | None = None) -> RunResult:
+    """Simulate everything and write the Parquet tables into ``folder``."""
+    sc = loaded.scenario
+    seed = sc.seed if seed is None else seed
+    replications = sc.replications if replications is None else replications
+    n_attempts = sc.max_attempts()
+    results = {name: PolicyResult() for name in sc.policies}
+    total_runs, done = replications * len(sc.policies), 0
+    horizon, sizes = 0.0, []
+    outage_windows: list = []
+    price_changes: list = []
+    sinks = _TableSinks(folder)
+    try:
+        for r in range(replications):
+            trace = load_trace(loaded, seed, r)
+            check_trace(loaded, trace)
+            catalog = build_catalog(loaded, trace.workloads)
+            difficulty = draw_difficulty(sc, trace, seed, r)
+            estimate = draw_difficulty_estimate(sc, difficulty, seed, r)
+            world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)
+            outage_windows, price_changes = world.outage_windows, world.price_change_times
+            slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
+            horizon = max(horizon, trace.duration_s)
+            sizes.append(len(trace))
+            for p, name in enumerate(sc.policies):
+                if progress:
+                    progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
+                rec = simulate(loaded, name, p, world, catalog, estimate, seed, r)
+                cols = run_columns(rec, len(trace))
+                res = results[name]
+                res.runs.append(run_metrics(cols, trace.workload, slo))
+                res.latency_quantiles.append(latency_quantiles(cols))
+                ok, total = success_series(cols, trace.arrival_s, _horizon(loaded, trace))
+                res.success_ok = ok if res.success_ok is None else res.success_ok + ok
+                res.success_total = total if res.success_total is None else res.success_total + total
+                served = np.bincount(cols.model[cols.model >= 0], minlength=len(catalog.names))
+                for m, count in enumerate(served):
+                    res.model_share[catalog.names[m]] = res.model_share.get(catalog.names[m], 0) + int(count)
+                sinks.write("requests", requests_table(cols, name, r, trace, catalog.names))
+                sinks.write("attempts", attempts_table(rec, name, r, trace, catalog.names))
+                sinks.write("decisions", decisions_table(rec, name, r, trace, catalog.names))
+                done += 1
+    finally:
+        sinks.close()
+    if progress:
+        progress(done, total_runs, "done")
+    summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
+    return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
+                     list(outage_windows), list(price_changes), sizes)
+
+
+def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
+    synthetic = loaded.scenario.trace.synthetic
+    return synthetic.duration_s if synthetic is not None else trace.duration_s
+
+
+# --------------------------------------------------------------------------- outputs
+def summary_document(result: RunResult) -> dict:
+    return {
+        "scenario": result.scenario,
+        "seed": result.seed,
+        "replications": result.replications,
+        "baseline": result.baseline,
+        "routesim_version": __version__,
+        "policies": {name: {m: metrics[m] for m in SUMMARY_METRICS} for name, metrics in result.summary.items()},
+    }
+
+
+def write_summary(result: RunResult, folder: Path) -> None:
+    doc = summary_document(result)
+    (folder / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    header = ["policy"] + [f"{m}_{part}" for m in SUMMARY_METRICS for part in ("mean", "ci95_lo", "ci95_hi")]
+    lines = [",".join(header)]
+    for name, metrics in doc["policies"].items():
+        row = [name]
+        for m in SUMMARY_METRICS:
+            value = metrics[m]
+            row += ["" if v is None else repr(float(v)) for v in (value["mean"], *value["ci95"])]
+        lines.append(",".join(row))
+    (folder / "summary.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def resolved_scenario(loaded: LoadedScenario, seed: int, replications: int) -> dict:
+    """The scenario with every default filled in, runnable from anywhere."""
+    sc = loaded.scenario
+    doc = sc.model_dump(mode="json", exclude_none=True)
+    doc["routesim_version"] = __version__
+    doc["seed"], doc["replications"] = seed, replications
+    if sc.trace.path is not None:
+        doc["trace"]["path"] = str(loaded.trace_path().resolve())
+    doc["policies"] = {}
+    for name, spec in sc.policies.items():
+        entry = {"kind": spec.kind, "params": spec.all_params()}
+        if spec.router:
+            entry["router"] = spec.router
+        doc["policies"][name] = entry
+    doc["baseline"] = sc.baseline_policy
+    return doc
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder that replaces ``out`` only if the block completes."""
+    out = out.resolve()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "summary.json").exists())):
+        raise InputError(Problem("exists and is not an earlier routesim run; choose another --out", file=str(out)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, replications: int | None = None,
+                  progress: Progress | None = None) -> RunResult:
+    """Run the scenario and write every output into ``out`` atomically."""
+    from .report import write_report  # figures load matplotlib: only when reporting
+
+    sc = loaded.scenario
+    seed = sc.seed if seed is None else seed
+    replications = sc.replications if replications is None else replications
+    preflight(loaded, seed)  # bad input fails before anything is written
+    with atomic_folder(out) as folder:
+        result = run_scenario(loaded, folder, seed, replications, progress)
+        resolved = resolved_scenario(loaded, seed, replications)
+        (folder / "scenario.resolved.yaml").write_text(
+            f"# Resolved by routesim {__version__}: every default filled in. Rerun with\n"
+            f"#   routesim run scenario.resolved.yaml\n" + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        write_report(result, resolved, folder)
+        write_summary(result, folder)  # last: its presence marks a complete run
+    return result

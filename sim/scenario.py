@@ -1,0 +1,431 @@
+"""The scenario YAML as pydantic v2 models: load and validate, nothing else.
+
+Units are in the field names (``_s`` seconds, ``_per_mtok`` USD per million
+tokens). Every model forbids unknown keys and non-finite numbers. Problems are
+reported all at once, each with its file, line and field path.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError, Problem
+from .yamlio import FieldPath, format_path, line_of, load_yaml
+
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+TRACE_FORMATS = ("csv", "jsonl", "parquet")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# --------------------------------------------------------------------------- distributions
+class MedianP95(Strict):
+    """A lognormal given by its median and 95th percentile."""
+
+    median: Positive
+    p95: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.p95 < self.median:
+            raise ValueError(f"p95 ({self.p95}) must be >= median ({self.median})")
+        return self
+
+
+class MedianP5(Strict):
+    """A lognormal given by its median and 5th percentile (for rates: the slow tail)."""
+
+    median: Positive
+    p5: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.p5 > self.median:
+            raise ValueError(f"p5 ({self.p5}) must be <= median ({self.median})")
+        return self
+
+
+class TokenCounts(MedianP95):
+    """Lognormal token counts, rounded to whole tokens, at least 1, at most ``max``."""
+
+    max: Annotated[int, Field(ge=1)] | None = None
+
+
+# --------------------------------------------------------------------------- trace
+class WorkloadMix(Strict):
+    share: Positive
+    input_tokens: TokenCounts | None = None  # overrides the trace-wide distribution
+    output_tokens: TokenCounts | None = None
+
+
+class SyntheticTrace(Strict):
+    duration_s: Positive
+    rate_per_s: Positive
+    arrival: Literal["poisson"] = "poisson"
+    workloads: dict[str, Union[Positive, WorkloadMix]] = Field(default_factory=lambda: {"default": 1.0})
+    input_tokens: TokenCounts = TokenCounts(median=800, p95=4000)
+    output_tokens: TokenCounts = TokenCounts(median=200, p95=1000)
+
+    @field_validator("workloads")
+    @classmethod
+    def _not_empty(cls, value):
+        if not value:
+            raise ValueError("needs at least one workload")
+        return value
+
+    def mix(self) -> dict[str, WorkloadMix]:
+        """Every workload as a ``WorkloadMix`` (a bare number is its share)."""
+        return {name: (w if isinstance(w, WorkloadMix) else WorkloadMix(share=w)) for name, w in self.workloads.items()}
+
+
+class TraceSpec(Strict):
+    path: Path | None = None  # relative to the scenario file
+    format: Literal["csv", "jsonl", "parquet"] | None = None
+    synthetic: SyntheticTrace | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of 'path' or 'synthetic'")
+        if self.format is not None and self.path is None:
+            raise ValueError("'format' goes with 'path'")
+        return self
+
+
+# --------------------------------------------------------------------------- workloads, models
+class Difficulty(Strict):
+    mean: float = 0.0
+    sd: NonNegative = 1.0
+
+
+class WorkloadSpec(Strict):
+    slo_s: Positive | None = None  # latency objective; a request meets it if ok and within it
+    difficulty: Difficulty = Difficulty()
+
+
+class Price(Strict):
+    input_per_mtok: NonNegative
+    output_per_mtok: NonNegative
+
+
+class LatencySpec(Strict):
+    ttft_s: MedianP95
+    tokens_per_s: MedianP5
+    fail_fast_s: NonNegative = 0.1  # how long an error, outage or context overflow takes to come back
+
+
+class ModelSpec(Strict):
+    provider: str
+    price: Price
+    latency: LatencySpec
+    # Item-response ability per workload (logit scale); 'default' covers the rest.
+    quality: dict[str, float] = Field(default_factory=dict)
+    # What the router believes (published benchmarks); defaults to ``quality``.
+    quality_prior: dict[str, float] | None = None
+    context_window: Annotated[int, Field(gt=0)] = 128_000
+    error_rate: Probability = 0.0
+    carbon_g_per_mtok: NonNegative | None = None
+
+
+# --------------------------------------------------------------------------- events
+class OutageEvent(Strict):
+    """Every attempt to the target fails fast with a 5xx-like error while it lasts."""
+
+    kind: Literal["outage"]
+    provider: str | None = None
+    model: str | None = None
+    start_s: NonNegative
+    end_s: NonNegative
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.provider is None) == (self.model is None):
+            raise ValueError("give exactly one of 'provider' or 'model'")
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        return self
+
+
+class PriceEvent(Strict):
+    """From ``at_s`` on, new attempts to ``model`` are charged these prices."""
+
+    kind: Literal["price"]
+    model: str
+    at_s: NonNegative
+    input_per_mtok: NonNegative
+    output_per_mtok: NonNegative
+
+
+Event = Annotated[Union[OutageEvent, PriceEvent], Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- router, policies
+class HealthSpec(Strict):
+    """The router's own view of health: after this many consecutive failures a
+    model is seen as unhealthy until ``cooldown_s`` after its last failure."""
+
+    consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    cooldown_s: NonNegative = 30.0
+
+
+class RouterSpec(Strict):
+    timeout_s: Positive = 60.0  # per attempt
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    default_model: str | None = None  # used when the policy fails or returns nothing usable
+    # What an abandoned (timed-out) attempt costs: the tokens generated until it
+    # was abandoned, the whole answer, or nothing.
+    abandoned_charge: Literal["generated", "full", "none"] = "generated"
+    health: HealthSpec = HealthSpec()
+
+
+class PolicySpec(BaseModel):
+    """``kind`` plus its parameters, given inline or under ``params:``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    router: dict[str, Any] | None = None  # overrides parts of the scenario's router
+
+    def all_params(self) -> dict[str, Any]:
+        inline = dict(self.model_extra or {})
+        overlap = sorted(set(inline) & set(self.params))
+        if overlap:
+            raise ValueError(f"{', '.join(overlap)} given both inline and under 'params'")
+        return {**self.params, **inline}
+
+
+class Features(Strict):
+    """Request features policies may see. ``difficulty_noise_sd``: when set, each
+    request carries ``difficulty_estimate`` = true difficulty + N(0, sd)."""
+
+    difficulty_noise_sd: NonNegative | None = None
+
+
+# --------------------------------------------------------------------------- scenario
+class Scenario(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    seed: Annotated[int, Field(ge=0)] = 0
+    replications: Annotated[int, Field(ge=1, le=1000)] = 5
+    trace: TraceSpec
+    workloads: dict[str, WorkloadSpec] = Field(default_factory=dict)
+    models: dict[str, ModelSpec]
+    events: list[Event] = Field(default_factory=list)
+    router: RouterSpec = RouterSpec()
+    features: Features = Features()
+    policies: dict[str, PolicySpec]
+    baseline: str | None = None
+
+    @field_validator("models", "policies")
+    @classmethod
+    def _not_empty(cls, value):
+        if not value:
+            raise ValueError("needs at least one entry")
+        return value
+
+    @property
+    def baseline_policy(self) -> str:
+        return self.baseline or next(iter(self.policies))
+
+    def router_for(self, policy: str) -> RouterSpec:
+        """The scenario's router with the policy's own overrides applied."""
+        override = self.policies[policy].router
+        if not override:
+            return self.router
+        return RouterSpec.model_validate(_deep_merge(self.router.model_dump(), override))
+
+    def max_attempts(self) -> int:
+        return max(self.router_for(p).max_attempts for p in self.policies)
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+class LoadedScenario:
+    """A validated scenario and where it came from (for relative paths and messages)."""
+
+    def __init__(self, scenario: Scenario, path: Path, lines: dict[FieldPath, int]):
+        self.scenario = scenario
+        self.path = path
+        self.lines = lines
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def trace_path(self) -> Path | None:
+        p = self.scenario.trace.path
+        return None if p is None else (self.base_dir / p)
+
+    def problem(self, path: FieldPath, message: str) -> Problem:
+        return Problem(message, path=format_path(path), file=str(self.path), line=line_of(self.lines, path))
+
+
+_MESSAGES = {
+    "greater_than_equal": lambda c: f"must be >= {c['ge']}",
+    "greater_than": lambda c: f"must be > {c['gt']}",
+    "less_than_equal": lambda c: f"must be <= {c['le']}",
+    "less_than": lambda c: f"must be < {c['lt']}",
+    "missing": lambda c: "required field is missing",
+    "extra_forbidden": lambda c: "unknown key",
+    "finite_number": lambda c: "must be a finite number",
+    "float_parsing": lambda c: "must be a number",
+    "float_type": lambda c: "must be a number",
+    "int_parsing": lambda c: "must be a whole number",
+    "int_from_float": lambda c: "must be a whole number",
+    "int_type": lambda c: "must be a whole number",
+    "literal_error": lambda c: f"must be one of {c['expected']}",
+    "union_tag_invalid": lambda c: f"unknown kind {c['tag']!r} (expected one of {c['expected_tags']})",
+    "union_tag_not_found": lambda c: f"needs a '{c['discriminator'].strip(chr(39))}' field",
+    "string_too_short": lambda c: "must not be empty",
+    "dict_type": lambda c: "must be a mapping (key: value)",
+    "list_type": lambda c: "must be a list",
+    "model_type": lambda c: "must be a mapping (key: value)",
+    "model_attributes_type": lambda c: "must be a mapping (key: value)",
+}
+
+
+def describe_error(error: dict) -> str:
+    """A pydantic error as a short sentence, with the offending value where useful."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", error["msg"]))
+    if kind in _MESSAGES:
+        try:
+            message = _MESSAGES[kind](ctx)
+        except KeyError:
+            message = error["msg"]
+    else:
+        message = error["msg"][:1].lower() + error["msg"][1:]
+    value = error.get("input")
+    if kind not in ("missing", "extra_forbidden") and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        if isinstance(value, float) and math.isnan(value):
+            value = "nan"
+        message += f" (got {value!r})" if isinstance(value, str) else f" (got {value})"
+    return message
+
+
+def error_location(data: Any, loc: tuple) -> FieldPath:
+    """Drop pydantic's union and tag labels from ``loc`` so it follows the YAML."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not last:
+            continue  # a label such as 'outage' or 'function-after[...]', not a key
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
+def pydantic_problems(exc: ValidationError, data: Any, where: "LoadedScenario | None" = None,
+                      prefix: FieldPath = (), file: str = "") -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = prefix + error_location(data, tuple(err["loc"]))
+        if where is not None:
+            problems.append(where.problem(path, describe_error(err)))
+        else:
+            problems.append(Problem(describe_error(err), path=format_path(path), file=file))
+    return problems
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Parse and validate the scenario file (structure and cross-references).
+
+    Raises ``InputError`` listing every problem found.
+    """
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(Problem("a scenario must be a YAML mapping (name:, trace:, models:, policies:, ...)",
+                                 file=str(path), line=1))
+    holder = LoadedScenario(None, path, lines)  # type: ignore[arg-type]
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(pydantic_problems(exc, data, holder)) from None
+    holder.scenario = scenario
+    problems = reference_problems(holder)
+    if problems:
+        raise InputError(problems)
+    return holder
+
+
+def reference_problems(loaded: LoadedScenario) -> list[Problem]:
+    """Names that must refer to something declared elsewhere in the scenario."""
+    sc = loaded.scenario
+    models, providers = set(sc.models), {m.provider for m in sc.models.values()}
+    problems: list[Problem] = []
+
+    def need_model(name: str | None, path: FieldPath) -> None:
+        if name is not None and name not in models:
+            problems.append(loaded.problem(path, f"unknown model '{name}' (models: {', '.join(sorted(models))})"))
+
+    for name, spec in sc.models.items():
+        for key in ("quality", "quality_prior"):
+            table = getattr(spec, key) or {}
+            for workload in table:
+                if workload != "default" and sc.workloads and workload not in sc.workloads:
+                    problems.append(loaded.problem(("models", name, key, workload),
+                                                   f"unknown workload '{workload}' (workloads: {', '.join(sorted(sc.workloads))})"))
+    for i, event in enumerate(sc.events):
+        if getattr(event, "model", None) is not None:
+            need_model(event.model, ("events", i, "model"))
+        if getattr(event, "provider", None) is not None and event.provider not in providers:
+            problems.append(loaded.problem(("events", i, "provider"),
+                                           f"unknown provider '{event.provider}' (providers: {', '.join(sorted(providers))})"))
+    need_model(sc.router.default_model, ("router", "default_model"))
+    if sc.baseline is not None and sc.baseline not in sc.policies:
+        problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
+    for name, spec in sc.policies.items():
+        problems.extend(_policy_problems(loaded, name, spec, need_model))
+    if sc.trace.path is not None and not loaded.trace_path().exists():
+        problems.append(loaded.problem(("trace", "path"), f"file not found: {loaded.trace_path()}"))
+    return problems
+
+
+def _policy_problems(loaded: LoadedScenario, name: str, spec: PolicySpec, need_model) -> list[Problem]:
+    # Imported lazily: the registry may import user code named in the scenario.
+    from .policies.registry import PolicyConfigError, validate_params
+
+    base: FieldPath = ("policies", name)
+    problems: list[Problem] = []
+    try:
+        params = spec.all_params()
+    except ValueError as exc:
+        return [loaded.problem(base, str(exc))]
+    if spec.router:
+        try:
+            loaded.scenario.router_for(name)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, spec.router, loaded, base + ("router",)))
+    try:
+        referenced = validate_params(spec.kind, params)
+    except PolicyConfigError as exc:
+        for sub_path, message in exc.problems:
+            in_params = base + (("params",) if spec.params else ()) + sub_path
+            problems.append(loaded.problem(in_params if sub_path else base + ("kind",), message))
+        return problems
+    for model_name, sub_path in referenced:
+        need_model(model_name, base + (("params",) if spec.params else ()) + sub_path)
+    return problems

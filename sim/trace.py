@@ -1,0 +1,278 @@
+"""Request traces: a columnar table, its readers and writers, and the generator.
+
+A trace has ``arrival_s`` (seconds from the start, sorted), ``input_tokens`` and
+``output_tokens`` (whole, non-negative), and optionally ``request_id``,
+``workload``, ``difficulty`` and ``quality.<model>`` (per-request labels in
+[0, 1] for counterfactual replay of offline evals). Readers report the first bad
+value with its line (text files) or row (Parquet).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, Problem
+from .scenario import SyntheticTrace, TokenCounts
+
+REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
+OPTIONAL = ("request_id", "workload", "difficulty")
+QUALITY_PREFIX = "quality."
+DEFAULT_WORKLOAD = "default"
+Z95 = 1.6448536269514722  # standard normal 95th percentile
+
+
+@dataclass
+class Trace:
+    """Columns as numpy arrays; ``workload`` holds codes into ``workloads``."""
+
+    arrival_s: np.ndarray  # float64, sorted
+    input_tokens: np.ndarray  # int64
+    output_tokens: np.ndarray  # int64
+    request_id: np.ndarray  # object (str)
+    workload: np.ndarray  # int32 codes
+    workloads: list[str]
+    difficulty: np.ndarray | None = None  # float64
+    quality_labels: dict[str, np.ndarray] = field(default_factory=dict)  # model -> float64 in [0, 1]
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.arrival_s[-1]) if len(self) else 0.0
+
+    def workload_names(self) -> np.ndarray:
+        return np.asarray(self.workloads, dtype=object)[self.workload]
+
+    def to_pandas(self) -> pd.DataFrame:
+        cols = {
+            "request_id": self.request_id,
+            "arrival_s": self.arrival_s,
+            "workload": self.workload_names(),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+        }
+        if self.difficulty is not None:
+            cols["difficulty"] = self.difficulty
+        for model, labels in self.quality_labels.items():
+            cols[QUALITY_PREFIX + model] = labels
+        return pd.DataFrame(cols)
+
+
+# --------------------------------------------------------------------------- reading
+def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
+    """Read a CSV, JSON-lines or Parquet trace and validate it."""
+    path = Path(path)
+    fmt = fmt or _format_from_suffix(path)
+    if not path.exists():
+        raise InputError(Problem("file not found", file=str(path)))
+    if fmt == "csv":
+        frame, first_line = _read_csv(path), 2  # line 1 is the header
+    elif fmt == "jsonl":
+        frame, first_line = _read_jsonl(path), 1
+    elif fmt == "parquet":
+        try:
+            frame = pq.read_table(path).to_pandas()
+        except Exception as exc:
+            raise InputError(Problem(f"cannot read Parquet: {exc}", file=str(path))) from None
+        first_line = None
+    else:
+        raise InputError(Problem(f"unknown trace format '{fmt}' (csv, jsonl, parquet)", file=str(path)))
+    return from_frame(frame, source=str(path), first_line=first_line)
+
+
+def _format_from_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    known = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    if suffix not in known:
+        raise InputError(Problem(f"cannot tell the format from '{suffix}'; give format: csv|jsonl|parquet", file=str(path)))
+    return known[suffix]
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        # Everything as text first: numbers are parsed below, with row numbers on failure.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.EmptyDataError:
+        raise InputError(Problem("empty file (no header, no rows)", file=str(path))) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(f"not valid CSV: {exc}", file=str(path))) from None
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(Problem(f"not valid JSON: {exc.msg}", file=str(path), line=number)) from None
+            if not isinstance(row, dict):
+                raise InputError(Problem("each line must be a JSON object", file=str(path), line=number))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | None = 1) -> Trace:
+    """Validate a table and turn it into a ``Trace``.
+
+    ``first_line`` is the file line of row 0 (None: report 1-based row numbers).
+    """
+
+    def where(row: int) -> dict:
+        if first_line is None:
+            return {"file": source, "path": f"row {row + 1}"}
+        return {"file": source, "line": row + first_line}
+
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise InputError(Problem(f"missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})",
+                                 file=source))
+    if len(frame) == 0:
+        raise InputError(Problem("the trace has no requests", file=source))
+
+    def numbers(column: str) -> np.ndarray:
+        raw = frame[column]
+        values = pd.to_numeric(raw.replace("", np.nan) if raw.dtype == object or str(raw.dtype).startswith("str") else raw,
+                               errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise InputError(Problem(f"{column}: not a finite number ({raw.iloc[bad[0]]!r})", **where(int(bad[0]))))
+        return values
+
+    def tokens(column: str) -> np.ndarray:
+        values = numbers(column)
+        bad = np.flatnonzero((values < 0) | (values != np.round(values)))
+        if len(bad):
+            raise InputError(Problem(f"{column}: must be a whole number >= 0 (got {frame[column].iloc[bad[0]]!r})",
+                                     **where(int(bad[0]))))
+        return values.astype(np.int64)
+
+    arrival = numbers("arrival_s")
+    negative = np.flatnonzero(arrival < 0)
+    if len(negative):
+        raise InputError(Problem(f"arrival_s: must be >= 0 (got {arrival[negative[0]]})", **where(int(negative[0]))))
+    unsorted = np.flatnonzero(np.diff(arrival) < 0)
+    if len(unsorted):
+        i = int(unsorted[0]) + 1
+        raise InputError(Problem(f"arrival_s: not sorted ({arrival[i]} comes after {arrival[i - 1]})", **where(i)))
+    input_tokens, output_tokens = tokens("input_tokens"), tokens("output_tokens")
+
+    if "request_id" in frame.columns:
+        request_id = frame["request_id"].astype(str).to_numpy(dtype=object)
+        duplicated = pd.Series(request_id).duplicated().to_numpy()
+        if duplicated.any():
+            i = int(np.flatnonzero(duplicated)[0])
+            raise InputError(Problem(f"request_id: duplicate '{request_id[i]}'", **where(i)))
+    else:
+        request_id = default_request_ids(len(frame))
+
+    if "workload" in frame.columns:
+        names = frame["workload"].astype(str).replace("", DEFAULT_WORKLOAD)
+        codes, uniques = pd.factorize(names, sort=True)
+        workload, workloads = codes.astype(np.int32), [str(u) for u in uniques]
+    else:
+        workload, workloads = np.zeros(len(frame), dtype=np.int32), [DEFAULT_WORKLOAD]
+
+    difficulty = numbers("difficulty") if "difficulty" in frame.columns else None
+    labels = {}
+    for column in frame.columns:
+        if str(column).startswith(QUALITY_PREFIX):
+            values = numbers(column)
+            bad = np.flatnonzero((values < 0) | (values > 1))
+            if len(bad):
+                raise InputError(Problem(f"{column}: must be in [0, 1] (got {values[bad[0]]})", **where(int(bad[0]))))
+            labels[str(column)[len(QUALITY_PREFIX):]] = values
+    return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels)
+
+
+def default_request_ids(n: int) -> np.ndarray:
+    width = max(6, len(str(n)))
+    return np.array([f"r{i:0{width}d}" for i in range(n)], dtype=object)
+
+
+# --------------------------------------------------------------------------- writing
+def write_trace(trace: Trace, path: str | Path) -> None:
+    """Write as CSV, JSON lines or Parquet according to the suffix."""
+    path = Path(path)
+    frame = trace.to_pandas()
+    fmt = _format_from_suffix(path)
+    if fmt == "csv":
+        frame.to_csv(path, index=False, float_format="%.6f")
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+
+
+# --------------------------------------------------------------------------- generating
+def lognormal_sigma(median: float, upper: float, z: float = Z95) -> float:
+    """Sigma of a lognormal with this median and this value at the ``z`` quantile."""
+    return math.log(upper / median) / z
+
+
+def token_counts(rng: np.random.Generator, spec: TokenCounts, n: int) -> np.ndarray:
+    sigma = lognormal_sigma(spec.median, spec.p95)
+    values = np.rint(spec.median * np.exp(sigma * rng.standard_normal(n)))
+    values = np.maximum(values, 1)
+    if spec.max is not None:
+        values = np.minimum(values, spec.max)
+    return values.astype(np.int64)
+
+
+def generate(spec: SyntheticTrace, rng: np.random.Generator) -> Trace:
+    """Poisson arrivals over ``duration_s`` with a workload mix and lognormal tokens.
+
+    The count is Poisson(rate x duration) and, given the count, the arrival
+    times are sorted uniforms: that is a homogeneous Poisson process, drawn
+    without a per-request loop.
+    """
+    n = int(rng.poisson(spec.rate_per_s * spec.duration_s))
+    if n == 0:
+        raise InputError(Problem("the synthetic trace has no requests (rate_per_s x duration_s too small)",
+                                 path="trace.synthetic"))
+    arrival = np.sort(rng.uniform(0.0, spec.duration_s, n))
+    mix = spec.mix()
+    names = sorted(mix)
+    shares = np.array([mix[w].share for w in names], dtype=float)
+    workload = rng.choice(len(names), size=n, p=shares / shares.sum()).astype(np.int32)
+    input_tokens = np.empty(n, dtype=np.int64)
+    output_tokens = np.empty(n, dtype=np.int64)
+    for code, name in enumerate(names):
+        rows = np.flatnonzero(workload == code)
+        input_tokens[rows] = token_counts(rng, mix[name].input_tokens or spec.input_tokens, len(rows))
+        output_tokens[rows] = token_counts(rng, mix[name].output_tokens or spec.output_tokens, len(rows))
+    return Trace(arrival, input_tokens, output_tokens, default_request_ids(n), workload, names)
+
+
+# --------------------------------------------------------------------------- describing
+def describe(trace: Trace) -> str:
+    """A short text summary: size, rate, burstiness and token percentiles per workload."""
+    n = len(trace)
+    gaps = np.diff(trace.arrival_s)
+    cv = float(gaps.std() / gaps.mean()) if len(gaps) > 1 and gaps.mean() > 0 else float("nan")
+    duration = trace.duration_s
+    lines = [
+        f"requests: {n:,}",
+        f"duration: {duration:,.1f} s",
+        f"mean rate: {n / duration:.3f} req/s" if duration > 0 else "mean rate: n/a",
+        f"inter-arrival CV: {cv:.2f}",
+        "",
+        f"{'workload':<16}{'requests':>10}{'in p50':>9}{'in p95':>9}{'out p50':>9}{'out p95':>9}",
+    ]
+    for code, name in enumerate(trace.workloads):
+        rows = trace.workload == code
+        if not rows.any():
+            continue
+        i50, i95 = np.percentile(trace.input_tokens[rows], [50, 95])
+        o50, o95 = np.percentile(trace.output_tokens[rows], [50, 95])
+        lines.append(f"{name:<16}{int(rows.sum()):>10,}{i50:>9.0f}{i95:>9.0f}{o50:>9.0f}{o95:>9.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""Ground truth over time: outages, the price schedule, and what each attempt
+would produce (latency, error draw, acceptable answer).
+
+Only the engine and router read this; policies never do. Per-attempt truth is
+computed vectorised per block of requests from the pre-drawn variates of
+``rng.py`` and handed out as nested Python lists, which the router indexes
+faster than numpy scalars.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+
+import numpy as np
+
+from .catalog import Catalog
+from .rng import BLOCK_SIZE, Stream, draw_block, generator
+from .scenario import OutageEvent, PriceEvent, Scenario
+from .trace import Trace
+
+# Fields of one attempt's ground truth, in the order of the innermost lists.
+TTFT, TPS, LATENCY, ERROR_U, ACCEPT = range(5)
+_CACHED_BLOCKS = 4  # requests in flight rarely span more blocks; a miss is only a redraw
+
+
+def draw_difficulty(scenario: Scenario, trace: Trace, seed: int, replication: int) -> np.ndarray:
+    """Each request's true difficulty: the trace's, else N(mean, sd) of its workload."""
+    if trace.difficulty is not None:
+        return trace.difficulty
+    rng = generator(seed, replication, Stream.DIFFICULTY)
+    z = rng.standard_normal(len(trace))
+    mean = np.array([scenario.workloads[w].difficulty.mean if w in scenario.workloads else 0.0 for w in trace.workloads])
+    sd = np.array([scenario.workloads[w].difficulty.sd if w in scenario.workloads else 1.0 for w in trace.workloads])
+    return mean[trace.workload] + sd[trace.workload] * z
+
+
+def draw_difficulty_estimate(scenario: Scenario, difficulty: np.ndarray, seed: int, replication: int) -> np.ndarray | None:
+    """The noisy difficulty signal a learned router would have, or None."""
+    noise = scenario.features.difficulty_noise_sd
+    if noise is None:
+        return None
+    rng = generator(seed, replication, Stream.FEATURES)
+    return difficulty + noise * rng.standard_normal(len(difficulty))
+
+
+class World:
+    def __init__(self, scenario: Scenario, catalog: Catalog, trace: Trace, difficulty: np.ndarray,
+                 seed: int, replication: int, n_attempts: int):
+        self.catalog = catalog
+        self.trace = trace
+        self.seed, self.replication, self.n_attempts = seed, replication, n_attempts
+        self.difficulty = difficulty
+        n_models = len(catalog.names)
+        index = catalog.index
+        # Outage windows per model, [start, end).
+        self.outages: list[list[tuple[float, float]]] = [[] for _ in range(n_models)]
+        # Price points per model: parallel lists of times and (input, output) prices.
+        self._price_times: list[list[float]] = [[0.0] for _ in range(n_models)]
+        self._prices: list[list[tuple[float, float]]] = [[(catalog.input_per_mtok[m], catalog.output_per_mtok[m])]
+                                                         for m in range(n_models)]
+        for event in scenario.events:
+            if isinstance(event, OutageEvent):
+                targets = [index[event.model]] if event.model else catalog.models_of_provider(event.provider)
+                for m in targets:
+                    self.outages[m].append((event.start_s, event.end_s))
+            elif isinstance(event, PriceEvent):
+                self._add_price(index[event.model], event.at_s, (event.input_per_mtok, event.output_per_mtok))
+        for windows in self.outages:
+            windows.sort()
+        self.price_change_times = sorted({t for times in self._price_times for t in times[1:]})
+        self.outage_windows = sorted({w for windows in self.outages for w in windows})
+        # Per-request quality probability per model: labels where the trace has them.
+        self._labels = [trace.quality_labels.get(name) for name in catalog.names]
+        self._blocks: OrderedDict[int, list] = OrderedDict()
+
+    def _add_price(self, m: int, at_s: float, price: tuple[float, float]) -> None:
+        times = self._price_times[m]
+        i = bisect.bisect_right(times, at_s)
+        if i > 0 and times[i - 1] == at_s:  # a change at the same time replaces the earlier one
+            self._prices[m][i - 1] = price
+        else:
+            times.insert(i, at_s)
+            self._prices[m].insert(i, price)
+
+    # ------------------------------------------------------------------ over time
+    def price(self, m: int, t: float) -> tuple[float, float]:
+        """(input, output) USD per million tokens in force at ``t``."""
+        prices = self._prices[m]
+        if len(prices) == 1:
+            return prices[0]
+        return prices[bisect.bisect_right(self._price_times[m], t) - 1]
+
+    def is_down(self, m: int, t: float) -> bool:
+        for start, end in self.outages[m]:
+            if start <= t < end:
+                return True
+            if start > t:
+                break
+        return False
+
+    # ------------------------------------------------------------------ per attempt
+    def block(self, b: int) -> list:
+        """Ground truth of block ``b``: ``[request][model][attempt] -> [ttft, tps, latency, error_u, accept]``."""
+        cached = self._blocks.get(b)
+        if cached is not None:
+            return cached
+        cached = self._compute_block(b)
+        self._blocks[b] = cached
+        if len(self._blocks) > _CACHED_BLOCKS:
+            self._blocks.popitem(last=False)
+        return cached
+
+    def _compute_block(self, b: int) -> list:
+        cat = self.catalog
+        lo = b * BLOCK_SIZE
+        hi = min(lo + BLOCK_SIZE, len(self.trace))
+        n = hi - lo
+        draws = draw_block(self.seed, self.replication, b, n, len(cat.names), self.n_attempts)
+        ttft = np.exp(cat.ttft_mu[None, :, None] + cat.ttft_sigma[None, :, None] * draws.ttft_z)
+        tps = np.exp(cat.tps_mu[None, :, None] + cat.tps_sigma[None, :, None] * draws.tps_z)
+        output = self.trace.output_tokens[lo:hi].astype(float)
+        latency = ttft + output[:, None, None] / tps
+        ability = cat.ability[:, self.trace.workload[lo:hi]].T  # (requests, models)
+        p_ok = 1.0 / (1.0 + np.exp(-(ability - self.difficulty[lo:hi, None])))
+        for m, labels in enumerate(self._labels):
+            if labels is not None:
+                p_ok[:, m] = labels[lo:hi]
+        accept = (draws.quality_u < p_ok[:, :, None]).astype(float)
+        stacked = np.stack([ttft, tps, latency, draws.error_u.astype(float), accept], axis=-1)
+        return stacked.tolist()

@@ -1,0 +1,75 @@
+"""Helpers shared by the tests: small scenarios built in code and run in-process."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sim.cli import app
+from sim.runner import run_to_folder
+from sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+FAST = {"ttft_s": {"median": 0.5, "p95": 1.0}, "tokens_per_s": {"median": 100, "p5": 50}}
+
+BASE = {
+    "name": "t",
+    "seed": 1,
+    "replications": 2,
+    "trace": {"synthetic": {"duration_s": 600, "rate_per_s": 2,
+                            "workloads": {"chat": 0.6, "code": 0.4},
+                            "input_tokens": {"median": 500, "p95": 2000},
+                            "output_tokens": {"median": 100, "p95": 400}}},
+    "models": {
+        "big": {"provider": "pa", "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0},
+                "latency": FAST, "quality": {"default": 3.0}},
+        "small": {"provider": "pb", "price": {"input_per_mtok": 0.2, "output_per_mtok": 0.8},
+                  "latency": FAST, "quality": {"default": 1.0}},
+    },
+    "router": {"timeout_s": 60, "max_attempts": 3},
+    "policies": {"static-big": {"kind": "static", "model": "big"},
+                 "static-small": {"kind": "static", "model": "small"}},
+    "baseline": "static-big",
+}
+
+
+def scenario(**overrides) -> dict:
+    """A deep copy of BASE with top-level keys replaced."""
+    data = copy.deepcopy(BASE)
+    data.update(copy.deepcopy(overrides))
+    return data
+
+
+def write_scenario(folder: Path, data: dict, name: str = "scenario.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_scenario_data(folder: Path, data: dict, **kwargs) -> Path:
+    """Run a scenario given as a dict; returns the output folder."""
+    path = write_scenario(folder, data)
+    out = folder / "out"
+    run_to_folder(load_scenario(path), out, **kwargs)
+    return out
+
+
+def read(out: Path, table: str = "requests") -> pd.DataFrame:
+    return pd.read_parquet(out / f"{table}.parquet")
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
