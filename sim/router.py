@@ -20,6 +20,7 @@ Semantics (DESIGN.md):
 from __future__ import annotations
 
 from time import thread_time_ns
+from types import MappingProxyType
 from typing import Callable
 
 from .catalog import Catalog
@@ -28,7 +29,7 @@ from .metrics import (ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEM
 from .policies.base import ModelStatus, Outcome, Request, RouterView
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
-from .world import ACCEPT, ERROR_U, LATENCY, TPS, TTFT, World
+from .world import World
 
 EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
 _BLOCK_SHIFT = BLOCK_SIZE.bit_length() - 1
@@ -72,7 +73,12 @@ class Router:
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
         self._names = catalog.names
         self._index = catalog.index
+        self._positions = MappingProxyType(dict(self._index))  # shared by every view: never changes
         self._context = catalog.context_window
+        self._n_models = len(catalog.names)
+        self._n_attempts = world.n_attempts
+        self._outages = world.outages
+        self._block_number, self._block = -1, None
         self._fail_fast = catalog.fail_fast_s
         self._error_rate = catalog.error_rate
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
@@ -85,7 +91,8 @@ class Router:
         self._failures = [0] * n
         self._in_flight = [0] * n
         self._latency = [None] * n
-        self._latency_per_token = [None] * n
+        self._ttft = [None] * n
+        self._speed = [None] * n
         self._error_ewma = [0.0] * n
         self._consecutive = [0] * n
         self._last_failure = [None] * n
@@ -123,7 +130,7 @@ class Router:
                 statuses[m] = self._status(m, now)
             self._dirty.clear()
             models = tuple(statuses)
-            self._view = RouterView(now, models, dict(zip(self._names, models)))
+            self._view = RouterView(now, models, self._positions)
             return self._view
         return self._view._replace(now_s=now)
 
@@ -141,7 +148,7 @@ class Router:
         name, provider = self._static[m]
         return ModelStatus(name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
                            self._calls[m], self._failures[m], self._in_flight[m], self._latency[m],
-                           self._latency_per_token[m], self._error_ewma[m], self._consecutive[m],
+                           self._ttft[m], self._speed[m], self._error_ewma[m], self._consecutive[m],
                            self._last_failure[m], now >= self._unhealthy_until[m])
 
     # ------------------------------------------------------------------ requests
@@ -205,59 +212,62 @@ class Router:
         self._in_flight[m] += 1
         self._dirty.add(m)
         i = f.i
-        truth = None
-        if self.world.is_down(m, now):
+        ttft = speed = accept = None
+        if self._outages[m] and self.world.is_down(m, now):  # most models have no outage: skip the call
             outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
         elif self._input[i] + self._output[i] > self._context[m]:
             outcome, duration = ATTEMPT_CONTEXT_OVERFLOW, self._fail_fast[m]
         else:
-            truth = self.world.block(i >> _BLOCK_SHIFT)[i & _BLOCK_MASK][m][k]
-            if truth[ERROR_U] < self._error_rate[m]:
+            b = i >> _BLOCK_SHIFT
+            if b != self._block_number:  # arrivals advance block by block: keep the current one at hand
+                self._block, self._block_number = self.world.block(b), b
+            block = self._block
+            at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
+            if block.error_u[at] < self._error_rate[m]:
                 outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
-            elif truth[LATENCY] > self.spec.timeout_s:
-                outcome, duration = ATTEMPT_TIMEOUT, self.spec.timeout_s
             else:
-                outcome, duration = ATTEMPT_OK, truth[LATENCY]
-        self.schedule(duration, self._on_attempt_end, (f, m, attempt, outcome, now, duration, truth))
+                ttft, speed, accept, duration = block.ttft_s[at], block.tokens_per_s[at], block.accept[at], block.latency_s[at]
+                if duration > self.spec.timeout_s:
+                    outcome, duration = ATTEMPT_TIMEOUT, self.spec.timeout_s
+                else:
+                    outcome = ATTEMPT_OK
+        self.schedule(duration, self._on_attempt_end, (f, m, attempt, outcome, now, duration, ttft, speed, accept))
 
     def _on_attempt_end(self, token) -> None:
-        f, m, attempt, outcome, start, duration, truth = token
+        f, m, attempt, outcome, start, duration, ttft, speed, accept = token
         end = start + duration
         i = f.i
         cost = 0.0
         if outcome == ATTEMPT_OK or (outcome == ATTEMPT_TIMEOUT and self.spec.abandoned_charge != "none"):
-            charged_output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, truth, duration)
+            charged_output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, ttft, speed, duration)
             price_in, price_out = self.world.price(m, start)
             cost = (self._input[i] * price_in + charged_output * price_out) / 1e6
             f.carbon += (self._input[i] + charged_output) * self._carbon[m] / 1e6
         f.cost += cost
         self.rec.attempt(i, attempt, m, start, end, outcome, cost)
-        self._observe_attempt(m, outcome, duration, end, self._output[i])
+        self._observe_attempt(m, outcome, duration, end, ttft, self._output[i])
         if outcome == ATTEMPT_OK:
-            self._finish(f, REQUEST_OK, end, m, (start - f.request.arrival_s + truth[TTFT], truth[ACCEPT]))
+            self._finish(f, REQUEST_OK, end, m, (start - f.request.arrival_s + ttft, accept))
         elif f.next < len(f.candidates) and f.attempts < self.spec.max_attempts:
             self._start_attempt(f, end)
         else:
             self._finish(f, REQUEST_FAILED, end, None, None)
 
-    def _abandoned_output(self, i: int, truth, waited_s: float) -> float:
+    def _abandoned_output(self, i: int, ttft: float, speed: float, waited_s: float) -> float:
         if self.spec.abandoned_charge == "full":
             return float(self._output[i])
         # 'generated': the tokens streamed before the router gave up.
-        return min(float(self._output[i]), max(0.0, (waited_s - truth[TTFT]) * truth[TPS]))
+        return min(float(self._output[i]), max(0.0, (waited_s - ttft) * speed))
 
-    def _observe_attempt(self, m: int, outcome: int, duration: float, end: float, output_tokens: int) -> None:
+    def _observe_attempt(self, m: int, outcome: int, duration: float, end: float, ttft, output_tokens: int) -> None:
         self._in_flight[m] -= 1
         self._calls[m] += 1
         self._dirty.add(m)
         if outcome == ATTEMPT_OK:
-            per_token = duration / max(output_tokens, 1)
-            previous = self._latency[m]
-            if previous is None:
-                self._latency[m], self._latency_per_token[m] = duration, per_token
-            else:
-                self._latency[m] = previous + EWMA_ALPHA * (duration - previous)
-                self._latency_per_token[m] += EWMA_ALPHA * (per_token - self._latency_per_token[m])
+            self._latency[m] = _ewma(self._latency[m], duration)
+            self._ttft[m] = _ewma(self._ttft[m], ttft)
+            if output_tokens > 0 and duration > ttft:
+                self._speed[m] = _ewma(self._speed[m], output_tokens / (duration - ttft))
             self._error_ewma[m] *= 1.0 - EWMA_ALPHA
             self._consecutive[m] = 0
         elif outcome != ATTEMPT_CONTEXT_OVERFLOW:  # an oversized request says nothing about the model
@@ -291,6 +301,10 @@ class Router:
                 self._observe(request, outcome)
             except Exception as exc:  # feedback errors are policy errors too, not run failures
                 self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
+
+
+def _ewma(previous: float | None, value: float) -> float:
+    return value if previous is None else previous + EWMA_ALPHA * (value - previous)
 
 
 __all__ = ["Router", "OUTCOME_NAMES"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,8 +20,6 @@ from .rng import BLOCK_SIZE, Stream, draw_block, generator
 from .scenario import OutageEvent, PriceEvent, Scenario
 from .trace import Trace
 
-# Fields of one attempt's ground truth, in the order of the innermost lists.
-TTFT, TPS, LATENCY, ERROR_U, ACCEPT = range(5)
 _CACHED_BLOCKS = 4  # requests in flight rarely span more blocks; a miss is only a redraw
 
 
@@ -100,8 +99,8 @@ class World:
         return False
 
     # ------------------------------------------------------------------ per attempt
-    def block(self, b: int) -> list:
-        """Ground truth of block ``b``: ``[request][model][attempt] -> [ttft, tps, latency, error_u, accept]``."""
+    def block(self, b: int) -> "Block":
+        """Ground truth of every (request, model, attempt) in block ``b``."""
         cached = self._blocks.get(b)
         if cached is not None:
             return cached
@@ -111,7 +110,7 @@ class World:
             self._blocks.popitem(last=False)
         return cached
 
-    def _compute_block(self, b: int) -> list:
+    def _compute_block(self, b: int) -> "Block":
         cat = self.catalog
         lo = b * BLOCK_SIZE
         hi = min(lo + BLOCK_SIZE, len(self.trace))
@@ -126,6 +125,19 @@ class World:
         for m, labels in enumerate(self._labels):
             if labels is not None:
                 p_ok[:, m] = labels[lo:hi]
-        accept = (draws.quality_u < p_ok[:, :, None]).astype(float)
-        stacked = np.stack([ttft, tps, latency, draws.error_u.astype(float), accept], axis=-1)
-        return stacked.tolist()
+        accept = draws.quality_u < p_ok[:, :, None]
+        return Block(ttft.ravel().tolist(), tps.ravel().tolist(), latency.ravel().tolist(),
+                     draws.error_u.ravel().tolist(), accept.ravel().astype(float).tolist())
+
+
+class Block(NamedTuple):
+    """Flat lists over (request in block, model, attempt on that model), C order:
+    the entry of (j, m, k) is at ``(j * models + m) * attempts + k``. Flat lists
+    because converting them is ten times cheaper than nested ones, and indexing
+    a list is cheaper than indexing numpy."""
+
+    ttft_s: list
+    tokens_per_s: list
+    latency_s: list  # ttft + output_tokens / tokens_per_s, before any slowdown
+    error_u: list  # uniform draw compared with the error rate in force
+    accept: list  # 1.0 when the answer would be acceptable

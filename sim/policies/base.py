@@ -48,7 +48,8 @@ class ModelStatus(NamedTuple):
     failures: int  # attempts that did not return an answer
     in_flight: int  # attempts started and not yet finished
     latency_ewma_s: float | None  # of successful attempts; None before the first
-    latency_per_token_ewma_s: float | None  # latency / output tokens, successful attempts
+    ttft_ewma_s: float | None  # observed time to first token, successful attempts
+    tokens_per_s_ewma: float | None  # observed output speed after the first token
     error_rate_ewma: float  # exponentially weighted share of failed attempts
     consecutive_failures: int
     last_failure_s: float | None
@@ -60,10 +61,11 @@ class ModelStatus(NamedTuple):
         return prior.get(workload, prior.get("default"))
 
     def expected_latency_s(self, output_tokens: float) -> float:
-        """Observed latency per output token when known, else the published prior."""
-        if self.latency_per_token_ewma_s is not None:
-            return self.latency_per_token_ewma_s * max(output_tokens, 1.0)
-        return self.ttft_prior_s + output_tokens / self.tokens_per_s_prior
+        """TTFT plus decoding time, from observations where the router has them,
+        else from the published priors."""
+        ttft = self.ttft_prior_s if self.ttft_ewma_s is None else self.ttft_ewma_s
+        speed = self.tokens_per_s_prior if self.tokens_per_s_ewma is None else self.tokens_per_s_ewma
+        return ttft + output_tokens / speed
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         """Cost of a request of this size at the current published price."""
@@ -75,10 +77,11 @@ class RouterView(NamedTuple):
 
     now_s: float  # the router's clock: simulated in simulation, wall clock in production
     models: Sequence[ModelStatus]
-    by_name: Mapping[str, ModelStatus]
+    positions: Mapping[str, int]  # model name -> its place in ``models``
 
     def model(self, name: str) -> ModelStatus:
-        return self.by_name[name]
+        """The status of one model by name (KeyError if the router has no such model)."""
+        return self.models[self.positions[name]]
 
 
 class Decision(NamedTuple):

@@ -20,9 +20,11 @@ from the answers observed so far (``output_tokens_prior`` until the first).
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field, model_validator
 
-from .base import BasePolicy, Decision, Outcome, Request, RouterView, sigmoid
+from .base import BasePolicy, Decision, Outcome, Request, RouterView
 from .registry import PolicyParams, register
 
 
@@ -72,27 +74,48 @@ class WeightedPolicy(BasePolicy):
         return self._output_sum[workload] / count if count else self._output_prior
 
     def route(self, request: Request, view: RouterView) -> Decision:
-        # Hot path: it runs once per simulated request, so the loops are plain.
-        w_cost, w_quality, w_latency, w_carbon = self._workload_weights.get(request.workload, self._weights)
+        # Hot path: it runs once per simulated request (and per live request in
+        # production), so ModelStatus's helpers (quality_for, cost_usd,
+        # expected_latency_s) are inlined here; keep them in step.
+        workload = request.workload
+        w_cost, w_quality, w_latency, w_carbon = self._workload_weights.get(workload, self._weights)
         n_in = request.input_tokens
-        n_out = self.expected_output_tokens(request.workload)
+        n_out = self.expected_output_tokens(workload)
         difficulty = request.difficulty_estimate or 0.0
         allowed = self._allowed
         rows = []
+        best_cost = best_latency = best_carbon = math.inf
+        best_quality = 0.0
         for m in view.models:
-            if (allowed is not None and m.name not in allowed) or n_in > m.context_window:
-                continue
-            ability = m.quality_for(request.workload)
+            if n_in > m.context_window or (allowed is not None and m.name not in allowed):
+                continue  # certain to overflow, or not a candidate
+            prior = m.quality_prior
+            ability = prior.get(workload)
+            if ability is None:
+                ability = prior.get("default", 0.0)
+            x = ability - difficulty
+            quality = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else 0.0  # sigmoid, without overflow
+            cost = n_in * m.input_per_mtok + n_out * m.output_per_mtok  # USD x 1e6: only ratios matter
+            ttft = m.ttft_prior_s if m.ttft_ewma_s is None else m.ttft_ewma_s
+            speed = m.tokens_per_s_prior if m.tokens_per_s_ewma is None else m.tokens_per_s_ewma
+            latency = ttft + n_out / speed
             carbon = (n_in + n_out) * (m.carbon_g_per_mtok or 0.0)
-            rows.append((m, m.cost_usd(n_in, n_out), sigmoid((ability or 0.0) - difficulty),
-                         m.expected_latency_s(n_out), carbon))
+            rows.append((m, cost, quality, latency, carbon))
+            if cost < best_cost:
+                best_cost = cost
+            if quality > best_quality:
+                best_quality = quality
+            if latency < best_latency:
+                best_latency = latency
+            if carbon < best_carbon:
+                best_carbon = carbon
         if not rows:
             return Decision((), "weighted: no model can take this request")
         tiny = 1e-12
-        best_cost = min(r[1] for r in rows) + tiny
-        best_quality = max(r[2] for r in rows) + tiny
-        best_latency = min(r[3] for r in rows) + tiny
-        best_carbon = min(r[4] for r in rows) + tiny
+        best_cost += tiny
+        best_quality += tiny
+        best_latency += tiny
+        best_carbon += tiny
         scored = []
         for m, cost, quality, latency, carbon in rows:
             score = (w_cost * best_cost / (cost + tiny) + w_quality * quality / best_quality
@@ -103,7 +126,7 @@ class WeightedPolicy(BasePolicy):
             usable = m.healthy and n_in + n_out <= m.context_window
             scored.append((not usable, -score, m.name))
         scored.sort()
-        return Decision(tuple(s[2] for s in scored), {"policy": "weighted", "score": -scored[0][1]})
+        return Decision(tuple([s[2] for s in scored]), {"policy": "weighted", "score": -scored[0][1]})
 
     def observe(self, request: Request, outcome: Outcome) -> None:
         if outcome.status == "ok":
