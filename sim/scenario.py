@@ -223,6 +223,7 @@ class Scenario(Strict):
     features: Features = Features()
     policies: dict[str, PolicySpec]
     baseline: str | None = None
+    routesim_version: str | None = None  # written into scenario.resolved.yaml; informational
 
     @field_validator("models", "policies")
     @classmethod
@@ -274,11 +275,16 @@ class LoadedScenario:
         return Problem(message, path=format_path(path), file=str(self.path), line=line_of(self.lines, path))
 
 
+def _num(value) -> str:
+    """0.0 -> '0', 0.5 -> '0.5': bounds read as the user would write them."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 _MESSAGES = {
-    "greater_than_equal": lambda c: f"must be >= {c['ge']}",
-    "greater_than": lambda c: f"must be > {c['gt']}",
-    "less_than_equal": lambda c: f"must be <= {c['le']}",
-    "less_than": lambda c: f"must be < {c['lt']}",
+    "greater_than_equal": lambda c: f"must be >= {_num(c['ge'])}",
+    "greater_than": lambda c: f"must be > {_num(c['gt'])}",
+    "less_than_equal": lambda c: f"must be <= {_num(c['le'])}",
+    "less_than": lambda c: f"must be < {_num(c['lt'])}",
     "missing": lambda c: "required field is missing",
     "extra_forbidden": lambda c: "unknown key",
     "finite_number": lambda c: "must be a finite number",
@@ -329,7 +335,7 @@ def error_location(data: Any, loc: tuple) -> FieldPath:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
-        elif not last:
+        elif not last or (isinstance(node, dict) and node.get("kind") == part):
             continue  # a label such as 'outage' or 'function-after[...]', not a key
         else:
             node = None

@@ -208,7 +208,7 @@ def write_trace(trace: Trace, path: str | Path) -> None:
     if fmt == "csv":
         frame.to_csv(path, index=False, float_format="%.6f")
     elif fmt == "jsonl":
-        frame.to_json(path, orient="records", lines=True)
+        frame.to_json(path, orient="records", lines=True, double_precision=15)
     else:
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
 

@@ -1,0 +1,162 @@
+"""The command line: exit codes, no tracebacks, atomic output, the import contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from conftest import ROOT, scenario, write_scenario
+
+DESIGN_METRICS = {"requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "savings_vs_baseline",
+                  "mean_quality", "quality_delta_vs_baseline", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+                  "fallback_rate", "attempts_per_request", "slo_attainment", "decision_us_p50", "decision_us_p99"}
+REQUEST_COLUMNS = ["policy", "replication", "request_id", "arrival_s", "workload", "input_tokens", "output_tokens",
+                   "status", "model", "attempts", "latency_s", "ttft_s", "cost_usd", "quality", "carbon_g"]
+ATTEMPT_COLUMNS = ["policy", "replication", "request_id", "attempt", "model", "start_s", "end_s", "outcome", "cost_usd"]
+
+
+def test_run_writes_every_output_with_the_design_names(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario())
+    out = tmp_path / "out"
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "static-big *" in result.output  # the comparison table, baseline marked
+    for name in ("requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
+                 "report.md", "scenario.resolved.yaml", "cost_vs_quality.png", "latency_cdf.png", "success_over_time.png"):
+        assert (out / name).stat().st_size > 0, name
+    requests = pd.read_parquet(out / "requests.parquet")
+    assert list(requests.columns[:len(REQUEST_COLUMNS)]) == REQUEST_COLUMNS
+    assert list(pd.read_parquet(out / "attempts.parquet").columns) == ATTEMPT_COLUMNS
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"scenario", "seed", "replications", "baseline", "policies"} <= set(summary)
+    assert summary["replications"] == 2 and summary["baseline"] == "static-big"
+    for metrics in summary["policies"].values():
+        assert DESIGN_METRICS <= set(metrics)
+        for value in metrics.values():
+            assert set(value) == {"mean", "ci95"} and len(value["ci95"]) == 2
+    csv = pd.read_csv(out / "summary.csv")
+    assert list(csv.policy) == ["static-big", "static-small"]
+    assert "savings_vs_baseline_ci95_lo" in csv.columns
+    # Nothing is left behind but the output folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "scenario.yaml"]
+
+
+def test_resolved_scenario_reruns_to_the_same_bytes(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    pd.DataFrame({"arrival_s": [0.5, 1.0, 2.0, 3.5], "input_tokens": [10, 20, 30, 40],
+                  "output_tokens": [5, 6, 7, 8]}).to_csv(trace, index=False)
+    path = write_scenario(tmp_path, scenario(trace={"path": "trace.csv"}))
+    assert cli("run", path, "--out", tmp_path / "first", "--seed", "9").exit_code == 0
+    resolved = tmp_path / "first" / "scenario.resolved.yaml"
+    assert cli("run", resolved, "--out", tmp_path / "second").exit_code == 0
+    for table in ("requests.parquet", "attempts.parquet"):
+        assert (tmp_path / "first" / table).read_bytes() == (tmp_path / "second" / table).read_bytes()
+
+
+def test_bad_scenario_exits_2_and_writes_nothing(cli, tmp_path):
+    data = scenario()
+    data["models"]["big"]["price"]["input_per_mtok"] = -1
+    path = write_scenario(tmp_path, data)
+    out = tmp_path / "out"
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 2
+    assert "models.big.price.input_per_mtok: must be >= 0" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.yaml"]
+
+
+def test_bad_trace_exits_2_with_the_line_and_keeps_an_earlier_run(cli, tmp_path):
+    good = tmp_path / "trace.csv"
+    good.write_text("arrival_s,input_tokens,output_tokens\n0,1,1\n1,2,2\n")
+    path = write_scenario(tmp_path, scenario(trace={"path": "trace.csv"}))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out).exit_code == 0
+    before = (out / "requests.parquet").read_bytes()
+    good.write_text("arrival_s,input_tokens,output_tokens\n0,1,1\n1,-2,2\n")
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 2
+    assert "trace.csv:3: input_tokens: must be a whole number >= 0" in result.output
+    assert (out / "requests.parquet").read_bytes() == before  # the earlier run is untouched
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_run(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario())
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    result = cli("run", path, "--out", precious)
+    assert result.exit_code == 2 and "not an earlier routesim run" in result.output
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_killed_run_leaves_no_report_that_looks_complete(tmp_path):
+    data = scenario(replications=200)  # long enough to be killed midway
+    path = write_scenario(tmp_path, data)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it write some runs
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert not out.exists()
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())  # cleaned up on SIGTERM
+    # SIGKILL allows no clean-up: the partial folder stays hidden and unnamed, out still absent.
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while time.time() < deadline + 60 and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not out.exists()
+    partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    assert partial and all(p.name.startswith(".") for p in partial)
+    assert not any((p / "summary.json").exists() for p in partial)
+
+
+def test_import_sim_policies_does_not_import_simpy():
+    code = "import sys, sim.policies; print('simpy' in sys.modules, 'sim.engine' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.split() == ["False", "False", "False"]
+
+
+def test_python_dash_m_sim_and_usage_errors(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "sim", "policies"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    for name in ("static", "manual", "weighted"):
+        assert f"{name}:" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "sim", "run"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_trace_generate_and_inspect(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario())
+    out = tmp_path / "gen.parquet"
+    result = cli("trace", "generate", path, "--out", out)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert {"arrival_s", "input_tokens", "output_tokens", "workload", "request_id"} <= set(frame.columns)
+    result = cli("trace", "inspect", out)
+    assert result.exit_code == 0
+    assert f"requests: {len(frame):,}" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("arrival_s,input_tokens\n0,1\n")
+    result = cli("trace", "inspect", bad)
+    assert result.exit_code == 2 and "missing required column(s) output_tokens" in result.output
+
+
+def test_example_scenarios_validate(cli):
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        result = cli("validate", path)
+        assert result.exit_code == 0, (path, result.output)
