@@ -1,0 +1,207 @@
+"""Policies: defining behaviour on hand-built views, errors, and plug-ins."""
+
+from __future__ import annotations
+
+import textwrap
+from types import MappingProxyType
+
+import pandas as pd
+import pytest
+
+from sim.policies import Decision, ModelStatus, Outcome, Request, RouterView, build
+from sim.policies.registry import PolicyConfigError, validate_params
+
+from conftest import read, run_scenario_data, scenario
+
+
+def status(name, price_in, price_out, ability=0.0, ttft=1.0, tps=50.0, healthy=True, context=100_000, **observed):
+    fields = dict(name=name, provider="p", input_per_mtok=price_in, output_per_mtok=price_out, context_window=context,
+                  quality_prior=MappingProxyType({"default": ability}), ttft_prior_s=ttft, tokens_per_s_prior=tps,
+                  carbon_g_per_mtok=None, calls=0, failures=0, in_flight=0, latency_ewma_s=None, ttft_ewma_s=None,
+                  tokens_per_s_ewma=None, error_rate_ewma=0.0, consecutive_failures=0, last_failure_s=None,
+                  healthy=healthy)
+    fields.update(observed)
+    return ModelStatus(**fields)
+
+
+def view(*models):
+    return RouterView(0.0, models, MappingProxyType({m.name: i for i, m in enumerate(models)}))
+
+
+def request(workload="chat", input_tokens=1000, estimate=None):
+    return Request("r1", 0.0, workload, input_tokens, estimate)
+
+
+MODELS = (status("pricey", 10.0, 30.0, ability=3.0, ttft=2.0), status("cheap", 0.1, 0.4, ability=0.5, ttft=0.2),
+          status("middle", 1.0, 4.0, ability=2.0, ttft=1.0))
+
+
+def test_weighted_cost_only_orders_by_estimated_cost():
+    policy = build("weighted", {"weights": {"cost": 1}})
+    assert policy.route(request(), view(*MODELS)).candidates == ("cheap", "middle", "pricey")
+
+
+def test_weighted_quality_only_orders_by_ability():
+    policy = build("weighted", {"weights": {"quality": 1}})
+    assert policy.route(request(), view(*MODELS)).candidates == ("pricey", "middle", "cheap")
+
+
+def test_weighted_latency_only_orders_by_expected_latency():
+    policy = build("weighted", {"weights": {"latency": 1}})
+    assert policy.route(request(), view(*MODELS)).candidates == ("cheap", "middle", "pricey")
+
+
+def test_weighted_score_is_the_documented_formula():
+    """Score = w_c * cheapest/cost + w_q * quality/best + w_l * fastest/latency; check the order by hand."""
+    import math
+    policy = build("weighted", {"weights": {"cost": 0.5, "quality": 0.5}, "output_tokens_prior": 100})
+    n_in, n_out = 1000, 100
+    cost = {m.name: n_in * m.input_per_mtok + n_out * m.output_per_mtok for m in MODELS}
+    quality = {m.name: 1 / (1 + math.exp(-m.quality_prior["default"])) for m in MODELS}
+    score = {n: 0.5 * min(cost.values()) / cost[n] + 0.5 * quality[n] / max(quality.values()) for n in cost}
+    expected = tuple(sorted(score, key=score.get, reverse=True))
+    decision = policy.route(request(input_tokens=n_in), view(*MODELS))
+    assert decision.candidates == expected
+    assert decision.reason["score"] == pytest.approx(max(score.values()), rel=1e-9)
+
+
+def test_weighted_puts_unhealthy_models_last_and_drops_certain_overflows():
+    models = (status("pricey", 10.0, 30.0), status("cheap", 0.1, 0.4, healthy=False), status("tiny", 0.2, 0.5, context=500))
+    policy = build("weighted", {"weights": {"cost": 1}})
+    assert policy.route(request(input_tokens=1000), view(*models)).candidates == ("pricey", "cheap")
+
+
+def test_weighted_workload_overrides_and_candidate_subset():
+    policy = build("weighted", {"weights": {"cost": 1}, "workload_weights": {"code": {"quality": 1}},
+                                "models": ["cheap", "pricey"]})
+    assert policy.route(request("chat"), view(*MODELS)).candidates == ("cheap", "pricey")
+    assert policy.route(request("code"), view(*MODELS)).candidates == ("pricey", "cheap")
+
+
+def test_weighted_learns_output_length_from_feedback():
+    # in_heavy is cheap for short answers, out_heavy for long ones: the choice flips once
+    # the policy has seen that answers are long. Crossover: 1000*2 + n*1 = 1000*0.1 + n*10 -> n ~ 211.
+    models = (status("in_heavy", 2.0, 1.0), status("out_heavy", 0.1, 10.0))
+    policy = build("weighted", {"weights": {"cost": 1}, "output_tokens_prior": 100})
+    req = request(input_tokens=1000)
+    assert policy.route(req, view(*models)).candidates[0] == "out_heavy"
+    for _ in range(5):
+        policy.observe(req, Outcome("r", "ok", "out_heavy", 1, 1.0, 0.1, 0.0, 1000, 500, 1.0))
+    assert policy.expected_output_tokens("chat") == 500
+    assert policy.route(req, view(*models)).candidates[0] == "in_heavy"
+
+
+def test_weighted_uses_the_difficulty_estimate():
+    models = (status("strong", 1.0, 1.0, ability=3.0), status("weak", 0.5, 0.5, ability=0.0))
+    policy = build("weighted", {"weights": {"cost": 0.5, "quality": 0.5}})
+    # Easy request: both answer well, the cheaper wins. Hard request: quality ratio decides.
+    assert policy.route(request(estimate=-6.0), view(*models)).candidates[0] == "weak"
+    assert policy.route(request(estimate=2.0), view(*models)).candidates[0] == "strong"
+
+
+def test_manual_routes_by_workload_with_default_and_fallbacks():
+    policy = build("manual", {"routes": {"chat": "a", "code": ["b", "c"]}, "default": "d", "fallbacks": ["c", "e"]})
+    v = view()
+    assert policy.route(request("chat"), v).candidates == ("a", "c", "e")
+    assert policy.route(request("code"), v).candidates == ("b", "c", "e")
+    assert policy.route(request("other"), v).candidates == ("d", "c", "e")
+    with pytest.raises(LookupError):
+        build("manual", {"routes": {"chat": "a"}}).route(request("other"), v)
+
+
+def test_params_are_validated_with_paths():
+    with pytest.raises(PolicyConfigError) as info:
+        validate_params("weighted", {"weights": {"cost": -1}})
+    assert info.value.problems[0][0] == ("weights", "cost")
+    with pytest.raises(PolicyConfigError, match="unknown policy kind"):
+        validate_params("nope", {})
+    assert validate_params("static", {"model": "x", "fallbacks": ["y"]}) == [("x", ("model",)), ("y", ("fallbacks", 0))]
+
+
+PLUGIN = textwrap.dedent('''
+    from sim.policies import Decision
+
+    class Raises:
+        def route(self, request, view):
+            raise RuntimeError("boom")
+
+    class Unknown:
+        def route(self, request, view):
+            return Decision(("no-such-model",), "oops")
+
+    class Empty:
+        def route(self, request, view):
+            return Decision((), "nothing")
+
+    class SeededCoin:
+        """Picks between two models at random; records the seed it was given."""
+        seeds = []
+
+        def __init__(self, first, second, seed=None):
+            import random
+            self.rng = random.Random(seed)
+            self.models = (first, second)
+            SeededCoin.seeds.append(seed)
+
+        def route(self, request, view):
+            a, b = self.models
+            return Decision((a, b) if self.rng.random() < 0.5 else (b, a), "coin")
+''')
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "my_policies.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(folder))
+    return "my_policies"
+
+
+@pytest.mark.parametrize("cls, message", [("Raises", "RuntimeError: boom"), ("Unknown", "unknown model(s) no-such-model"),
+                                          ("Empty", "no candidates")])
+def test_policy_errors_fall_back_to_the_default_model(tmp_path, plugin, cls, message):
+    data = scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
+                    policies={"bad": {"kind": f"{plugin}:{cls}"}, "static-big": {"kind": "static", "model": "big"}})
+    out = run_scenario_data(tmp_path, data)
+    requests = read(out)
+    bad = requests[requests.policy == "bad"]
+    assert len(bad) > 0
+    assert ((bad.model == "small") | (bad.status != "ok")).all() and (bad.status == "ok").mean() > 0.9
+    decisions = read(out, "decisions")
+    errors = decisions[decisions.policy == "bad"].policy_error
+    assert errors.notna().all() and errors.str.contains(message, regex=False).all()
+    assert decisions[decisions.policy == "static-big"].policy_error.isna().all()
+
+
+def test_policy_error_without_default_rejects_the_request(tmp_path, plugin):
+    data = scenario(policies={"bad": {"kind": f"{plugin}:Raises"}, "static-big": {"kind": "static", "model": "big"}})
+    out = run_scenario_data(tmp_path, data)
+    bad = read(out).query("policy == 'bad'")
+    assert (bad.status == "rejected").all() and (bad.attempts == 0).all() and (bad.cost_usd == 0).all()
+    assert (bad.model == "").all()
+
+
+def test_a_plugin_gets_a_reproducible_seed_per_replication(tmp_path, plugin):
+    import my_policies
+
+    data = scenario(replications=2, policies={"coin": {"kind": f"{plugin}:SeededCoin", "params": {"first": "big", "second": "small"}},
+                                              "static-big": {"kind": "static", "model": "big"}}, baseline="static-big")
+    my_policies.SeededCoin.seeds.clear()
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    out_a = run_scenario_data(tmp_path / "a", data)
+    first_seeds = list(my_policies.SeededCoin.seeds)
+    run_scenario_data(tmp_path / "b", data)
+    seeds = my_policies.SeededCoin.seeds
+    run_seeds = [s for s in first_seeds if s != 0]  # validation builds it once with seed 0
+    assert len(run_seeds) == 2 and run_seeds[0] != run_seeds[1]
+    assert [s for s in seeds[len(first_seeds):] if s != 0] == run_seeds
+    share = (read(out_a).query("policy == 'coin'").model == "big").mean()
+    assert 0.4 < share < 0.6
+
+
+def test_decision_time_is_measured(tmp_path):
+    out = run_scenario_data(tmp_path, scenario(policies={"w": {"kind": "weighted", "weights": {"cost": 1}}}, baseline="w"))
+    decisions = read(out, "decisions")
+    assert (decisions.decision_us >= 0).all() and decisions.decision_us.median() > 0
+    assert decisions.candidates.str.contains(">").all()

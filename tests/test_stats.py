@@ -1,0 +1,73 @@
+"""Summaries against hand computations and against the request table (pandas)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from sim.stats import mean_ci
+
+from conftest import read, run_scenario_data, scenario
+
+
+def test_t_interval_by_hand():
+    # [1, 2, 3]: mean 2, sd 1, t(0.975, 2) = 4.302652729911275 (tables)
+    result = mean_ci([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert result["mean"] == pytest.approx(2.0)
+    assert result["ci95"] == pytest.approx([2.0 - half, 2.0 + half])
+
+
+def test_degenerate_intervals():
+    assert mean_ci([5.0]) == {"mean": 5.0, "ci95": [None, None]}
+    assert mean_ci([2.0, 2.0, 2.0]) == {"mean": 2.0, "ci95": [2.0, 2.0]}
+    assert mean_ci([0.99, 1.0, 1.0], bounds=(0, 1))["ci95"][1] == 1.0
+    assert mean_ci([]) == {"mean": None, "ci95": [None, None]}
+
+
+def interval(values):
+    values = np.asarray(values, dtype=float)
+    if values.std() == 0:
+        return values.mean(), values.mean(), values.mean()
+    lo, hi = scipy_stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=scipy_stats.sem(values))
+    return values.mean(), lo, hi
+
+
+def test_summary_matches_the_request_table(tmp_path):
+    data = scenario(replications=4,
+                    workloads={"chat": {"slo_s": 2.0}, "code": {"slo_s": 4.0}},
+                    router={"timeout_s": 60, "max_attempts": 3},
+                    policies={"static-big": {"kind": "static", "model": "big"},
+                              "dyn": {"kind": "weighted", "weights": {"cost": 1, "quality": 1}}})
+    data["models"]["big"]["error_rate"] = 0.05
+    out = run_scenario_data(tmp_path, data)
+    summary = json.loads((out / "summary.json").read_text())["policies"]
+    requests = read(out)
+    slo = requests.workload.map({"chat": 2.0, "code": 4.0})
+    requests["in_slo"] = (requests.status == "ok") & (requests.latency_s <= slo)
+    per_run = requests.groupby(["policy", "replication"]).agg(
+        cost=("cost_usd", "sum"), n=("request_id", "size"), quality=("quality", "mean"),
+        success=("status", lambda s: (s == "ok").mean()), attempts=("attempts", "mean"),
+        slo=("in_slo", "mean"), fallback=("attempts", lambda a: (a > 1).mean()))
+    ok = requests[requests.status == "ok"]
+    p95 = ok.groupby(["policy", "replication"]).latency_s.quantile(0.95)
+    base = per_run.loc["static-big"]
+    for policy in ("static-big", "dyn"):
+        run = per_run.loc[policy]
+        for metric, values in [("cost_usd", run.cost), ("mean_quality", run.quality), ("success_rate", run.success),
+                               ("attempts_per_request", run.attempts), ("slo_attainment", run.slo),
+                               ("fallback_rate", run.fallback), ("cost_per_1k_requests_usd", run.cost / run.n * 1000),
+                               ("latency_p95_s", p95.loc[policy]),
+                               ("savings_vs_baseline", 1 - run.cost / base.cost),
+                               ("quality_delta_vs_baseline", run.quality - base.quality)]:
+            mean, lo, hi = interval(values)
+            got = summary[policy][metric]
+            assert got["mean"] == pytest.approx(mean, rel=1e-9, abs=1e-12), (policy, metric)
+            if not np.isnan(lo) and metric not in ("success_rate", "mean_quality", "slo_attainment", "fallback_rate"):
+                assert got["ci95"] == pytest.approx([lo, hi], rel=1e-9, abs=1e-12), (policy, metric)
+    assert summary["static-big"]["savings_vs_baseline"]["mean"] == 0.0
+    assert summary["dyn"]["savings_vs_baseline"]["mean"] > 0.5  # it mostly uses the 10x cheaper model
