@@ -223,10 +223,11 @@ class Router:
                 self._block, self._block_number = self.world.block(b), b
             block = self._block
             at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-            if block.error_u[at] < self._error_rate[m]:
+            if block.error_u.item(at) < self._error_rate[m]:
                 outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
             else:
-                ttft, speed, accept, duration = block.ttft_s[at], block.tokens_per_s[at], block.accept[at], block.latency_s[at]
+                ttft, speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
+                accept, duration = block.accept.item(at), block.latency_s.item(at)
                 if duration > self.spec.timeout_s:
                     outcome, duration = ATTEMPT_TIMEOUT, self.spec.timeout_s
                 else:

@@ -13,6 +13,7 @@ looks whole, and an earlier run in ``--out`` survives a failed one.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -118,7 +119,16 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
     recorder = RunRecorder()
     engine = Engine()
     router = Router(policy, world, catalog, loaded.scenario.router_for(policy_name), engine.schedule, recorder, estimate)
-    engine.run(world.trace.arrival_s.tolist(), router.on_arrival)
+    # The run allocates millions of short-lived objects and creates no reference
+    # cycles, so the cyclic collector only costs time here (a quarter of a
+    # million-request run); reference counting still frees everything.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        engine.run(world.trace.arrival_s.tolist(), router.on_arrival)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return recorder
 
 

@@ -20,7 +20,9 @@ from .rng import BLOCK_SIZE, Stream, draw_block, generator
 from .scenario import OutageEvent, PriceEvent, Scenario
 from .trace import Trace
 
-_CACHED_BLOCKS = 4  # requests in flight rarely span more blocks; a miss is only a redraw
+# Blocks kept: requests in flight (up to the longest deadline) must find theirs
+# here; a miss is only a redraw of the same numbers, at a cost in time. ~2 MB each.
+_CACHED_BLOCKS = 32
 
 
 def draw_difficulty(scenario: Scenario, trace: Trace, seed: int, replication: int) -> np.ndarray:
@@ -126,18 +128,18 @@ class World:
             if labels is not None:
                 p_ok[:, m] = labels[lo:hi]
         accept = draws.quality_u < p_ok[:, :, None]
-        return Block(ttft.ravel().tolist(), tps.ravel().tolist(), latency.ravel().tolist(),
-                     draws.error_u.ravel().tolist(), accept.ravel().astype(float).tolist())
+        return Block(ttft.ravel(), tps.ravel(), latency.ravel(), draws.error_u.ravel(), accept.ravel().astype(np.float64))
 
 
 class Block(NamedTuple):
-    """Flat lists over (request in block, model, attempt on that model), C order:
-    the entry of (j, m, k) is at ``(j * models + m) * attempts + k``. Flat lists
-    because converting them is ten times cheaper than nested ones, and indexing
-    a list is cheaper than indexing numpy."""
+    """Flat arrays over (request in block, model, attempt on that model), C order:
+    the cell of (j, m, k) is at ``(j * models + m) * attempts + k``. The router
+    reads single cells with ``.item()``, which returns a Python float; an attempt
+    reads a handful of cells, so converting whole blocks to lists would cost more
+    and hold ten times the memory."""
 
-    ttft_s: list
-    tokens_per_s: list
-    latency_s: list  # ttft + output_tokens / tokens_per_s, before any slowdown
-    error_u: list  # uniform draw compared with the error rate in force
-    accept: list  # 1.0 when the answer would be acceptable
+    ttft_s: np.ndarray
+    tokens_per_s: np.ndarray
+    latency_s: np.ndarray  # ttft + output_tokens / tokens_per_s, before any slowdown
+    error_u: np.ndarray  # uniform draw compared with the error rate in force
+    accept: np.ndarray  # 1.0 when the answer would be acceptable
