@@ -32,7 +32,7 @@ from .engine import Engine
 from .errors import InputError, Problem
 from .metrics import (RunRecorder, attempts_table, decisions_table, latency_quantiles, requests_table, run_columns,
                       run_metrics, success_series)
-from .policies.registry import PolicyConfigError, build
+from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .router import Router
 from .scenario import LoadedScenario
@@ -90,6 +90,13 @@ def check_trace(loaded: LoadedScenario, trace: Trace) -> None:
         if unknown:
             problems.append(loaded.problem(("workloads",), f"the trace has workload(s) {', '.join(unknown)} "
                                                             f"not declared here (declared: {', '.join(sc.workloads)})"))
+    for name, spec in sc.policies.items():
+        try:
+            found = workload_problems(spec.kind, spec.all_params(), trace.workloads)
+        except (PolicyConfigError, ValueError):
+            continue  # reported by the scenario's own checks
+        params_path = ("params",) if spec.params else ()
+        problems += [loaded.problem(("policies", name) + params_path + path, message) for path, message in found]
     if problems:
         raise InputError(problems)
     build_catalog(loaded, trace.workloads)  # every model needs an ability for every workload

@@ -140,3 +140,12 @@ def test_policy_params_inline_and_under_params(cli, tmp_path):
     data = scenario(policies={"a": {"kind": "static", "params": {"model": "big"}, "model": "small"}}, baseline="a")
     code, output = problems_of(cli, tmp_path, data)
     assert code == 2 and "model given both inline and under 'params'" in output
+
+
+def test_manual_table_must_cover_the_trace_workloads(cli, tmp_path):
+    data = scenario(policies={"m": {"kind": "manual", "routes": {"chat": "big"}}}, baseline="m")
+    code, output = problems_of(cli, tmp_path, data)
+    assert code == 2 and "policies.m.routes: no route for workload(s) code of the trace, and no 'default'" in output
+    data["policies"]["m"]["default"] = "small"
+    code, output = problems_of(cli, tmp_path, data)
+    assert code == 0, output

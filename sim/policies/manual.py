@@ -37,6 +37,14 @@ class ManualParams(PolicyParams):
         refs += [(m, ("fallbacks", i)) for i, m in enumerate(self.fallbacks)]
         return refs
 
+    def workload_problems(self, workloads):
+        if self.default is not None:
+            return []
+        missing = [w for w in workloads if w not in self.routes]
+        if not missing:
+            return []
+        return [(("routes",), f"no route for workload(s) {', '.join(missing)} of the trace, and no 'default'")]
+
 
 @register("manual")
 class ManualPolicy(BasePolicy):

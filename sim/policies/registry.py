@@ -23,6 +23,11 @@ class PolicyParams(BaseModel):
         """(model name, field path) for every model name these parameters mention."""
         return []
 
+    def workload_problems(self, workloads: list[str]) -> list[tuple[tuple, str]]:
+        """(field path, message) for what these parameters cannot handle among the
+        trace's ``workloads``; checked before a run."""
+        return []
+
 
 class PolicyConfigError(Exception):
     """Problems with a policy's kind or parameters: (field path, message) pairs."""
@@ -102,6 +107,14 @@ def validate_params(kind: str, params: dict[str, Any]) -> list[tuple[str, tuple]
     except ValueError:
         pass  # no signature to check against (a builtin or C class)
     return []
+
+
+def workload_problems(kind: str, params: dict[str, Any], workloads: list[str]) -> list[tuple[tuple, str]]:
+    """What a built-in policy's parameters cannot handle among the trace's workloads."""
+    params_model = getattr(resolve(kind), "Params", None)
+    if params_model is None:
+        return []
+    return params_model.model_validate(params).workload_problems(workloads)
 
 
 def build(kind: str, params: dict[str, Any], seed: int | None = None):

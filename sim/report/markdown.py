@@ -6,6 +6,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
 from .format import fmt_metric
+from .notes import run_warnings
 
 _ENV = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
                    keep_trailing_newline=True, trim_blocks=False, lstrip_blocks=False)
@@ -29,21 +30,11 @@ def table_rows(result) -> list[dict]:
     return rows
 
 
-def warnings(result) -> list[str]:
-    out = []
-    for name in result.policies:
-        rate = result.summary[name]["policy_error_rate"]["mean"] or 0.0
-        if rate > 0:
-            out.append(f"{name}: the policy failed on {rate:.2%} of requests (see policy_error in decisions.parquet); "
-                       "those went to router.default_model or were rejected.")
-    return out
-
-
 def render_markdown(result, resolved: dict, figures: dict[str, str]) -> str:
     return _ENV.get_template("report.md.j2").render(
         scenario=result.scenario, description=resolved.get("description"), seed=result.seed,
         replications=result.replications, requests=_requests(result), baseline=result.baseline,
-        rows=table_rows(result), warnings=warnings(result), figures=figures, version=__version__)
+        rows=table_rows(result), warnings=run_warnings(result), figures=figures, version=__version__)
 
 
 def _requests(result) -> str:

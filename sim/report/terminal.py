@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .format import fmt_metric
+from .notes import run_warnings
 
 _COLUMNS = (
     ("policy", None, None),
@@ -30,4 +31,5 @@ def comparison_table(result) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(f"\n* baseline. Means over {result.replications} replication(s), seed {result.seed}; "
                  "confidence intervals in report.md and summary.json.")
+    lines += [f"warning: {w}" for w in run_warnings(result)]
     return "\n".join(lines)
