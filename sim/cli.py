@@ -7,6 +7,7 @@ and no traceback unless ``--debug``).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -116,13 +117,20 @@ def policies() -> None:
         params = getattr(cls, "Params", None)
         if params is not None:
             for field_name, info in params.model_fields.items():
-                default = "required" if info.is_required() else f"default {info.get_default(call_default_factory=True)!r}"
+                value = None if info.is_required() else info.get_default(call_default_factory=True)
+                value = value.model_dump() if hasattr(value, "model_dump") else value
+                default = "required" if info.is_required() else f"default {value!r}"
                 typer.echo(f"    {field_name}: {_type_name(info.annotation)} ({default})")
 
 
 def _type_name(annotation) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "")
+    """``dict[str, str | list[str]]`` as written; a nested parameter model as its fields."""
+    fields = getattr(annotation, "model_fields", None)
+    if fields is not None:
+        return "{" + ", ".join(f"{n}: {_type_name(f.annotation)}" for n, f in fields.items()) + "}"
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(annotation))  # drop module paths
 
 
 @trace_app.command("generate")
@@ -135,18 +143,19 @@ def trace_generate(
     """Write the synthetic trace a scenario would simulate."""
     from .runner import load_trace
     from .scenario import load_scenario
-    from .trace import write_trace
+    from .trace import format_from_suffix, write_trace
 
     with _user_errors():
         loaded = load_scenario(scenario)
         if loaded.scenario.trace.synthetic is None:
             raise InputError(loaded.problem(("trace",), "has no 'synthetic' block to generate from"))
+        fmt = format_from_suffix(out)  # before the work, so a bad name fails fast
         seed = loaded.scenario.seed if seed is None else seed
         trace = load_trace(loaded, seed, replication)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.partial{out.suffix}")
+        tmp = out.with_name(f".{out.name}.partial")
         try:
-            write_trace(trace, tmp)
+            write_trace(trace, tmp, fmt)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)

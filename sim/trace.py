@@ -71,7 +71,7 @@ class Trace:
 def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     """Read a CSV, JSON-lines or Parquet trace and validate it."""
     path = Path(path)
-    fmt = fmt or _format_from_suffix(path)
+    fmt = fmt or format_from_suffix(path)
     if not path.exists():
         raise InputError(Problem("file not found", file=str(path)))
     if fmt == "csv":
@@ -89,7 +89,7 @@ def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     return from_frame(frame, source=str(path), first_line=first_line)
 
 
-def _format_from_suffix(path: Path) -> str:
+def format_from_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     known = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
     if suffix not in known:
@@ -200,11 +200,11 @@ def default_request_ids(n: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- writing
-def write_trace(trace: Trace, path: str | Path) -> None:
-    """Write as CSV, JSON lines or Parquet according to the suffix."""
+def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> None:
+    """Write as CSV, JSON lines or Parquet (``fmt``, else from the suffix)."""
     path = Path(path)
     frame = trace.to_pandas()
-    fmt = _format_from_suffix(path)
+    fmt = fmt or format_from_suffix(path)
     if fmt == "csv":
         frame.to_csv(path, index=False, float_format="%.6f")
     elif fmt == "jsonl":

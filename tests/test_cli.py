@@ -150,6 +150,9 @@ def test_trace_generate_and_inspect(cli, tmp_path):
     result = cli("trace", "inspect", out)
     assert result.exit_code == 0
     assert f"requests: {len(frame):,}" in result.output
+    result = cli("trace", "generate", path, "--out", tmp_path / "no-suffix")
+    assert result.exit_code == 2 and "no-suffix: cannot tell the format" in result.output
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
     bad = tmp_path / "bad.csv"
     bad.write_text("arrival_s,input_tokens\n0,1\n")
     result = cli("trace", "inspect", bad)

@@ -205,3 +205,36 @@ def test_decision_time_is_measured(tmp_path):
     decisions = read(out, "decisions")
     assert (decisions.decision_us >= 0).all() and decisions.decision_us.median() > 0
     assert decisions.candidates.str.contains(">").all()
+
+
+def test_entry_point_plugins_are_found(tmp_path, monkeypatch):
+    """An installed distribution that declares a ``routesim.policies`` entry point."""
+    site = tmp_path / "site"
+    (site / "their_pkg").mkdir(parents=True)
+    (site / "their_pkg" / "__init__.py").write_text(
+        "from sim.policies import Decision\n"
+        "class Cheapest:\n"
+        "    '''Cheapest published input price first.'''\n"
+        "    def route(self, request, view):\n"
+        "        return Decision(tuple(m.name for m in sorted(view.models, key=lambda m: m.input_per_mtok)), 'cheap')\n")
+    dist = site / "their_pkg-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: their-pkg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[routesim.policies]\ncheapest-first = their_pkg:Cheapest\n")
+    monkeypatch.syspath_prepend(str(site))
+    from sim.policies.registry import available, resolve
+
+    assert "cheapest-first" in available()
+    assert resolve("cheapest-first").__name__ == "Cheapest"
+    out = run_scenario_data(tmp_path, scenario(policies={"c": {"kind": "cheapest-first"}}, baseline="c"))
+    assert (read(out).model == "small").mean() > 0.95
+
+
+def test_the_terminal_warns_about_policy_errors(cli, tmp_path, plugin):
+    from conftest import write_scenario
+
+    path = write_scenario(tmp_path, scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
+                                             policies={"bad": {"kind": f"{plugin}:Raises"}}, baseline="bad"))
+    result = cli("run", path, "--out", tmp_path / "out")
+    assert result.exit_code == 0
+    assert "warning: bad: the policy failed on 100.00% of requests" in result.output

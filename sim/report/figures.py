@@ -44,18 +44,23 @@ def _err(metric: dict):
 
 def latency_cdf(result, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    plotted = 0
     for name, res in result.policies.items():
         curves = np.array(res.latency_quantiles)
-        curve = np.nanmean(curves, axis=0) if np.isfinite(curves).any() else None
-        if curve is None:
-            continue
+        if not np.isfinite(curves).any():
+            continue  # no successful request in any replication
+        curve = np.nanmean(curves, axis=0)
         ax.plot(curve, np.linspace(0, 1, len(curve)), label=name)
-    ax.set_xscale("log")
+        plotted += 1
+    if not plotted:
+        ax.text(0.5, 0.5, "no successful requests", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
     ax.set_xlabel("latency of successful requests (s, log scale)")
     ax.set_ylabel("share of requests")
     ax.set_title("Latency CDF (quantiles averaged over replications)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
     _save(fig, path)
 
 

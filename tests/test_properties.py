@@ -1,0 +1,72 @@
+"""Router invariants over random scenarios (hypothesis): whatever the faults,
+error rates, timeouts and attempt limits, every request ends once, attempts stay
+within limits, and records agree with each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import read, run_scenario_data, scenario
+
+models_st = st.lists(
+    st.fixed_dictionaries({
+        "ttft": st.floats(0.05, 5.0), "spread": st.floats(1.0, 4.0), "tps": st.floats(5.0, 200.0),
+        "error_rate": st.sampled_from([0.0, 0.05, 0.5, 1.0]), "context": st.sampled_from([2000, 8000, 1_000_000]),
+        "price_in": st.floats(0.0, 20.0), "price_out": st.floats(0.0, 60.0),
+    }), min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(models=models_st, max_attempts=st.integers(1, 4), timeout=st.floats(0.5, 30.0),
+       outage=st.tuples(st.floats(0, 200), st.floats(1, 200)), seed=st.integers(0, 2**32 - 1))
+def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_attempts, timeout, outage, seed):
+    folder = tmp_path_factory.mktemp("prop")
+    names = [f"m{i}" for i in range(len(models))]
+    spec = {name: {"provider": f"p{i % 2}",
+                   "price": {"input_per_mtok": m["price_in"], "output_per_mtok": m["price_out"]},
+                   "latency": {"ttft_s": {"median": m["ttft"], "p95": m["ttft"] * m["spread"]},
+                               "tokens_per_s": {"median": m["tps"], "p5": m["tps"] / m["spread"]}},
+                   "quality": {"default": 1.0}, "error_rate": m["error_rate"], "context_window": m["context"]}
+            for i, (name, m) in enumerate(zip(names, models))}
+    start, length = outage
+    data = scenario(seed=seed, replications=1, models=spec,
+                    trace={"synthetic": {"duration_s": 300, "rate_per_s": 1,
+                                         "input_tokens": {"median": 1000, "p95": 6000},
+                                         "output_tokens": {"median": 100, "p95": 800}}},
+                    events=[{"kind": "outage", "provider": "p0", "start_s": start, "end_s": start + length}],
+                    router={"timeout_s": timeout, "max_attempts": max_attempts},
+                    policies={"static": {"kind": "static", "model": names[0], "fallbacks": names[1:]},
+                              "dyn": {"kind": "weighted", "weights": {"cost": 1, "latency": 1}}},
+                    baseline="static")
+    out = run_scenario_data(folder, data)
+    requests, attempts = read(out), read(out, "attempts")
+    n = requests.groupby("policy").size()
+    assert n.nunique() == 1  # both policies saw the same trace
+    assert not requests.duplicated(["policy", "replication", "request_id"]).any()
+    assert requests.attempts.between(0, min(max_attempts, len(names))).all()
+    ok = requests.status == "ok"
+    assert (requests.model[ok] != "").all() and (requests.model[~ok] == "").all()
+    assert (requests.quality[~ok] == 0).all() and requests.quality.isin([0.0, 1.0]).all()
+    assert (requests.latency_s >= 0).all() and (requests.cost_usd >= 0).all()
+    # Every attempt lasts at most the per-attempt timeout; attempts of a request follow each other.
+    assert ((attempts.end_s - attempts.start_s) <= timeout + 1e-9).all()
+    per_request = attempts.sort_values(["policy", "request_id", "attempt"]).groupby(["policy", "request_id"])
+    gaps = per_request.start_s.shift(-1) - attempts.sort_values(["policy", "request_id", "attempt"]).end_s
+    assert (gaps.dropna().abs() < 1e-9).all()
+    # Costs and attempt counts add up; a request ends with its last attempt.
+    keyed = requests.set_index(["policy", "request_id"])
+    np.testing.assert_allclose(per_request.cost_usd.sum().reindex(keyed.index, fill_value=0), keyed.cost_usd, rtol=1e-9, atol=1e-15)
+    assert (per_request.size().reindex(keyed.index, fill_value=0) == keyed.attempts).all()
+    last_end = per_request.end_s.max().reindex(keyed.index)
+    served = keyed.attempts > 0
+    np.testing.assert_allclose((last_end - keyed.arrival_s)[served], keyed.latency_s[served], atol=1e-9)
+    # Only the last attempt of an ok request succeeded; no model is tried twice for one request.
+    assert (attempts.outcome == "ok").sum() == ok.sum()
+    assert not attempts.duplicated(["policy", "request_id", "model"]).any()
+    # Nothing was sent to a model of provider p0 during its outage without failing.
+    p0 = [name for i, name in enumerate(names) if i % 2 == 0]
+    inside = attempts.model.isin(p0) & (attempts.start_s >= start) & (attempts.start_s < start + length)
+    assert (attempts.outcome[inside] == "error").all()

@@ -1,0 +1,30 @@
+"""The README's commands work as written (documentation that runs)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def tour_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## A short tour", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.strip().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("routesim "):
+            commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_the_tour_runs(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    commands = tour_commands()
+    assert len(commands) >= 4
+    for args in commands:
+        args = [str(tmp_path / Path(a).name) if previous in ("--out", "-o") else a
+                for previous, a in zip([""] + args, args)]  # outputs go to a scratch folder
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.output)
