@@ -96,7 +96,7 @@ def validate_params(kind: str, params: dict[str, Any]) -> list[tuple[str, tuple]
         try:
             return params_model.model_validate(params).referenced_models()
         except ValidationError as exc:
-            from ..scenario import describe_error, error_location
+            from ..errors import describe_error, error_location
 
             raise PolicyConfigError([(error_location(params, tuple(e["loc"])), describe_error(e)) for e in exc.errors()]) from None
     # A user class without a Params model: check the names against its constructor.
