@@ -26,7 +26,7 @@ from typing import Callable
 from .catalog import Catalog
 from .metrics import (ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_TIMEOUT, REQUEST_FAILED,
                       REQUEST_OK, REQUEST_REJECTED, OUTCOME_NAMES, STATUS_NAMES, RunRecorder)
-from .policies.base import ModelStatus, Outcome, Request, RouterView
+from .policies.base import BasePolicy, ModelStatus, Outcome, Request, RouterView
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
 from .world import World
@@ -113,8 +113,6 @@ class Router:
         if observe is None:
             return None
         # Skip the call entirely when the policy keeps the base class's no-op.
-        from .policies.base import BasePolicy
-
         if getattr(type(policy), "observe", None) is BasePolicy.observe:
             return None
         return observe
@@ -183,23 +181,22 @@ class Router:
         names = getattr(decision, "candidates", None)
         if names is None:
             return None, f"route() returned {type(decision).__name__}, not a Decision"
-        try:
-            cached = self._candidate_cache.get(names)
-        except TypeError:  # an unhashable list: no caching
-            cached = None
+        cached = self._candidate_cache.get(names) if type(names) is tuple else None
         if cached is not None:
             return cached, None
         if isinstance(names, str):
             return None, "Decision.candidates is a string; give a tuple of model names"
-        index = self._index
-        unknown = [n for n in names if n not in index]
+        try:
+            names = tuple(names)
+            unknown = [n for n in names if n not in self._index]
+        except TypeError as exc:  # not iterable, or items that cannot be model names
+            return None, f"Decision.candidates is not a sequence of model names ({exc})"
         if unknown:
             return None, f"unknown model(s) {', '.join(map(str, unknown))}"
         if not names:
             return None, "no candidates"
-        resolved = tuple(dict.fromkeys(index[n] for n in names))
-        if isinstance(names, tuple):
-            self._candidate_cache[names] = resolved
+        resolved = tuple(dict.fromkeys(self._index[n] for n in names))
+        self._candidate_cache[names] = resolved
         return resolved, None
 
     def _start_attempt(self, f: _Flight, now: float) -> None:

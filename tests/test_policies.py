@@ -133,6 +133,18 @@ PLUGIN = textwrap.dedent('''
         def route(self, request, view):
             return Decision((), "nothing")
 
+    class Generator:
+        def route(self, request, view):
+            return Decision((m for m in ["big"]), "a generator is a sequence too")
+
+    class Garbage:
+        def route(self, request, view):
+            return Decision([["big"]], "a list inside")
+
+    class NotADecision:
+        def route(self, request, view):
+            return "big"
+
     class SeededCoin:
         """Picks between two models at random; records the seed it was given."""
         seeds = []
@@ -159,7 +171,8 @@ def plugin(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("cls, message", [("Raises", "RuntimeError: boom"), ("Unknown", "unknown model(s) no-such-model"),
-                                          ("Empty", "no candidates")])
+                                          ("Empty", "no candidates"), ("Garbage", "not a sequence of model names"),
+                                          ("NotADecision", "route() returned str, not a Decision")])
 def test_policy_errors_fall_back_to_the_default_model(tmp_path, plugin, cls, message):
     data = scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
                     policies={"bad": {"kind": f"{plugin}:{cls}"}, "static-big": {"kind": "static", "model": "big"}})
@@ -238,3 +251,10 @@ def test_the_terminal_warns_about_policy_errors(cli, tmp_path, plugin):
     result = cli("run", path, "--out", tmp_path / "out")
     assert result.exit_code == 0
     assert "warning: bad: the policy failed on 100.00% of requests" in result.output
+
+
+def test_a_generator_of_candidates_is_accepted(tmp_path, plugin):
+    out = run_scenario_data(tmp_path, scenario(policies={"g": {"kind": f"{plugin}:Generator"}}, baseline="g"))
+    decisions = read(out, "decisions")
+    assert decisions.policy_error.isna().all()
+    assert (read(out).model[read(out).status == "ok"] == "big").all()
