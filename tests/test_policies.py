@@ -141,6 +141,14 @@ PLUGIN = textwrap.dedent('''
         def route(self, request, view):
             return Decision([["big"]], "a list inside")
 
+    class Recorder:
+        """Keeps what it was shown, to test what policies can see."""
+        seen = []
+
+        def route(self, request, view):
+            Recorder.seen.append(request)
+            return Decision(("big",), "record")
+
     class NotADecision:
         def route(self, request, view):
             return "big"
@@ -258,3 +266,26 @@ def test_a_generator_of_candidates_is_accepted(tmp_path, plugin):
     decisions = read(out, "decisions")
     assert decisions.policy_error.isna().all()
     assert (read(out).model[read(out).status == "ok"] == "big").all()
+
+
+@pytest.mark.parametrize("noise", [None, 0.0, 0.7])
+def test_policies_see_a_noisy_difficulty_estimate_only_when_configured(tmp_path, plugin, noise):
+    import numpy as np
+    import my_policies
+
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0, 1, 3000)
+    pd.DataFrame({"arrival_s": np.arange(3000) * 0.1, "input_tokens": 100, "output_tokens": 10,
+                  "difficulty": difficulty}).to_csv(tmp_path / "trace.csv", index=False)
+    my_policies.Recorder.seen.clear()
+    data = scenario(trace={"path": "trace.csv"}, replications=1, policies={"r": {"kind": f"{plugin}:Recorder"}},
+                    baseline="r", features={} if noise is None else {"difficulty_noise_sd": noise})
+    run_scenario_data(tmp_path, data)
+    seen = my_policies.Recorder.seen[-3000:]
+    estimates = [r.difficulty_estimate for r in seen]
+    if noise is None:
+        assert all(e is None for e in estimates)
+        return
+    error = np.array(estimates) - difficulty
+    assert abs(error.mean()) < 4 * max(noise, 1e-9) / np.sqrt(3000) + 1e-12
+    assert error.std() == pytest.approx(noise, rel=0.06, abs=1e-12)

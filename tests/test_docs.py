@@ -1,0 +1,43 @@
+"""Documentation that cannot drift: every scenario field and every metric is documented."""
+
+from __future__ import annotations
+
+import re
+import typing
+
+from pydantic import BaseModel
+
+from sim.metrics import PAIRED_METRICS, RUN_METRICS
+from sim.scenario import Scenario
+
+from conftest import ROOT
+
+
+def model_fields(model: type[BaseModel], seen=None) -> set[str]:
+    seen = set() if seen is None else seen
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(name)
+        for inner in _models_in(field.annotation):
+            if inner not in seen:
+                seen.add(inner)
+                names |= model_fields(inner, seen)
+    return names
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def test_every_scenario_field_is_documented():
+    text = (ROOT / "docs" / "scenario.md").read_text()
+    missing = sorted(name for name in model_fields(Scenario) if not re.search(rf"\b{name}\b", text))
+    assert not missing, f"fields missing from docs/scenario.md: {missing}"
+
+
+def test_every_metric_is_defined():
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    missing = [m for m in RUN_METRICS + PAIRED_METRICS if f"`{m}`" not in text and f"`{m}," not in text]
+    assert not missing, f"metrics missing from docs/metrics.md: {missing}"
