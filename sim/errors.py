@@ -38,16 +38,16 @@ class InputError(Exception):
 
 
 # --------------------------------------------------------------------------- pydantic errors in plain words
-def _num(value) -> str:
+def format_number(value) -> str:
     """0.0 -> '0', 0.5 -> '0.5': bounds read as the user would write them."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 _MESSAGES = {
-    "greater_than_equal": lambda c: f"must be >= {_num(c['ge'])}",
-    "greater_than": lambda c: f"must be > {_num(c['gt'])}",
-    "less_than_equal": lambda c: f"must be <= {_num(c['le'])}",
-    "less_than": lambda c: f"must be < {_num(c['lt'])}",
+    "greater_than_equal": lambda c: f"must be >= {format_number(c['ge'])}",
+    "greater_than": lambda c: f"must be > {format_number(c['gt'])}",
+    "less_than_equal": lambda c: f"must be <= {format_number(c['le'])}",
+    "less_than": lambda c: f"must be < {format_number(c['lt'])}",
     "missing": lambda c: "required field is missing",
     "extra_forbidden": lambda c: "unknown key",
     "finite_number": lambda c: "must be a finite number",

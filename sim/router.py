@@ -77,7 +77,7 @@ class Router:
         self._context = catalog.context_window
         self._n_models = len(catalog.names)
         self._n_attempts = world.n_attempts
-        self._outages = world.outages
+        self._faults = world.faults
         self._block_number, self._block = -1, None
         self._fail_fast = catalog.fail_fast_s
         self._error_rate = catalog.error_rate
@@ -210,7 +210,11 @@ class Router:
         self._dirty.add(m)
         i = f.i
         ttft = speed = accept = None
-        if self._outages[m] and self.world.is_down(m, now):  # most models have no outage: skip the call
+        if self._faults[m]:  # most models have no fault at all: skip the look-up
+            down, error_rate, latency_x = self.world.state(m, now)
+        else:
+            down, error_rate, latency_x = False, self._error_rate[m], 1.0
+        if down:
             outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
         elif self._input[i] + self._output[i] > self._context[m]:
             outcome, duration = ATTEMPT_CONTEXT_OVERFLOW, self._fail_fast[m]
@@ -220,11 +224,13 @@ class Router:
                 self._block, self._block_number = self.world.block(b), b
             block = self._block
             at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-            if block.error_u.item(at) < self._error_rate[m]:
+            if block.error_u.item(at) < error_rate:
                 outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
             else:
                 ttft, speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
                 accept, duration = block.accept.item(at), block.latency_s.item(at)
+                if latency_x != 1.0:  # a brownout or spike slows the whole answer down
+                    ttft, speed, duration = ttft * latency_x, speed / latency_x, duration * latency_x
                 if duration > self.spec.timeout_s:
                     outcome, duration = ATTEMPT_TIMEOUT, self.spec.timeout_s
                 else:

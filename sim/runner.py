@@ -63,7 +63,7 @@ class RunResult:
     policies: dict[str, PolicyResult]
     summary: dict
     horizon_s: float
-    outage_windows: list[tuple[float, float]]
+    fault_windows: list[tuple[float, float, str, str]]  # (start, end, kind, target), all replications
     price_changes: list[float]
     requests_per_replication: list[int]
 
@@ -167,7 +167,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     results = {name: PolicyResult() for name in sc.policies}
     total_runs, done = replications * len(sc.policies), 0
     horizon, sizes = 0.0, []
-    outage_windows: list = []
+    fault_windows: list = []
     price_changes: list = []
     sinks = _TableSinks(folder)
     try:
@@ -178,7 +178,8 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             difficulty = draw_difficulty(sc, trace, seed, r)
             estimate = draw_difficulty_estimate(sc, difficulty, seed, r)
             world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)
-            outage_windows, price_changes = world.outage_windows, world.price_change_times
+            fault_windows.extend(w for w in world.fault_windows if w not in fault_windows)
+            price_changes = world.price_change_times
             slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
             horizon = max(horizon, trace.duration_s)
             sizes.append(len(trace))
@@ -206,7 +207,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
         progress(done, total_runs, "done")
     summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
     return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
-                     list(outage_windows), list(price_changes), sizes)
+                     sorted(fault_windows), list(price_changes), sizes)
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:

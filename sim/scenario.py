@@ -7,12 +7,13 @@ reported all at once, each with its file, line and field path.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import InputError, Problem, describe_error, error_location
+from .errors import InputError, Problem, format_number, describe_error, error_location
 from .yamlio import FieldPath, format_path, line_of, load_yaml
 
 NonNegative = Annotated[float, Field(ge=0)]
@@ -135,10 +136,9 @@ class ModelSpec(Strict):
 
 
 # --------------------------------------------------------------------------- events
-class OutageEvent(Strict):
-    """Every attempt to the target fails fast with a 5xx-like error while it lasts."""
+class _Targeted(Strict):
+    """A fault on one model or on every model of a provider, during [start_s, end_s)."""
 
-    kind: Literal["outage"]
     provider: str | None = None
     model: str | None = None
     start_s: NonNegative
@@ -149,8 +149,42 @@ class OutageEvent(Strict):
         if (self.provider is None) == (self.model is None):
             raise ValueError("give exactly one of 'provider' or 'model'")
         if self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+            raise ValueError(f"end_s ({format_number(self.end_s)}) must be after start_s ({format_number(self.start_s)})")
         return self
+
+
+class OutageEvent(_Targeted):
+    """Every attempt started in the window fails fast with a 5xx-like error."""
+
+    kind: Literal["outage"]
+
+
+class PartialOutageEvent(_Targeted):
+    """Attempts fail with probability ``error_rate`` (on top of the base rate)."""
+
+    kind: Literal["partial_outage"]
+    error_rate: Annotated[float, Field(gt=0, le=1)]
+
+
+class BrownoutEvent(_Targeted):
+    """Slower answers (latency x ``latency_x``) and/or extra errors."""
+
+    kind: Literal["brownout"]
+    latency_x: Annotated[float, Field(ge=1)] = 1.0
+    error_rate: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _does_something(self):
+        if self.latency_x == 1.0 and self.error_rate == 0.0:
+            raise ValueError("a brownout needs latency_x > 1 or error_rate > 0")
+        return self
+
+
+class LatencySpikeEvent(_Targeted):
+    """Latency x ``latency_x``, no extra errors."""
+
+    kind: Literal["latency_spike"]
+    latency_x: Annotated[float, Field(gt=1)]
 
 
 class PriceEvent(Strict):
@@ -163,7 +197,85 @@ class PriceEvent(Strict):
     output_per_mtok: NonNegative
 
 
-Event = Annotated[Union[OutageEvent, PriceEvent], Field(discriminator="kind")]
+FaultEvent = Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencySpikeEvent]
+Event = Annotated[Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencySpikeEvent, PriceEvent],
+                  Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- providers
+class DurationP90(Strict):
+    """A lognormal duration given by its median and 90th percentile."""
+
+    median: Positive
+    p90: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.p90 < self.median:
+            raise ValueError(f"p90 ({format_number(self.p90)}) must be >= median ({format_number(self.median)})")
+        return self
+
+
+#: Incident processes calibrated to public status-page data (Chu et al., ICPE 2025,
+#: via ../shared/data/README.md): incidents per month give the mean time between
+#: failures, the Jan-Aug 2024 median and all-time p90 durations the lognormal,
+#: and the error rate during an incident is set so that the long-run share of
+#: failed attempts equals the published unavailability (OpenAI API 99.58%,
+#: api.anthropic.com 99.72%): error_rate = (1 - availability) / (incidents per
+#: second x mean duration). Most status-page incidents are partial degradations.
+OUTAGE_PRESETS = {
+    "openai-2024": {"mtbf_s": 30.4375 * 86400 / 17.4, "duration_s": {"median": 82 * 60, "p90": 305 * 60},
+                    "availability": 0.9958},
+    "anthropic-2024": {"mtbf_s": 30.4375 * 86400 / 13.9, "duration_s": {"median": 37 * 60, "p90": 251 * 60},
+                       "availability": 0.9972},
+}
+
+
+class OutageProcess(Strict):
+    """Incidents at random: ``mtbf_s`` apart on average (start to start),
+    lognormal durations, and ``error_rate`` during each (1 = full outage)."""
+
+    preset: Literal["openai-2024", "anthropic-2024"] | None = None
+    mtbf_s: Positive | None = None
+    duration_s: DurationP90 | None = None
+    error_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.preset is None and (self.mtbf_s is None or self.duration_s is None):
+            raise ValueError("give a 'preset', or both 'mtbf_s' and 'duration_s'")
+        mtbf, duration, _ = self.resolved()
+        mean_duration = lognormal_mean(duration.median, duration.p90, Z90)
+        if mtbf <= mean_duration:
+            raise ValueError(f"mtbf_s ({format_number(mtbf)}) must exceed the mean incident duration "
+                             f"({mean_duration:.0f} s): it is the time from one incident's start to the next")
+        return self
+
+    def resolved(self) -> tuple[float, DurationP90, float]:
+        """(mean time between failures, duration distribution, error rate), preset filled in."""
+        preset = OUTAGE_PRESETS.get(self.preset or "", {})
+        mtbf = self.mtbf_s if self.mtbf_s is not None else preset["mtbf_s"]
+        duration = self.duration_s if self.duration_s is not None else DurationP90(**preset["duration_s"])
+        if self.error_rate is not None:
+            rate = self.error_rate
+        elif preset:
+            rate = min(1.0, (1 - preset["availability"]) * mtbf / lognormal_mean(duration.median, duration.p90, Z90))
+        else:
+            rate = 1.0
+        return mtbf, duration, rate
+
+
+Z90 = 1.2815515655446004  # standard normal 90th percentile
+
+
+def lognormal_mean(median: float, upper: float, z: float) -> float:
+    """Mean of a lognormal with this median and this value at the ``z`` quantile."""
+    sigma = math.log(upper / median) / z
+    return median * math.exp(sigma * sigma / 2)
+
+
+class ProviderSpec(Strict):
+    outages: OutageProcess | None = None
 
 
 # --------------------------------------------------------------------------- router, policies
@@ -218,6 +330,7 @@ class Scenario(Strict):
     workloads: dict[str, WorkloadSpec] = Field(default_factory=dict)
     models: dict[str, ModelSpec]
     events: list[Event] = Field(default_factory=list)
+    providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     router: RouterSpec = RouterSpec()
     features: Features = Features()
     policies: dict[str, PolicySpec]
@@ -331,6 +444,10 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
         if getattr(event, "provider", None) is not None and event.provider not in providers:
             problems.append(loaded.problem(("events", i, "provider"),
                                            f"unknown provider '{event.provider}' (providers: {', '.join(sorted(providers))})"))
+    for name in sc.providers:
+        if name not in providers:
+            problems.append(loaded.problem(("providers", name),
+                                           f"unknown provider '{name}' (providers: {', '.join(sorted(providers))})"))
     need_model(sc.router.default_model, ("router", "default_model"))
     if sc.baseline is not None and sc.baseline not in sc.policies:
         problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))

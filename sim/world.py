@@ -10,6 +10,8 @@ faster than numpy scalars.
 from __future__ import annotations
 
 import bisect
+import math
+import zlib
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .rng import BLOCK_SIZE, Stream, draw_block, generator
-from .scenario import OutageEvent, PriceEvent, Scenario
+from .scenario import Z90, OutageProcess, PriceEvent, Scenario, lognormal_mean
 from .trace import Trace
 
 # Blocks kept: requests in flight (up to the longest deadline) must find theirs
@@ -45,6 +47,30 @@ def draw_difficulty_estimate(scenario: Scenario, difficulty: np.ndarray, seed: i
     return difficulty + noise * rng.standard_normal(len(difficulty))
 
 
+def draw_incidents(process: OutageProcess, horizon_s: float, seed: int, replication: int,
+                   provider: str) -> list[tuple[float, float, float]]:
+    """(start, end, error rate) of a provider's random incidents over [0, horizon_s).
+
+    An alternating renewal process: lognormal incident durations and
+    exponential up-times between them, with mean ``mtbf_s - mean duration`` so
+    that incidents start ``mtbf_s`` apart on average (MTBF = MTTF + MTTR). The
+    stream of each provider is keyed by its name, so adding a provider does not
+    change another's incidents.
+    """
+    mtbf, duration, rate = process.resolved()
+    up_time = mtbf - lognormal_mean(duration.median, duration.p90, Z90)
+    rng = generator(seed, replication, Stream.WORLD, zlib.crc32(provider.encode()))
+    mu, sigma = math.log(duration.median), math.log(duration.p90 / duration.median) / Z90
+    incidents, t = [], 0.0
+    while True:
+        t += rng.exponential(up_time)
+        if t >= horizon_s:
+            return incidents
+        length = float(math.exp(mu + sigma * rng.standard_normal()))
+        incidents.append((t, t + length, rate))
+        t += length
+
+
 class World:
     def __init__(self, scenario: Scenario, catalog: Catalog, trace: Trace, difficulty: np.ndarray,
                  seed: int, replication: int, n_attempts: int):
@@ -54,26 +80,41 @@ class World:
         self.difficulty = difficulty
         n_models = len(catalog.names)
         index = catalog.index
-        # Outage windows per model, [start, end).
-        self.outages: list[list[tuple[float, float]]] = [[] for _ in range(n_models)]
+        # Fault windows per model, sorted by start: (start, end, down, error_rate, latency_x).
+        self.faults: list[list[tuple[float, float, bool, float, float]]] = [[] for _ in range(n_models)]
+        #: Every fault window for reports: (start, end, kind, target).
+        self.fault_windows: list[tuple[float, float, str, str]] = []
         # Price points per model: parallel lists of times and (input, output) prices.
         self._price_times: list[list[float]] = [[0.0] for _ in range(n_models)]
         self._prices: list[list[tuple[float, float]]] = [[(catalog.input_per_mtok[m], catalog.output_per_mtok[m])]
                                                          for m in range(n_models)]
         for event in scenario.events:
-            if isinstance(event, OutageEvent):
-                targets = [index[event.model]] if event.model else catalog.models_of_provider(event.provider)
-                for m in targets:
-                    self.outages[m].append((event.start_s, event.end_s))
-            elif isinstance(event, PriceEvent):
+            if isinstance(event, PriceEvent):
                 self._add_price(index[event.model], event.at_s, (event.input_per_mtok, event.output_per_mtok))
-        for windows in self.outages:
+            else:
+                targets = [index[event.model]] if event.model else catalog.models_of_provider(event.provider)
+                self._add_fault(targets, event.start_s, event.end_s, event.kind, event.model or event.provider,
+                                down=event.kind == "outage", error_rate=getattr(event, "error_rate", 0.0),
+                                latency_x=getattr(event, "latency_x", 1.0))
+        for provider, spec in scenario.providers.items():
+            if spec.outages is not None:
+                for start, end, rate in draw_incidents(spec.outages, trace.duration_s, seed, replication, provider):
+                    self._add_fault(catalog.models_of_provider(provider), start, end,
+                                    "outage" if rate >= 1.0 else "incident", provider,
+                                    down=rate >= 1.0, error_rate=rate, latency_x=1.0)
+        for windows in self.faults:
             windows.sort()
+        self.fault_windows.sort()
         self.price_change_times = sorted({t for times in self._price_times for t in times[1:]})
-        self.outage_windows = sorted({w for windows in self.outages for w in windows})
         # Per-request quality probability per model: labels where the trace has them.
         self._labels = [trace.quality_labels.get(name) for name in catalog.names]
         self._blocks: OrderedDict[int, list] = OrderedDict()
+
+    def _add_fault(self, models: list[int], start: float, end: float, kind: str, target: str, *,
+                   down: bool, error_rate: float, latency_x: float) -> None:
+        for m in models:
+            self.faults[m].append((start, end, down, error_rate, latency_x))
+        self.fault_windows.append((start, end, kind, target))
 
     def _add_price(self, m: int, at_s: float, price: tuple[float, float]) -> None:
         times = self._price_times[m]
@@ -92,13 +133,22 @@ class World:
             return prices[0]
         return prices[bisect.bisect_right(self._price_times[m], t) - 1]
 
-    def is_down(self, m: int, t: float) -> bool:
-        for start, end in self.outages[m]:
-            if start <= t < end:
-                return True
+    def state(self, m: int, t: float) -> tuple[bool, float, float]:
+        """(down, error rate, latency multiplier) of model ``m`` at ``t``.
+
+        Overlapping faults combine as independent causes: error rates as
+        1 - prod(1 - p), latency multipliers as a product.
+        """
+        base = self.catalog.error_rate[m]
+        down, survive, latency_x = False, 1.0 - base, 1.0
+        for start, end, fault_down, error_rate, fault_latency_x in self.faults[m]:
             if start > t:
                 break
-        return False
+            if t < end:
+                down = down or fault_down
+                survive *= 1.0 - error_rate
+                latency_x *= fault_latency_x
+        return down, 1.0 - survive, latency_x
 
     # ------------------------------------------------------------------ per attempt
     def block(self, b: int) -> "Block":

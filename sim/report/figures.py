@@ -66,8 +66,13 @@ def latency_cdf(result, path: Path) -> None:
 
 def success_over_time(result, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
-    for k, (start, end) in enumerate(result.outage_windows):
-        ax.axvspan(start, end, color="red", alpha=0.12, label="outage" if k == 0 else None)
+    colours = {"outage": "red", "incident": "orange", "partial_outage": "orange", "brownout": "purple",
+               "latency_spike": "blue"}
+    labelled = set()
+    for start, end, kind, target in result.fault_windows:
+        ax.axvspan(start, end, color=colours.get(kind, "grey"), alpha=0.12,
+                   label=None if kind in labelled else kind.replace("_", " "))
+        labelled.add(kind)
     for k, at in enumerate(result.price_changes):
         ax.axvline(at, color="grey", linestyle="--", linewidth=1, label="price change" if k == 0 else None)
     edges = np.linspace(0, max(result.horizon_s, 1e-9), len(next(iter(result.policies.values())).success_total) + 1)
