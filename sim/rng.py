@@ -33,6 +33,7 @@ class Stream(IntEnum):
     POLICY = 5  # seeds handed to randomised policies
     DIFFICULTY = 6  # per-request difficulty when the trace has none
     FEATURES = 7  # noise on the difficulty estimate policies may see
+    BACKOFF = 8  # retry jitter
 
 
 def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:
@@ -60,6 +61,7 @@ class AttemptDraws:
     tps_z: np.ndarray
     error_u: np.ndarray
     quality_u: np.ndarray
+    retry_u: np.ndarray  # (requests, attempts): jitter of the request's n-th retry
 
 
 def draw_block(seed: int, replication: int, block: int, n_requests: int, n_models: int, n_attempts: int) -> AttemptDraws:
@@ -75,4 +77,5 @@ def draw_block(seed: int, replication: int, block: int, n_requests: int, n_model
     tps_z = latency.standard_normal(shape, dtype=np.float32)
     error_u = generator(seed, replication, Stream.ERRORS, block).random(shape, dtype=np.float32)
     quality_u = generator(seed, replication, Stream.QUALITY, block).random(shape, dtype=np.float32)
-    return AttemptDraws(ttft_z, tps_z, error_u, quality_u)
+    retry_u = generator(seed, replication, Stream.BACKOFF, block).random((n_requests, n_attempts))
+    return AttemptDraws(ttft_z, tps_z, error_u, quality_u, retry_u)

@@ -1,16 +1,24 @@
-"""Carries out a policy's decision: attempts, fallbacks, timeouts, and the
-router's own observations that policies see through ``RouterView``.
+"""Carries out a policy's decision: attempts, retries, fallbacks, timeouts and
+deadlines, behind the router's defences (breaker, cooldown, retry budget).
 
 The router knows nothing of simpy: the engine gives it ``schedule(delay,
 callback, token)`` and calls ``on_arrival(i)`` for each request. Attempts are
-decided when they start: the world's ground truth (outage, error draw, latency)
-at that moment fixes how the attempt ends and when, so one scheduled event per
-attempt suffices; a per-attempt timeout is the same event, earlier.
+decided when they start: the world's ground truth (fault state, error draw,
+latency) at that moment fixes how the attempt ends and when, so one scheduled
+event per attempt suffices; its timeout is the same event, earlier.
 
-Semantics (DESIGN.md):
-- candidates are tried in order; a failed attempt (error, outage, context
-  overflow, timeout) moves on to the next candidate, up to ``max_attempts``; the
-  same model is not tried twice for one request;
+Semantics:
+- candidates are tried in order; a failed attempt moves on to the next
+  candidate, up to ``max_attempts`` in all; a model is tried again only as a
+  retry (``router.retry``: listed outcomes, ``per_model`` times, after a backoff
+  with jitter, within the retry budget);
+- a context-window overflow is never retried on that model; the model's
+  ``context_window_fallbacks`` are tried next;
+- each attempt gets ``min(timeout_s, what is left of deadline_s)``; a retry
+  whose backoff would end past the deadline is not made;
+- a candidate behind an open breaker, or cooling down while the request has
+  another candidate, is skipped without an attempt; a request that made no
+  attempt at all is ``rejected``;
 - a policy that raises or returns nothing usable is a policy error: the request
   goes to ``router.default_model`` alone, or is rejected when there is none;
 - an attempt is charged at the price in force when it started; a timed-out one
@@ -20,21 +28,24 @@ Semantics (DESIGN.md):
 from __future__ import annotations
 
 from time import thread_time_ns
-from types import MappingProxyType
 from typing import Callable
 
 from .catalog import Catalog
-from .metrics import (ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_TIMEOUT, REQUEST_FAILED,
-                      REQUEST_OK, REQUEST_REJECTED, OUTCOME_NAMES, STATUS_NAMES, RunRecorder)
-from .policies.base import BasePolicy, ModelStatus, Outcome, Request, RouterView
+from .defences import RetryBudget, backoff_s
+from .metrics import (ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_RATE_LIMITED, ATTEMPT_TIMEOUT,
+                      OUTCOME_NAMES,
+                      REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
+from .observed import Observations
+from .policies.base import BasePolicy, Outcome, Request, RouterView
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
 from .world import World
 
-EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
 _BLOCK_SHIFT = BLOCK_SIZE.bit_length() - 1
 assert 1 << _BLOCK_SHIFT == BLOCK_SIZE, "BLOCK_SIZE must be a power of two"
 _BLOCK_MASK = BLOCK_SIZE - 1
+INF = float("inf")
+_RETRY_OUTCOMES = {"error": ATTEMPT_ERROR, "timeout": ATTEMPT_TIMEOUT, "rate_limited": ATTEMPT_RATE_LIMITED}
 
 Schedule = Callable[[float, Callable, object], None]
 
@@ -42,9 +53,10 @@ Schedule = Callable[[float, Callable, object], None]
 class _Flight:
     """One request in progress."""
 
-    __slots__ = ("i", "request", "candidates", "next", "attempts", "tries", "cost", "carbon")
+    __slots__ = ("i", "request", "candidates", "next", "attempts", "tries", "cost", "carbon", "deadline",
+                 "retries", "last_backoff", "holds_retry")
 
-    def __init__(self, i: int, request: Request, candidates: tuple[int, ...]):
+    def __init__(self, i: int, request: Request, candidates: tuple[int, ...], deadline: float):
         self.i = i
         self.request = request
         self.candidates = candidates
@@ -53,6 +65,10 @@ class _Flight:
         self.tries: dict[int, int] = {}  # model -> attempts made on it (indexes the variates)
         self.cost = 0.0
         self.carbon = 0.0
+        self.deadline = deadline  # absolute time
+        self.retries = 0
+        self.last_backoff: float | None = None
+        self.holds_retry = False  # a retry of this request counts against the budget
 
 
 class Router:
@@ -63,6 +79,7 @@ class Router:
         self.spec = spec
         self.schedule = schedule
         self.rec = recorder
+        self.known = Observations(world, catalog, spec)
         trace = world.trace
         # Plain lists: indexing them is several times faster than numpy scalars.
         self._arrival = trace.arrival_s.tolist()
@@ -73,7 +90,6 @@ class Router:
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
         self._names = catalog.names
         self._index = catalog.index
-        self._positions = MappingProxyType(dict(self._index))  # shared by every view: never changes
         self._context = catalog.context_window
         self._n_models = len(catalog.names)
         self._n_attempts = world.n_attempts
@@ -83,78 +99,32 @@ class Router:
         self._error_rate = catalog.error_rate
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
         self._default = None if spec.default_model is None else self._index[spec.default_model]
+        self._context_fallbacks = {self._index[m]: [self._index[f] for f in fs]
+                                   for m, fs in spec.context_window_fallbacks.items()}
+        self._retry = spec.retry
+        self._retry_on = set() if spec.retry is None else {_RETRY_OUTCOMES[o] for o in spec.retry.on_outcomes}
+        self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
+        self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
         self._observe = self._observer(policy)
         self._candidate_cache: dict[tuple, tuple[int, ...]] = {}
-        # The router's observations, per model.
-        n = len(catalog.names)
-        self._calls = [0] * n
-        self._failures = [0] * n
-        self._in_flight = [0] * n
-        self._latency = [None] * n
-        self._ttft = [None] * n
-        self._speed = [None] * n
-        self._error_ewma = [0.0] * n
-        self._consecutive = [0] * n
-        self._last_failure = [None] * n
-        self._unhealthy_until = [0.0] * n
-        # Published facts that do not change, as the head of every ModelStatus.
-        self._static = [(catalog.names[m], catalog.providers[m]) for m in range(n)]
-        self._priors = [(catalog.context_window[m], catalog.quality_prior[m], catalog.ttft_median_s[m],
-                         catalog.tps_median[m], catalog.carbon_g_per_mtok[m]) for m in range(n)]
-        self._statuses: list[ModelStatus] = [None] * n  # type: ignore[list-item]
-        self._dirty = set(range(n))
-        self._view: RouterView | None = None
-        self._price_changes = list(world.price_change_times)
-        self._next_refresh = self._price_changes[0] if self._price_changes else float("inf")
 
     @staticmethod
     def _observer(policy):
         observe = getattr(policy, "observe", None)
-        if observe is None:
-            return None
         # Skip the call entirely when the policy keeps the base class's no-op.
-        if getattr(type(policy), "observe", None) is BasePolicy.observe:
+        if observe is None or getattr(type(policy), "observe", None) is BasePolicy.observe:
             return None
         return observe
 
-    # ------------------------------------------------------------------ view
     def view(self, now: float) -> RouterView:
-        """A snapshot of what the router knows; rebuilt only where something changed."""
-        if now >= self._next_refresh:
-            self._refresh(now)
-        if self._dirty or self._view is None:
-            statuses = self._statuses
-            for m in self._dirty:
-                statuses[m] = self._status(m, now)
-            self._dirty.clear()
-            models = tuple(statuses)
-            self._view = RouterView(now, models, self._positions)
-            return self._view
-        return self._view._replace(now_s=now)
+        return self.known.view(now)
 
-    def _refresh(self, now: float) -> None:
-        """Prices changed or a cooldown ended: rebuild every status."""
-        self._dirty.update(range(len(self._names)))
-        while self._price_changes and self._price_changes[0] <= now:
-            self._price_changes.pop(0)
-        pending = [u for u in self._unhealthy_until if u > now] + self._price_changes[:1]
-        self._next_refresh = min(pending) if pending else float("inf")
-
-    def _status(self, m: int, now: float) -> ModelStatus:
-        price_in, price_out = self.world.price(m, now)
-        context, prior, ttft, tps, carbon = self._priors[m]
-        name, provider = self._static[m]
-        return ModelStatus(name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
-                           self._calls[m], self._failures[m], self._in_flight[m], self._latency[m],
-                           self._ttft[m], self._speed[m], self._error_ewma[m], self._consecutive[m],
-                           self._last_failure[m], now >= self._unhealthy_until[m])
-
-    # ------------------------------------------------------------------ requests
+    # ------------------------------------------------------------------ decisions
     def on_arrival(self, i: int) -> None:
         now = self._arrival[i]
         request = Request(self._request_id[i], now, self._workload[i], self._input[i],
                           None if self._estimate is None else self._estimate[i])
-        view = self.view(now)
+        view = self.known.view(now)
         error = None
         start = thread_time_ns()
         try:
@@ -170,11 +140,11 @@ class Router:
             candidates = () if self._default is None else (self._default,)
         self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
                           error, candidates)
-        flight = _Flight(i, request, candidates)
-        if not candidates:
-            self._finish(flight, REQUEST_REJECTED, now, None, None)
-            return
-        self._start_attempt(flight, now)
+        deadline = INF if self.spec.deadline_s is None else now + self.spec.deadline_s
+        flight = _Flight(i, request, candidates, deadline)
+        if self.budget is not None:
+            self.budget.active_requests += 1
+        self._next_candidate(flight, now)
 
     def _candidates(self, decision) -> tuple[tuple[int, ...] | None, str | None]:
         """Model numbers for the decision's candidates, or a policy-error message."""
@@ -199,16 +169,34 @@ class Router:
         self._candidate_cache[names] = resolved
         return resolved, None
 
-    def _start_attempt(self, f: _Flight, now: float) -> None:
-        m = f.candidates[f.next]
-        f.next += 1
+    # ------------------------------------------------------------------ attempts
+    def _next_candidate(self, f: _Flight, now: float) -> None:
+        """Start an attempt on the next admissible candidate, or end the request."""
+        candidates = f.candidates
+        while f.next < len(candidates) and f.attempts < self.spec.max_attempts and now < f.deadline:
+            m = candidates[f.next]
+            f.next += 1
+            if m in f.tries:
+                continue  # already tried (a context-window fallback may repeat one)
+            generation = None
+            if self._guarded:
+                admitted, generation = self.known.admit(m, now, f.next < len(candidates))
+                if not admitted:
+                    continue
+            self._start_attempt(f, m, now, generation)
+            return
+        self._finish(f, REQUEST_FAILED if f.attempts else REQUEST_REJECTED, now, None, None)
+
+    def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
         k = f.tries.get(m, 0)
         f.tries[m] = k + 1
         attempt = f.attempts
         f.attempts = attempt + 1
-        self._in_flight[m] += 1
-        self._dirty.add(m)
+        self.known.started(m)
         i = f.i
+        timeout = self.spec.timeout_s
+        if f.deadline - now < timeout:
+            timeout = f.deadline - now  # only what is left of the request's deadline
         ttft = speed = accept = None
         if self._faults[m]:  # most models have no fault at all: skip the look-up
             down, error_rate, latency_x = self.world.state(m, now)
@@ -231,31 +219,69 @@ class Router:
                 accept, duration = block.accept.item(at), block.latency_s.item(at)
                 if latency_x != 1.0:  # a brownout or spike slows the whole answer down
                     ttft, speed, duration = ttft * latency_x, speed / latency_x, duration * latency_x
-                if duration > self.spec.timeout_s:
-                    outcome, duration = ATTEMPT_TIMEOUT, self.spec.timeout_s
-                else:
-                    outcome = ATTEMPT_OK
-        self.schedule(duration, self._on_attempt_end, (f, m, attempt, outcome, now, duration, ttft, speed, accept))
+                outcome = ATTEMPT_OK
+        if duration > timeout:  # the router stops waiting
+            outcome, duration = ATTEMPT_TIMEOUT, timeout
+        self.schedule(duration, self._on_attempt_end, (f, m, attempt, outcome, now, duration, ttft, speed, accept,
+                                                       generation))
 
     def _on_attempt_end(self, token) -> None:
-        f, m, attempt, outcome, start, duration, ttft, speed, accept = token
+        f, m, attempt, outcome, start, duration, ttft, speed, accept, generation = token
         end = start + duration
         i = f.i
         cost = 0.0
-        if outcome == ATTEMPT_OK or (outcome == ATTEMPT_TIMEOUT and self.spec.abandoned_charge != "none"):
+        if outcome == ATTEMPT_OK or (outcome == ATTEMPT_TIMEOUT and ttft is not None
+                                     and self.spec.abandoned_charge != "none"):
             charged_output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, ttft, speed, duration)
             price_in, price_out = self.world.price(m, start)
             cost = (self._input[i] * price_in + charged_output * price_out) / 1e6
             f.carbon += (self._input[i] + charged_output) * self._carbon[m] / 1e6
         f.cost += cost
         self.rec.attempt(i, attempt, m, start, end, outcome, cost)
-        self._observe_attempt(m, outcome, duration, end, ttft, self._output[i])
+        self.known.finished(m, outcome, duration, end, ttft, self._output[i], generation,
+                            f.next < len(f.candidates))
+        if f.holds_retry:
+            self.budget.release()
+            f.holds_retry = False
         if outcome == ATTEMPT_OK:
             self._finish(f, REQUEST_OK, end, m, (start - f.request.arrival_s + ttft, accept))
-        elif f.next < len(f.candidates) and f.attempts < self.spec.max_attempts:
-            self._start_attempt(f, end)
         else:
-            self._finish(f, REQUEST_FAILED, end, None, None)
+            self._after_failure(f, m, outcome, end)
+
+    def _after_failure(self, f: _Flight, m: int, outcome: int, now: float) -> None:
+        if outcome == ATTEMPT_CONTEXT_OVERFLOW:
+            extra = self._context_fallbacks.get(m)
+            if extra:  # tried next, before the rest of the policy's list
+                f.candidates = f.candidates[:f.next] + tuple(extra) + f.candidates[f.next:]
+        elif outcome in self._retry_on and f.tries[m] <= self._retry.per_model and f.attempts < self.spec.max_attempts:
+            delay = self._backoff(f)
+            if now + delay < f.deadline and (self.budget is None or self.budget.try_acquire()):
+                f.holds_retry = self.budget is not None
+                f.retries += 1
+                self.schedule(delay, self._retry_attempt, (f, m, now + delay))
+                return
+        self._next_candidate(f, now)
+
+    def _backoff(self, f: _Flight) -> float:
+        i = f.i
+        b = i >> _BLOCK_SHIFT
+        block = self._block if b == self._block_number else self.world.block(b)
+        u = block.retry_u.item((i & _BLOCK_MASK) * self._n_attempts + f.retries)
+        f.last_backoff = backoff_s(self._retry.backoff, f.retries, u, f.last_backoff)
+        return f.last_backoff
+
+    def _retry_attempt(self, token) -> None:
+        f, m, now = token
+        generation = None
+        if self._guarded:
+            admitted, generation = self.known.admit(m, now, f.next < len(f.candidates))
+            if not admitted:  # the model was cut off while we waited: move on
+                if f.holds_retry:
+                    self.budget.release()
+                    f.holds_retry = False
+                self._next_candidate(f, now)
+                return
+        self._start_attempt(f, m, now, generation)
 
     def _abandoned_output(self, i: int, ttft: float, speed: float, waited_s: float) -> float:
         if self.spec.abandoned_charge == "full":
@@ -263,29 +289,10 @@ class Router:
         # 'generated': the tokens streamed before the router gave up.
         return min(float(self._output[i]), max(0.0, (waited_s - ttft) * speed))
 
-    def _observe_attempt(self, m: int, outcome: int, duration: float, end: float, ttft, output_tokens: int) -> None:
-        self._in_flight[m] -= 1
-        self._calls[m] += 1
-        self._dirty.add(m)
-        if outcome == ATTEMPT_OK:
-            self._latency[m] = _ewma(self._latency[m], duration)
-            self._ttft[m] = _ewma(self._ttft[m], ttft)
-            if output_tokens > 0 and duration > ttft:
-                self._speed[m] = _ewma(self._speed[m], output_tokens / (duration - ttft))
-            self._error_ewma[m] *= 1.0 - EWMA_ALPHA
-            self._consecutive[m] = 0
-        elif outcome != ATTEMPT_CONTEXT_OVERFLOW:  # an oversized request says nothing about the model
-            self._failures[m] += 1
-            self._error_ewma[m] += EWMA_ALPHA * (1.0 - self._error_ewma[m])
-            self._consecutive[m] += 1
-            self._last_failure[m] = end
-            if self._consecutive[m] >= self.spec.health.consecutive_failures:
-                until = end + self.spec.health.cooldown_s
-                self._unhealthy_until[m] = until
-                if until < self._next_refresh:
-                    self._next_refresh = until
-
+    # ------------------------------------------------------------------ the end of a request
     def _finish(self, f: _Flight, status: int, end: float, model: int | None, served) -> None:
+        if self.budget is not None:
+            self.budget.active_requests -= 1
         i = f.i
         request = f.request
         latency = end - request.arrival_s
@@ -293,9 +300,8 @@ class Router:
             ttft, quality = served
         else:
             ttft, quality = None, 0.0
-        fallback = f.attempts > 1
         self.rec.request(i, status, -1 if model is None else model, f.attempts, latency, ttft, f.cost, quality,
-                         f.carbon, fallback)
+                         f.carbon, len(f.tries) > 1)
         if self._observe is not None:
             outcome = Outcome(request.request_id, STATUS_NAMES[status], None if model is None else self._names[model],
                               f.attempts, latency, ttft, f.cost, request.input_tokens,
@@ -305,10 +311,6 @@ class Router:
                 self._observe(request, outcome)
             except Exception as exc:  # feedback errors are policy errors too, not run failures
                 self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
-
-
-def _ewma(previous: float | None, value: float) -> float:
-    return value if previous is None else previous + EWMA_ALPHA * (value - previous)
 
 
 __all__ = ["Router", "OUTCOME_NAMES"]

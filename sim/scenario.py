@@ -287,14 +287,81 @@ class HealthSpec(Strict):
     cooldown_s: NonNegative = 30.0
 
 
+Fraction = Annotated[float, Field(gt=0, le=1)]
+RETRYABLE = ("error", "rate_limited", "timeout")
+
+
+class BackoffSpec(Strict):
+    """Exponential backoff: the n-th retry waits up to min(cap_s, base_s x 2^n),
+    jittered as AWS describes (none, full, equal, decorrelated)."""
+
+    base_s: Positive = 0.5
+    cap_s: Positive = 8.0
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.cap_s < self.base_s:
+            raise ValueError(f"cap_s ({format_number(self.cap_s)}) must be >= base_s ({format_number(self.base_s)})")
+        return self
+
+
+class RetrySpec(Strict):
+    """Retry the same model after a failure whose outcome is listed."""
+
+    on_outcomes: list[Literal["error", "rate_limited", "timeout"]] = list(RETRYABLE)
+    per_model: Annotated[int, Field(ge=1, le=10)] = 1  # retries of one model before moving on
+    backoff: BackoffSpec = BackoffSpec()
+    # Envoy's retry budget: retries in progress <= budget x active requests
+    # (never fewer than min_retry_concurrency). None: no budget.
+    budget: Fraction | None = None
+    min_retry_concurrency: Annotated[int, Field(ge=0)] = 3
+
+
+class CircuitBreakerSpec(Strict):
+    """Resilience4j's circuit breaker, one per model."""
+
+    window: Literal["count", "time"] = "count"
+    size: Annotated[int, Field(ge=1)] = 20  # calls (count) or seconds (time)
+    min_calls: Annotated[int, Field(ge=1)] = 10
+    failure_rate: Fraction = 0.5
+    slow_call_s: Positive | None = None
+    slow_call_rate: Fraction = 1.0
+    open_s: Positive = 30.0
+    half_open_calls: Annotated[int, Field(ge=1)] = 3
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.window == "count" and self.min_calls > self.size:
+            raise ValueError(f"min_calls ({self.min_calls}) can never be reached in a count window of size {self.size}")
+        return self
+
+
+class CooldownSpec(Strict):
+    """LiteLLM's deployment cooldown: more than ``allowed_fails`` failures in the
+    current minute, or a 429 when the request has another candidate, takes the
+    model out of rotation for ``cooldown_s``."""
+
+    allowed_fails: Annotated[int, Field(ge=0)] = 3
+    cooldown_s: Positive = 5.0
+
+
 class RouterSpec(Strict):
     timeout_s: Positive = 60.0  # per attempt
+    # Whole request, all attempts and waits included; each attempt gets at most
+    # what is left (Envoy's per-try timeout within the route timeout).
+    deadline_s: Positive | None = None
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     default_model: str | None = None  # used when the policy fails or returns nothing usable
     # What an abandoned (timed-out) attempt costs: the tokens generated until it
     # was abandoned, the whole answer, or nothing.
     abandoned_charge: Literal["generated", "full", "none"] = "generated"
     health: HealthSpec = HealthSpec()
+    retry: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    cooldown: CooldownSpec | None = None
+    # On a context-window overflow, try these next (LiteLLM's context_window_fallbacks).
+    context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class PolicySpec(BaseModel):
@@ -449,6 +516,10 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
             problems.append(loaded.problem(("providers", name),
                                            f"unknown provider '{name}' (providers: {', '.join(sorted(providers))})"))
     need_model(sc.router.default_model, ("router", "default_model"))
+    for model, fallbacks in sc.router.context_window_fallbacks.items():
+        need_model(model, ("router", "context_window_fallbacks", model))
+        for i, fallback in enumerate(fallbacks):
+            need_model(fallback, ("router", "context_window_fallbacks", model, i))
     if sc.baseline is not None and sc.baseline not in sc.policies:
         problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
     for name, spec in sc.policies.items():

@@ -178,7 +178,8 @@ class World:
             if labels is not None:
                 p_ok[:, m] = labels[lo:hi]
         accept = draws.quality_u < p_ok[:, :, None]
-        return Block(ttft.ravel(), tps.ravel(), latency.ravel(), draws.error_u.ravel(), accept.ravel().astype(np.float64))
+        return Block(ttft.ravel(), tps.ravel(), latency.ravel(), draws.error_u.ravel(), accept.ravel().astype(np.float64),
+                     draws.retry_u.ravel())
 
 
 class Block(NamedTuple):
@@ -193,3 +194,4 @@ class Block(NamedTuple):
     latency_s: np.ndarray  # ttft + output_tokens / tokens_per_s, before any slowdown
     error_u: np.ndarray  # uniform draw compared with the error rate in force
     accept: np.ndarray  # 1.0 when the answer would be acceptable
+    retry_u: np.ndarray  # (request in block, retry number): jitter draws, at j * attempts + n

@@ -53,7 +53,8 @@ class ModelStatus(NamedTuple):
     error_rate_ewma: float  # exponentially weighted share of failed attempts
     consecutive_failures: int
     last_failure_s: float | None
-    healthy: bool  # False while the router holds the model in cooldown
+    healthy: bool  # False while the router would not send to it (cooldown, open breaker)
+    breaker_state: str | None = None  # closed | open | half_open, when the router has a breaker
 
     def quality_for(self, workload: str) -> float | None:
         """The prior ability for ``workload`` (or the model's default)."""

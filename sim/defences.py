@@ -1,0 +1,158 @@
+"""Router defences as small state machines, independent of the engine.
+
+- Backoff with jitter: the AWS Architecture Blog formulas ("Exponential Backoff
+  and Jitter"): none, full, equal, decorrelated.
+- ``CircuitBreaker``: Resilience4j semantics (CLOSED / OPEN / HALF_OPEN, count-
+  or time-based sliding window, failure-rate and slow-call-rate thresholds,
+  minimum number of calls, wait in OPEN, a fixed number of HALF_OPEN probes).
+- ``Cooldown``: LiteLLM's deployment cooldown (more than ``allowed_fails``
+  failures in the current minute, or a 429 when the request has an
+  alternative, takes the model out of rotation for ``cooldown_s``).
+- ``RetryBudget``: Envoy's retry budget (retries in progress may not exceed a
+  share of active requests, with a floor).
+
+Each takes the time as an argument: none reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .scenario import BackoffSpec, CircuitBreakerSpec, CooldownSpec, RetrySpec
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+def backoff_s(spec: BackoffSpec, retry: int, u: float, previous_s: float | None) -> float:
+    """Sleep before retry number ``retry`` (0 for the first), from a uniform ``u`` in [0, 1).
+
+    ``previous_s`` is the previous sleep (decorrelated jitter only; None at first).
+    """
+    ceiling = min(spec.cap_s, spec.base_s * 2.0 ** retry)
+    if spec.jitter == "none":
+        return ceiling
+    if spec.jitter == "full":
+        return u * ceiling
+    if spec.jitter == "equal":
+        return ceiling / 2 + u * ceiling / 2
+    # decorrelated: min(cap, uniform(base, previous * 3)), starting from base
+    previous = spec.base_s if previous_s is None else previous_s
+    return min(spec.cap_s, spec.base_s + u * (previous * 3 - spec.base_s))
+
+
+class CircuitBreaker:
+    """One model's breaker. ``allow(now)`` before an attempt; ``record(...)`` after.
+
+    A call's result counts only in the state generation that permitted it: a
+    call started while CLOSED that ends after the breaker opened is ignored, as
+    is a call permitted before a HALF_OPEN trial that ends during it.
+    """
+
+    def __init__(self, spec: CircuitBreakerSpec):
+        self.spec = spec
+        self.state = CLOSED
+        self.generation = 0  # bumps on every transition
+        self.opened_at = 0.0
+        self.open_time_s = 0.0  # total time spent OPEN, up to the last transition
+        self._window: deque = deque()  # (time, failed, slow) of calls while CLOSED
+        self._permits = 0  # HALF_OPEN calls permitted
+        self._trial: list[tuple[bool, bool]] = []  # HALF_OPEN results
+
+    def allow(self, now: float) -> int | None:
+        """The generation to record the call under, or None when the call is not permitted."""
+        if self.state == OPEN:
+            if now < self.opened_at + self.spec.open_s:
+                return None
+            self._transition(HALF_OPEN, now)
+        if self.state == HALF_OPEN:
+            if self._permits >= self.spec.half_open_calls:
+                return None
+            self._permits += 1
+        return self.generation
+
+    def record(self, generation: int, now: float, failed: bool, duration_s: float) -> None:
+        if generation != self.generation:
+            return
+        slow = self.spec.slow_call_s is not None and duration_s >= self.spec.slow_call_s
+        if self.state == HALF_OPEN:
+            self._trial.append((failed, slow))
+            if len(self._trial) == self.spec.half_open_calls:
+                self._transition(OPEN if self._tripped(self._trial) else CLOSED, now)
+            return
+        window = self._window
+        window.append((now, failed, slow))
+        if self.spec.window == "count":
+            if len(window) > self.spec.size:
+                window.popleft()
+        else:
+            while window and window[0][0] <= now - self.spec.size:
+                window.popleft()
+        if len(window) >= self.spec.min_calls and self._tripped([(f, s) for _, f, s in window]):
+            self._transition(OPEN, now)
+
+    def _tripped(self, results: list[tuple[bool, bool]]) -> bool:
+        n = len(results)
+        failure_rate = sum(f for f, _ in results) / n
+        slow_rate = sum(s for _, s in results) / n
+        return failure_rate >= self.spec.failure_rate or (self.spec.slow_call_s is not None
+                                                          and slow_rate >= self.spec.slow_call_rate)
+
+    def _transition(self, state: str, now: float) -> None:
+        if self.state == OPEN:
+            self.open_time_s += now - self.opened_at
+        self.state = state
+        self.generation += 1
+        self._window.clear()
+        self._trial = []
+        self._permits = 0
+        if state == OPEN:
+            self.opened_at = now
+
+    def open_time_until(self, now: float) -> float:
+        """Seconds spent OPEN from the start until ``now``."""
+        return self.open_time_s + (now - self.opened_at if self.state == OPEN else 0.0)
+
+
+class Cooldown:
+    """One model's LiteLLM-style cooldown."""
+
+    def __init__(self, spec: CooldownSpec):
+        self.spec = spec
+        self.until = 0.0
+        self._minute = -1
+        self._fails = 0
+        self.cooldowns = 0  # how many times it cooled down
+
+    def available(self, now: float) -> bool:
+        return now >= self.until
+
+    def failure(self, now: float, rate_limited: bool, has_alternative: bool) -> None:
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._fails = minute, 0
+        self._fails += 1
+        if (rate_limited and has_alternative) or self._fails > self.spec.allowed_fails:
+            self.until = now + self.spec.cooldown_s
+            self.cooldowns += 1
+
+
+class RetryBudget:
+    """Retries in progress (waiting or in flight) may not exceed ``budget`` x active
+    requests, and are always allowed up to ``min_retry_concurrency``."""
+
+    def __init__(self, spec: RetrySpec):
+        self.share = spec.budget
+        self.floor = spec.min_retry_concurrency
+        self.active_requests = 0
+        self.active_retries = 0
+        self.denied = 0
+
+    def try_acquire(self) -> bool:
+        if self.share is not None and self.active_retries >= max(self.floor, self.share * self.active_requests):
+            self.denied += 1
+            return False
+        self.active_retries += 1
+        return True
+
+    def release(self) -> None:
+        self.active_retries -= 1

@@ -1,0 +1,155 @@
+"""What the router knows about each model: its own observations and its
+defences' state, and the ``RouterView`` snapshots policies receive.
+
+Snapshots are rebuilt only for models whose state changed, and all of them when
+a price changes or a cooldown, breaker wait or health hold ends.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from .catalog import Catalog
+from .defences import OPEN, CircuitBreaker, Cooldown
+from .metrics import ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
+from .policies.base import ModelStatus, RouterView
+from .scenario import RouterSpec
+from .world import World
+
+EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
+INF = float("inf")
+
+
+def _ewma(previous: float | None, value: float) -> float:
+    return value if previous is None else previous + EWMA_ALPHA * (value - previous)
+
+
+class Observations:
+    def __init__(self, world: World, catalog: Catalog, spec: RouterSpec):
+        self.world = world
+        self.spec = spec
+        n = len(catalog.names)
+        self.names = catalog.names
+        self.positions = MappingProxyType(dict(catalog.index))  # shared by every view: never changes
+        self.calls = [0] * n
+        self.failures = [0] * n
+        self.in_flight = [0] * n
+        self.latency = [None] * n
+        self.ttft = [None] * n
+        self.speed = [None] * n
+        self.error_ewma = [0.0] * n
+        self.consecutive = [0] * n
+        self.last_failure = [None] * n
+        self.held_until = [0.0] * n  # the simple health hold (router.health)
+        self.breakers = None if spec.circuit_breaker is None else [CircuitBreaker(spec.circuit_breaker) for _ in range(n)]
+        self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown) for _ in range(n)]
+        # Published facts that do not change, as the head of every ModelStatus.
+        self._facts = [(catalog.names[m], catalog.providers[m]) for m in range(n)]
+        self._priors = [(catalog.context_window[m], catalog.quality_prior[m], catalog.ttft_median_s[m],
+                         catalog.tps_median[m], catalog.carbon_g_per_mtok[m]) for m in range(n)]
+        self._statuses: list[ModelStatus] = [None] * n  # type: ignore[list-item]
+        self.dirty = set(range(n))
+        self._view: RouterView | None = None
+        self._price_changes = list(world.price_change_times)
+        self._next_refresh = self._price_changes[0] if self._price_changes else INF
+
+    # ------------------------------------------------------------------ snapshots
+    def view(self, now: float) -> RouterView:
+        if now >= self._next_refresh:
+            self._refresh(now)
+        if self.dirty or self._view is None:
+            statuses = self._statuses
+            for m in self.dirty:
+                statuses[m] = self._status(m, now)
+            self.dirty.clear()
+            self._view = RouterView(now, tuple(statuses), self.positions)
+            return self._view
+        return self._view._replace(now_s=now)
+
+    def change_at(self, t: float) -> None:
+        """Something about the models changes by itself at ``t``: refresh then."""
+        if t < self._next_refresh:
+            self._next_refresh = t
+
+    def _refresh(self, now: float) -> None:
+        self.dirty.update(range(len(self.names)))
+        while self._price_changes and self._price_changes[0] <= now:
+            self._price_changes.pop(0)
+        pending = [u for u in self.held_until if u > now] + self._price_changes[:1]
+        if self.breakers is not None:
+            pending += [b.opened_at + b.spec.open_s for b in self.breakers if b.state == OPEN]
+        if self.cooldowns is not None:
+            pending += [c.until for c in self.cooldowns if c.until > now]
+        pending = [t for t in pending if t > now]
+        self._next_refresh = min(pending) if pending else INF
+
+    def _status(self, m: int, now: float) -> ModelStatus:
+        price_in, price_out = self.world.price(m, now)
+        context, prior, ttft, tps, carbon = self._priors[m]
+        name, provider = self._facts[m]
+        return ModelStatus(name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
+                           self.calls[m], self.failures[m], self.in_flight[m], self.latency[m],
+                           self.ttft[m], self.speed[m], self.error_ewma[m], self.consecutive[m],
+                           self.last_failure[m], self.would_send(m, now),
+                           None if self.breakers is None else self.breakers[m].state)
+
+    def would_send(self, m: int, now: float) -> bool:
+        """Healthy as policies see it: not held, cooled down or behind an open breaker."""
+        if now < self.held_until[m]:
+            return False
+        if self.cooldowns is not None and not self.cooldowns[m].available(now):
+            return False
+        if self.breakers is not None:
+            breaker = self.breakers[m]
+            if breaker.state == OPEN and now < breaker.opened_at + breaker.spec.open_s:
+                return False
+        return True
+
+    # ------------------------------------------------------------------ admission and feedback
+    def admit(self, m: int, now: float, has_alternative: bool) -> tuple[bool, int | None]:
+        """May an attempt go to ``m`` now? Returns (admitted, breaker generation)."""
+        if self.cooldowns is not None and not self.cooldowns[m].available(now) and has_alternative:
+            return False, None
+        if self.breakers is None:
+            return True, None
+        generation = self.breakers[m].allow(now)
+        self.dirty.add(m)
+        return generation is not None, generation
+
+    def started(self, m: int) -> None:
+        self.in_flight[m] += 1
+        self.dirty.add(m)
+
+    def finished(self, m: int, outcome: int, duration: float, end: float, ttft, output_tokens: int,
+                 generation: int | None, has_alternative: bool) -> None:
+        self.in_flight[m] -= 1
+        self.calls[m] += 1
+        self.dirty.add(m)
+        if outcome == ATTEMPT_CONTEXT_OVERFLOW:
+            return  # an oversized request says nothing about the model
+        failed = outcome != ATTEMPT_OK
+        if self.breakers is not None and generation is not None:
+            breaker = self.breakers[m]
+            breaker.record(generation, end, failed, duration)
+            if breaker.state == OPEN:
+                self.change_at(breaker.opened_at + breaker.spec.open_s)
+        if not failed:
+            self.latency[m] = _ewma(self.latency[m], duration)
+            self.ttft[m] = _ewma(self.ttft[m], ttft)
+            if output_tokens > 0 and duration > ttft:
+                self.speed[m] = _ewma(self.speed[m], output_tokens / (duration - ttft))
+            self.error_ewma[m] *= 1.0 - EWMA_ALPHA
+            self.consecutive[m] = 0
+            return
+        self.failures[m] += 1
+        self.error_ewma[m] += EWMA_ALPHA * (1.0 - self.error_ewma[m])
+        self.consecutive[m] += 1
+        self.last_failure[m] = end
+        if self.consecutive[m] >= self.spec.health.consecutive_failures:
+            self.held_until[m] = end + self.spec.health.cooldown_s
+            self.change_at(self.held_until[m])
+        if self.cooldowns is not None:
+            cooldown = self.cooldowns[m]
+            cooldown.failure(end, outcome == ATTEMPT_RATE_LIMITED, has_alternative)
+            if cooldown.until > end:
+                self.change_at(cooldown.until)
