@@ -19,10 +19,20 @@ models_st = st.lists(
     }), min_size=1, max_size=4)
 
 
+defences_st = st.fixed_dictionaries({}, optional={
+    "deadline_s": st.floats(1.0, 60.0),
+    "retry": st.fixed_dictionaries({"per_model": st.integers(1, 3), "backoff": st.fixed_dictionaries(
+        {"base_s": st.just(0.2), "cap_s": st.just(2.0), "jitter": st.sampled_from(["none", "full", "equal", "decorrelated"])}),
+        "budget": st.sampled_from([None, 0.2])}),
+    "circuit_breaker": st.fixed_dictionaries({"size": st.just(10), "min_calls": st.integers(1, 10), "open_s": st.just(20.0)}),
+    "cooldown": st.fixed_dictionaries({"allowed_fails": st.integers(0, 3), "cooldown_s": st.just(10.0)}),
+})
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(models=models_st, max_attempts=st.integers(1, 4), timeout=st.floats(0.5, 30.0),
-       outage=st.tuples(st.floats(0, 200), st.floats(1, 200)), seed=st.integers(0, 2**32 - 1))
-def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_attempts, timeout, outage, seed):
+       outage=st.tuples(st.floats(0, 200), st.floats(1, 200)), seed=st.integers(0, 2**32 - 1), defences=defences_st)
+def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_attempts, timeout, outage, seed, defences):
     folder = tmp_path_factory.mktemp("prop")
     names = [f"m{i}" for i in range(len(models))]
     spec = {name: {"provider": f"p{i % 2}",
@@ -37,7 +47,7 @@ def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_atte
                                          "input_tokens": {"median": 1000, "p95": 6000},
                                          "output_tokens": {"median": 100, "p95": 800}}},
                     events=[{"kind": "outage", "provider": "p0", "start_s": start, "end_s": start + length}],
-                    router={"timeout_s": timeout, "max_attempts": max_attempts},
+                    router={"timeout_s": timeout, "max_attempts": max_attempts, **defences},
                     policies={"static": {"kind": "static", "model": names[0], "fallbacks": names[1:]},
                               "dyn": {"kind": "weighted", "weights": {"cost": 1, "latency": 1}}},
                     baseline="static")
@@ -46,7 +56,10 @@ def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_atte
     n = requests.groupby("policy").size()
     assert n.nunique() == 1  # both policies saw the same trace
     assert not requests.duplicated(["policy", "replication", "request_id"]).any()
-    assert requests.attempts.between(0, min(max_attempts, len(names))).all()
+    retries = "retry" in defences
+    assert requests.attempts.between(0, max_attempts if retries else min(max_attempts, len(names))).all()
+    if "deadline_s" in defences:
+        assert (requests.latency_s <= defences["deadline_s"] + 1e-9).all()
     ok = requests.status == "ok"
     assert (requests.model[ok] != "").all() and (requests.model[~ok] == "").all()
     assert (requests.quality[~ok] == 0).all() and requests.quality.isin([0.0, 1.0]).all()
@@ -54,18 +67,26 @@ def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_atte
     # Every attempt lasts at most the per-attempt timeout; attempts of a request follow each other.
     assert ((attempts.end_s - attempts.start_s) <= timeout + 1e-9).all()
     per_request = attempts.sort_values(["policy", "request_id", "attempt"]).groupby(["policy", "request_id"])
-    gaps = per_request.start_s.shift(-1) - attempts.sort_values(["policy", "request_id", "attempt"]).end_s
-    assert (gaps.dropna().abs() < 1e-9).all()
+    gaps = (per_request.start_s.shift(-1) - attempts.sort_values(["policy", "request_id", "attempt"]).end_s).dropna()
+    assert (gaps >= -1e-9).all() and (gaps <= 2.0 + 1e-9).all()  # at most one backoff (cap 2 s) between attempts
+    if not retries:
+        assert (gaps.abs() < 1e-9).all()
     # Costs and attempt counts add up; a request ends with its last attempt.
     keyed = requests.set_index(["policy", "request_id"])
     np.testing.assert_allclose(per_request.cost_usd.sum().reindex(keyed.index, fill_value=0), keyed.cost_usd, rtol=1e-9, atol=1e-15)
     assert (per_request.size().reindex(keyed.index, fill_value=0) == keyed.attempts).all()
     last_end = per_request.end_s.max().reindex(keyed.index)
     served = keyed.attempts > 0
-    np.testing.assert_allclose((last_end - keyed.arrival_s)[served], keyed.latency_s[served], atol=1e-9)
+    # A request ends with its last attempt, or, when a retry was refused after its backoff
+    # (breaker or cooldown) and nothing was left to try, one backoff (cap 2 s) later.
+    after_last = (keyed.latency_s - (last_end - keyed.arrival_s))[served]
+    assert (after_last >= -1e-9).all() and (after_last <= 2.0 + 1e-9).all()
+    if not retries:
+        assert (after_last.abs() < 1e-9).all()
     # Only the last attempt of an ok request succeeded; no model is tried twice for one request.
     assert (attempts.outcome == "ok").sum() == ok.sum()
-    assert not attempts.duplicated(["policy", "request_id", "model"]).any()
+    if not retries:
+        assert not attempts.duplicated(["policy", "request_id", "model"]).any()
     # Nothing was sent to a model of provider p0 during its outage without failing.
     p0 = [name for i, name in enumerate(names) if i % 2 == 0]
     inside = attempts.model.isin(p0) & (attempts.start_s >= start) & (attempts.start_s < start + length)
