@@ -29,7 +29,7 @@ class ReferenceBreaker:
         self.closed_calls, self.probes_started, self.probe_results = [], 0, []
 
     def allow(self, now):
-        if self.state == "open" and now - self.since >= self.spec.open_s:
+        if self.state == "open" and now >= self.since + self.spec.open_s:  # absolute time, as routers schedule it
             self._enter("half_open", now)
         if self.state == "open":
             return None
