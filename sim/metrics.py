@@ -61,6 +61,7 @@ class RunRecorder:
         self.a_end = array("d")
         self.a_outcome = array("b")
         self.a_cost = array("d")
+        self.a_queued = array("d")
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")
         self.d_reason: list[Any] = []
@@ -79,7 +80,7 @@ class RunRecorder:
         self.r_carbon.append(carbon)
         self.r_fallback.append(fallback)
 
-    def attempt(self, i, attempt, model, start, end, outcome, cost) -> None:
+    def attempt(self, i, attempt, model, start, end, outcome, cost, queued) -> None:
         self.a_index.append(i)
         self.a_attempt.append(attempt)
         self.a_model.append(model)
@@ -87,6 +88,7 @@ class RunRecorder:
         self.a_end.append(end)
         self.a_outcome.append(outcome)
         self.a_cost.append(cost)
+        self.a_queued.append(queued)
 
     def decision(self, i, decision_us, reason, error, candidates) -> None:
         self.d_us.append(decision_us)
@@ -179,6 +181,7 @@ def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model
         "end_s": pa.array(np.asarray(rec.a_end, dtype=float)[order]),
         "outcome": _labels(list(OUTCOME_NAMES), np.asarray(rec.a_outcome, dtype=np.int8)[order]),
         "cost_usd": pa.array(np.asarray(rec.a_cost, dtype=float)[order]),
+        "queued_s": pa.array(np.asarray(rec.a_queued, dtype=float)[order]),  # waiting for a serving slot
     })
 
 

@@ -7,16 +7,19 @@ a price changes or a cooldown, breaker wait or health hold ends.
 
 from __future__ import annotations
 
+from collections import deque
 from types import MappingProxyType
 
 from .catalog import Catalog
 from .defences import OPEN, CircuitBreaker, Cooldown
-from .metrics import ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
+from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
 from .policies.base import ModelStatus, RouterView
 from .scenario import RouterSpec
 from .world import World
 
 EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
+RECENT = 200  # successful latencies kept per model, for percentiles (hedging)
+MIN_FOR_PERCENTILE = 20
 INF = float("inf")
 
 
@@ -41,6 +44,8 @@ class Observations:
         self.consecutive = [0] * n
         self.last_failure = [None] * n
         self.held_until = [0.0] * n  # the simple health hold (router.health)
+        self.recent = [deque(maxlen=RECENT) for _ in range(n)]  # latencies of the last successful attempts
+        self._percentiles: dict[tuple[int, float], tuple[int, float]] = {}
         self.breakers = None if spec.circuit_breaker is None else [CircuitBreaker(spec.circuit_breaker) for _ in range(n)]
         self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown) for _ in range(n)]
         # Published facts that do not change, as the head of every ModelStatus.
@@ -105,6 +110,23 @@ class Observations:
                 return False
         return True
 
+    def latency_percentile(self, m: int, q: float) -> float | None:
+        """The q-quantile of the model's recent successful latencies (None with too few).
+
+        Recomputed every tenth new observation: hedging asks for it on every attempt.
+        """
+        calls = self.calls[m]
+        cached = self._percentiles.get((m, q))
+        if cached is not None and calls - cached[0] < 10:
+            return cached[1]
+        recent = self.recent[m]
+        if len(recent) < MIN_FOR_PERCENTILE:
+            return None
+        ordered = sorted(recent)
+        value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        self._percentiles[(m, q)] = (calls, value)
+        return value
+
     # ------------------------------------------------------------------ admission and feedback
     def admit(self, m: int, now: float, has_alternative: bool) -> tuple[bool, int | None]:
         """May an attempt go to ``m`` now? Returns (admitted, breaker generation)."""
@@ -125,8 +147,8 @@ class Observations:
         self.in_flight[m] -= 1
         self.calls[m] += 1
         self.dirty.add(m)
-        if outcome == ATTEMPT_CONTEXT_OVERFLOW:
-            return  # an oversized request says nothing about the model
+        if outcome == ATTEMPT_CONTEXT_OVERFLOW or outcome == ATTEMPT_CANCELLED:
+            return  # an oversized request, or one the router withdrew, says nothing about the model
         failed = outcome != ATTEMPT_OK
         if self.breakers is not None and generation is not None:
             breaker = self.breakers[m]
@@ -134,6 +156,7 @@ class Observations:
             if breaker.state == OPEN:
                 self.change_at(breaker.opened_at + breaker.spec.open_s)
         if not failed:
+            self.recent[m].append(duration)
             self.latency[m] = _ewma(self.latency[m], duration)
             self.ttft[m] = _ewma(self.ttft[m], ttft)
             if output_tokens > 0 and duration > ttft:

@@ -32,11 +32,12 @@ from typing import Callable
 
 from .catalog import Catalog
 from .defences import RetryBudget, backoff_s
-from .metrics import (ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_RATE_LIMITED, ATTEMPT_TIMEOUT,
-                      OUTCOME_NAMES,
+from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_RATE_LIMITED,
+                      ATTEMPT_TIMEOUT, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
 from .policies.base import BasePolicy, Outcome, Request, RouterView
+from .provider import Providers
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
 from .world import World
@@ -54,7 +55,7 @@ class _Flight:
     """One request in progress."""
 
     __slots__ = ("i", "request", "candidates", "next", "attempts", "tries", "cost", "carbon", "deadline",
-                 "retries", "last_backoff", "holds_retry")
+                 "retries", "last_backoff", "holds_retry", "running", "hedges", "done")
 
     def __init__(self, i: int, request: Request, candidates: tuple[int, ...], deadline: float):
         self.i = i
@@ -69,11 +70,40 @@ class _Flight:
         self.retries = 0
         self.last_backoff: float | None = None
         self.holds_retry = False  # a retry of this request counts against the budget
+        self.running: list[_Attempt] = []  # more than one only while hedging
+        self.hedges = 0
+        self.done = False
+
+
+QUEUED, SERVING, DONE = 0, 1, 2
+
+
+class _Attempt:
+    """One attempt; scheduled events carry it, and ignore it once it is DONE."""
+
+    __slots__ = ("flight", "model", "number", "start", "timeout_at", "state", "outcome", "end", "service_s",
+                 "service_start", "ttft", "speed", "accept", "generation", "holds_slot", "retry_after")
+
+    def __init__(self, flight: _Flight, model: int, number: int, start: float, timeout_at: float, generation):
+        self.flight = flight
+        self.model = model
+        self.number = number
+        self.start = start
+        self.timeout_at = timeout_at
+        self.state = SERVING
+        self.outcome = ATTEMPT_OK
+        self.end = start
+        self.service_s = 0.0  # how long the provider takes to answer, once serving
+        self.service_start = start
+        self.ttft = self.speed = self.accept = None
+        self.generation = generation
+        self.holds_slot = False
+        self.retry_after = 0.0
 
 
 class Router:
     def __init__(self, policy, world: World, catalog: Catalog, spec: RouterSpec, schedule: Schedule,
-                 recorder: RunRecorder, difficulty_estimate=None):
+                 recorder: RunRecorder, providers: Providers, difficulty_estimate=None):
         self.policy = policy
         self.world = world
         self.spec = spec
@@ -95,7 +125,7 @@ class Router:
         self._n_attempts = world.n_attempts
         self._faults = world.faults
         self._block_number, self._block = -1, None
-        self._fail_fast = catalog.fail_fast_s
+        self._fail_fast_s = catalog.fail_fast_s
         self._error_rate = catalog.error_rate
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
         self._default = None if spec.default_model is None else self._index[spec.default_model]
@@ -105,6 +135,10 @@ class Router:
         self._retry_on = set() if spec.retry is None else {_RETRY_OUTCOMES[o] for o in spec.retry.on_outcomes}
         self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
         self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
+        self._hedge = spec.hedge
+        self.providers = providers
+        self._limited = [bool(limits) for limits in providers.limits]
+        self._capacity = providers.capacity
         self._observe = self._observer(policy)
         self._candidate_cache: dict[tuple, tuple[int, ...]] = {}
 
@@ -170,8 +204,9 @@ class Router:
         return resolved, None
 
     # ------------------------------------------------------------------ attempts
-    def _next_candidate(self, f: _Flight, now: float) -> None:
-        """Start an attempt on the next admissible candidate, or end the request."""
+    def _next_candidate(self, f: _Flight, now: float, hedging: bool = False) -> None:
+        """Start an attempt on the next admissible candidate, or end the request
+        (a hedge that finds no candidate just does nothing)."""
         candidates = f.candidates
         while f.next < len(candidates) and f.attempts < self.spec.max_attempts and now < f.deadline:
             m = candidates[f.next]
@@ -185,76 +220,149 @@ class Router:
                     continue
             self._start_attempt(f, m, now, generation)
             return
-        self._finish(f, REQUEST_FAILED if f.attempts else REQUEST_REJECTED, now, None, None)
+        if not hedging:
+            self._finish(f, REQUEST_FAILED if f.attempts else REQUEST_REJECTED, now, None, None)
 
     def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
         k = f.tries.get(m, 0)
         f.tries[m] = k + 1
-        attempt = f.attempts
-        f.attempts = attempt + 1
+        a = _Attempt(f, m, f.attempts, now, min(now + self.spec.timeout_s, f.deadline), generation)
+        f.attempts += 1
+        f.running.append(a)
         self.known.started(m)
         i = f.i
-        timeout = self.spec.timeout_s
-        if f.deadline - now < timeout:
-            timeout = f.deadline - now  # only what is left of the request's deadline
-        ttft = speed = accept = None
         if self._faults[m]:  # most models have no fault at all: skip the look-up
             down, error_rate, latency_x = self.world.state(m, now)
         else:
             down, error_rate, latency_x = False, self._error_rate[m], 1.0
+        if self._hedge is not None and f.hedges < self._hedge.max_hedges:
+            delay = self._hedge_delay(m)
+            if delay is not None:
+                self.schedule(delay, self._on_hedge, (a, now + delay))
         if down:
-            outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
-        elif self._input[i] + self._output[i] > self._context[m]:
-            outcome, duration = ATTEMPT_CONTEXT_OVERFLOW, self._fail_fast[m]
-        else:
-            b = i >> _BLOCK_SHIFT
-            if b != self._block_number:  # arrivals advance block by block: keep the current one at hand
-                self._block, self._block_number = self.world.block(b), b
-            block = self._block
-            at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-            if block.error_u.item(at) < error_rate:
-                outcome, duration = ATTEMPT_ERROR, self._fail_fast[m]
-            else:
-                ttft, speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
-                accept, duration = block.accept.item(at), block.latency_s.item(at)
-                if latency_x != 1.0:  # a brownout or spike slows the whole answer down
-                    ttft, speed, duration = ttft * latency_x, speed / latency_x, duration * latency_x
-                outcome = ATTEMPT_OK
-        if duration > timeout:  # the router stops waiting
-            outcome, duration = ATTEMPT_TIMEOUT, timeout
-        self.schedule(duration, self._on_attempt_end, (f, m, attempt, outcome, now, duration, ttft, speed, accept,
-                                                       generation))
+            return self._fail_fast(a, ATTEMPT_ERROR, now)
+        if self._input[i] + self._output[i] > self._context[m]:
+            return self._fail_fast(a, ATTEMPT_CONTEXT_OVERFLOW, now)
+        if self._limited[m]:
+            a.retry_after = self.providers.admit(m, now, self._input[i] + self._output[i])
+            if a.retry_after > 0.0:
+                return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
+        b = i >> _BLOCK_SHIFT
+        if b != self._block_number:  # arrivals advance block by block: keep the current one at hand
+            self._block, self._block_number = self.world.block(b), b
+        block = self._block
+        at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
+        if block.error_u.item(at) < error_rate:
+            return self._fail_fast(a, ATTEMPT_ERROR, now)
+        a.ttft, a.speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
+        a.accept, a.service_s = block.accept.item(at), block.latency_s.item(at)
+        if latency_x != 1.0:  # a brownout or spike slows the whole answer down
+            a.ttft, a.speed, a.service_s = a.ttft * latency_x, a.speed / latency_x, a.service_s * latency_x
+        capacity = self._capacity[m]
+        if capacity is None:
+            return self._serve(a, now)
+        if capacity.busy < capacity.concurrency:
+            capacity.busy += 1
+            a.holds_slot = True
+            return self._serve(a, now)
+        a.state = QUEUED
+        capacity.queue.append(a)
+        give_up = a.timeout_at
+        if capacity.queue_timeout_s is not None and now + capacity.queue_timeout_s < give_up:
+            give_up = now + capacity.queue_timeout_s
+        a.end = give_up
+        self.schedule(give_up - now, self._on_queue_timeout, a)
 
-    def _on_attempt_end(self, token) -> None:
-        f, m, attempt, outcome, start, duration, ttft, speed, accept, generation = token
-        end = start + duration
-        i = f.i
+    def _fail_fast(self, a: _Attempt, outcome: int, now: float) -> None:
+        a.outcome = outcome
+        delay = self._fail_fast_s[a.model]
+        if now + delay > a.timeout_at:
+            a.outcome, delay = ATTEMPT_TIMEOUT, a.timeout_at - now
+        a.end = now + delay
+        self.schedule(delay, self._on_attempt_end, a)
+
+    def _serve(self, a: _Attempt, now: float) -> None:
+        """The provider starts on the answer; it ends with it or with the router's timeout."""
+        a.state = SERVING
+        a.service_start = now
+        a.end = now + a.service_s
+        if a.end > a.timeout_at:  # the router stops waiting
+            a.outcome, a.end = ATTEMPT_TIMEOUT, a.timeout_at
+        self.schedule(a.end - now, self._on_attempt_end, a)
+
+    def _on_queue_timeout(self, a: _Attempt) -> None:
+        if a.state != QUEUED:
+            return  # it left the queue in time: a stale timer
+        # Still waiting: the router's timeout, or else the provider's queue timeout (an error).
+        a.outcome = ATTEMPT_TIMEOUT if a.end >= a.timeout_at else ATTEMPT_ERROR
+        a.service_start = a.end  # never served (stays in the deque, skipped when it comes up)
+        self._complete(a, a.end)
+
+    def _on_attempt_end(self, a: _Attempt) -> None:
+        if a.state == DONE:
+            return  # cancelled: a stale timer
+        self._complete(a, a.end)
+
+    def _complete(self, a: _Attempt, end: float) -> None:
+        f, m, i = a.flight, a.model, a.flight.i
+        if a.holds_slot:
+            self._release(m, end)
+        a.state = DONE
+        f.running.remove(a)
+        outcome = a.outcome
         cost = 0.0
-        if outcome == ATTEMPT_OK or (outcome == ATTEMPT_TIMEOUT and ttft is not None
-                                     and self.spec.abandoned_charge != "none"):
-            charged_output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, ttft, speed, duration)
-            price_in, price_out = self.world.price(m, start)
-            cost = (self._input[i] * price_in + charged_output * price_out) / 1e6
-            f.carbon += (self._input[i] + charged_output) * self._carbon[m] / 1e6
+        charged = outcome == ATTEMPT_OK or (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None
+                                            and a.service_start < end and self.spec.abandoned_charge != "none")
+        if charged:
+            output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, a, end)
+            price_in, price_out = self.world.price(m, a.start)
+            cost = (self._input[i] * price_in + output * price_out) / 1e6
+            f.carbon += (self._input[i] + output) * self._carbon[m] / 1e6
         f.cost += cost
-        self.rec.attempt(i, attempt, m, start, end, outcome, cost)
-        self.known.finished(m, outcome, duration, end, ttft, self._output[i], generation,
+        self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start)
+        self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation,
                             f.next < len(f.candidates))
+        if outcome == ATTEMPT_CANCELLED:
+            return
         if f.holds_retry:
             self.budget.release()
             f.holds_retry = False
         if outcome == ATTEMPT_OK:
-            self._finish(f, REQUEST_OK, end, m, (start - f.request.arrival_s + ttft, accept))
-        else:
-            self._after_failure(f, m, outcome, end)
+            for other in list(f.running):  # a hedge lost the race
+                other.outcome = ATTEMPT_CANCELLED
+                self._complete(other, end)
+            self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
+        elif not f.running:  # another attempt (a hedge) may still answer
+            self._after_failure(f, a, end)
 
-    def _after_failure(self, f: _Flight, m: int, outcome: int, now: float) -> None:
+    def _release(self, m: int, now: float) -> None:
+        """A serving slot frees up: the next queued attempt starts."""
+        capacity = self._capacity[m]
+        capacity.busy -= 1
+        queue = capacity.queue
+        while queue:
+            waiting = queue.popleft()
+            if waiting.state == QUEUED:
+                capacity.busy += 1
+                waiting.holds_slot = True
+                self._serve(waiting, now)
+                return
+
+    def _abandoned_output(self, i: int, a: _Attempt, end: float) -> float:
+        if self.spec.abandoned_charge == "full":
+            return float(self._output[i])
+        # 'generated': the tokens streamed before the router gave up.
+        return min(float(self._output[i]), max(0.0, (end - a.service_start - a.ttft) * a.speed))
+
+    # ------------------------------------------------------------------ after a failure
+    def _after_failure(self, f: _Flight, a: _Attempt, now: float) -> None:
+        m, outcome = a.model, a.outcome
         if outcome == ATTEMPT_CONTEXT_OVERFLOW:
             extra = self._context_fallbacks.get(m)
             if extra:  # tried next, before the rest of the policy's list
                 f.candidates = f.candidates[:f.next] + tuple(extra) + f.candidates[f.next:]
         elif outcome in self._retry_on and f.tries[m] <= self._retry.per_model and f.attempts < self.spec.max_attempts:
-            delay = self._backoff(f)
+            delay = max(self._backoff(f), a.retry_after)  # honour a 429's retry-after
             if now + delay < f.deadline and (self.budget is None or self.budget.try_acquire()):
                 f.holds_retry = self.budget is not None
                 f.retries += 1
@@ -283,14 +391,24 @@ class Router:
                 return
         self._start_attempt(f, m, now, generation)
 
-    def _abandoned_output(self, i: int, ttft: float, speed: float, waited_s: float) -> float:
-        if self.spec.abandoned_charge == "full":
-            return float(self._output[i])
-        # 'generated': the tokens streamed before the router gave up.
-        return min(float(self._output[i]), max(0.0, (waited_s - ttft) * speed))
+    # ------------------------------------------------------------------ hedging
+    def _hedge_delay(self, m: int) -> float | None:
+        if self._hedge.after_s is not None:
+            return self._hedge.after_s
+        return self.known.latency_percentile(m, self._hedge.after_percentile)
+
+    def _on_hedge(self, token) -> None:
+        """The attempt is still running after the hedge delay: send the next candidate too."""
+        a, now = token
+        f = a.flight
+        if a.state == DONE or f.done or f.hedges >= self._hedge.max_hedges:
+            return
+        f.hedges += 1
+        self._next_candidate(f, now, hedging=True)
 
     # ------------------------------------------------------------------ the end of a request
     def _finish(self, f: _Flight, status: int, end: float, model: int | None, served) -> None:
+        f.done = True
         if self.budget is not None:
             self.budget.active_requests -= 1
         i = f.i

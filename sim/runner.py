@@ -34,6 +34,7 @@ from .metrics import (RunRecorder, attempts_table, decisions_table, latency_quan
                       run_metrics, success_series)
 from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
+from .provider import Providers
 from .router import Router
 from .scenario import LoadedScenario
 from .stats import SUMMARY_METRICS, summarize
@@ -125,7 +126,8 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
     policy = build(spec.kind, spec.all_params(), seed=policy_seed(seed, replication, policy_index))
     recorder = RunRecorder()
     engine = Engine()
-    router = Router(policy, world, catalog, loaded.scenario.router_for(policy_name), engine.schedule, recorder, estimate)
+    router = Router(policy, world, catalog, loaded.scenario.router_for(policy_name), engine.schedule, recorder,
+                    Providers(loaded.scenario, catalog), estimate)
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
     # million-request run); reference counting still frees everything.

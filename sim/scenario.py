@@ -122,6 +122,26 @@ class LatencySpec(Strict):
     fail_fast_s: NonNegative = 0.1  # how long an error, outage or context overflow takes to come back
 
 
+class RateLimit(Strict):
+    """Requests and/or tokens (input + output) per minute, as token buckets."""
+
+    rpm: Positive | None = None
+    tpm: Positive | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self):
+        if self.rpm is None and self.tpm is None:
+            raise ValueError("give 'rpm', 'tpm' or both")
+        return self
+
+
+class CapacitySpec(Strict):
+    """At most ``concurrency`` attempts served at once; the rest queue (FIFO)."""
+
+    concurrency: Annotated[int, Field(ge=1)]
+    queue_timeout_s: Positive | None = None  # a queued attempt gives up with an error after this
+
+
 class ModelSpec(Strict):
     provider: str
     price: Price
@@ -133,6 +153,8 @@ class ModelSpec(Strict):
     context_window: Annotated[int, Field(gt=0)] = 128_000
     error_rate: Probability = 0.0
     carbon_g_per_mtok: NonNegative | None = None
+    rate_limit: RateLimit | None = None
+    capacity: CapacitySpec | None = None
 
 
 # --------------------------------------------------------------------------- events
@@ -276,6 +298,7 @@ def lognormal_mean(median: float, upper: float, z: float) -> float:
 
 class ProviderSpec(Strict):
     outages: OutageProcess | None = None
+    rate_limit: RateLimit | None = None  # shared by all the provider's models
 
 
 # --------------------------------------------------------------------------- router, policies
@@ -346,6 +369,21 @@ class CooldownSpec(Strict):
     cooldown_s: Positive = 5.0
 
 
+class HedgeSpec(Strict):
+    """After a delay, send the next candidate too; the first answer wins and the
+    others are cancelled (and charged as the provider would)."""
+
+    after_s: Positive | None = None
+    after_percentile: Annotated[float, Field(gt=0, lt=1)] | None = None  # of the model's observed latency
+    max_hedges: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _one_delay(self):
+        if (self.after_s is None) == (self.after_percentile is None):
+            raise ValueError("give exactly one of 'after_s' or 'after_percentile'")
+        return self
+
+
 class RouterSpec(Strict):
     timeout_s: Positive = 60.0  # per attempt
     # Whole request, all attempts and waits included; each attempt gets at most
@@ -360,6 +398,7 @@ class RouterSpec(Strict):
     retry: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     cooldown: CooldownSpec | None = None
+    hedge: HedgeSpec | None = None
     # On a context-window overflow, try these next (LiteLLM's context_window_fallbacks).
     context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
