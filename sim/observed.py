@@ -21,6 +21,8 @@ EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving aver
 RECENT = 200  # successful latencies kept per model, for percentiles (hedging)
 MIN_FOR_PERCENTILE = 20
 INF = float("inf")
+_tuple_new = tuple.__new__
+assert len(ModelStatus._fields) == 20, "keep _status in step with ModelStatus"
 
 
 def _ewma(previous: float | None, value: float) -> float:
@@ -92,11 +94,13 @@ class Observations:
         price_in, price_out = self.world.price(m, now)
         context, prior, ttft, tps, carbon = self._priors[m]
         name, provider = self._facts[m]
-        return ModelStatus(name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
-                           self.calls[m], self.failures[m], self.in_flight[m], self.latency[m],
-                           self.ttft[m], self.speed[m], self.error_ewma[m], self.consecutive[m],
-                           self.last_failure[m], self.would_send(m, now),
-                           None if self.breakers is None else self.breakers[m].state)
+        # tuple.__new__ with the fields in order: a third faster than ModelStatus(...),
+        # which matters because a snapshot is rebuilt for every request.
+        return _tuple_new(ModelStatus, (name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
+                                        self.calls[m], self.failures[m], self.in_flight[m], self.latency[m],
+                                        self.ttft[m], self.speed[m], self.error_ewma[m], self.consecutive[m],
+                                        self.last_failure[m], self.would_send(m, now),
+                                        None if self.breakers is None else self.breakers[m].state))
 
     def would_send(self, m: int, now: float) -> bool:
         """Healthy as policies see it: not held, cooled down or behind an open breaker."""

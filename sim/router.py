@@ -88,17 +88,14 @@ class _Attempt:
         self.flight = flight
         self.model = model
         self.number = number
-        self.start = start
+        self.start = self.end = self.service_start = start
         self.timeout_at = timeout_at
         self.state = SERVING
         self.outcome = ATTEMPT_OK
-        self.end = start
-        self.service_s = 0.0  # how long the provider takes to answer, once serving
-        self.service_start = start
+        self.service_s = self.retry_after = 0.0  # service_s: how long the provider takes, once serving
         self.ttft = self.speed = self.accept = None
         self.generation = generation
         self.holds_slot = False
-        self.retry_after = 0.0
 
 
 class Router:
@@ -136,6 +133,9 @@ class Router:
         self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
         self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
         self._hedge = spec.hedge
+        self._timeout_s = spec.timeout_s
+        self._deadline_s = INF if spec.deadline_s is None else spec.deadline_s
+        self._max_attempts = spec.max_attempts
         self.providers = providers
         self._limited = [bool(limits) for limits in providers.limits]
         self._capacity = providers.capacity
@@ -174,8 +174,7 @@ class Router:
             candidates = () if self._default is None else (self._default,)
         self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
                           error, candidates)
-        deadline = INF if self.spec.deadline_s is None else now + self.spec.deadline_s
-        flight = _Flight(i, request, candidates, deadline)
+        flight = _Flight(i, request, candidates, now + self._deadline_s)
         if self.budget is not None:
             self.budget.active_requests += 1
         self._next_candidate(flight, now)
@@ -208,7 +207,8 @@ class Router:
         """Start an attempt on the next admissible candidate, or end the request
         (a hedge that finds no candidate just does nothing)."""
         candidates = f.candidates
-        while f.next < len(candidates) and f.attempts < self.spec.max_attempts and now < f.deadline:
+        max_attempts = self._max_attempts
+        while f.next < len(candidates) and f.attempts < max_attempts and now < f.deadline:
             m = candidates[f.next]
             f.next += 1
             if m in f.tries:
@@ -226,7 +226,10 @@ class Router:
     def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
         k = f.tries.get(m, 0)
         f.tries[m] = k + 1
-        a = _Attempt(f, m, f.attempts, now, min(now + self.spec.timeout_s, f.deadline), generation)
+        timeout_at = now + self._timeout_s
+        if f.deadline < timeout_at:
+            timeout_at = f.deadline  # only what is left of the request's deadline
+        a = _Attempt(f, m, f.attempts, now, timeout_at, generation)
         f.attempts += 1
         f.running.append(a)
         self.known.started(m)
@@ -259,8 +262,12 @@ class Router:
         if latency_x != 1.0:  # a brownout or spike slows the whole answer down
             a.ttft, a.speed, a.service_s = a.ttft * latency_x, a.speed / latency_x, a.service_s * latency_x
         capacity = self._capacity[m]
-        if capacity is None:
-            return self._serve(a, now)
+        if capacity is None:  # the common case, inlined from _serve
+            a.end = now + a.service_s
+            if a.end > a.timeout_at:  # the router stops waiting
+                a.outcome, a.end = ATTEMPT_TIMEOUT, a.timeout_at
+            self.schedule(a.end - now, self._on_attempt_end, a)
+            return
         if capacity.busy < capacity.concurrency:
             capacity.busy += 1
             a.holds_slot = True
@@ -311,9 +318,8 @@ class Router:
         f.running.remove(a)
         outcome = a.outcome
         cost = 0.0
-        charged = outcome == ATTEMPT_OK or (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None
-                                            and a.service_start < end and self.spec.abandoned_charge != "none")
-        if charged:
+        if outcome == ATTEMPT_OK or (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None
+                                     and a.service_start < end and self.spec.abandoned_charge != "none"):
             output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, a, end)
             price_in, price_out = self.world.price(m, a.start)
             cost = (self._input[i] * price_in + output * price_out) / 1e6
@@ -328,9 +334,10 @@ class Router:
             self.budget.release()
             f.holds_retry = False
         if outcome == ATTEMPT_OK:
-            for other in list(f.running):  # a hedge lost the race
-                other.outcome = ATTEMPT_CANCELLED
-                self._complete(other, end)
+            if f.running:  # a hedge lost the race
+                for other in list(f.running):
+                    other.outcome = ATTEMPT_CANCELLED
+                    self._complete(other, end)
             self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
         elif not f.running:  # another attempt (a hedge) may still answer
             self._after_failure(f, a, end)

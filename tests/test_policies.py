@@ -62,7 +62,8 @@ def test_weighted_score_is_the_documented_formula():
     expected = tuple(sorted(score, key=score.get, reverse=True))
     decision = policy.route(request(input_tokens=n_in), view(*MODELS))
     assert decision.candidates == expected
-    assert decision.reason["score"] == pytest.approx(max(score.values()), rel=1e-9)
+    best, second = sorted(score.values(), reverse=True)[:2]
+    assert decision.reason == f"weighted: score {best:.3f}, next {expected[1]} {second:.3f}"
 
 
 def test_weighted_puts_unhealthy_models_last_and_drops_certain_overflows():

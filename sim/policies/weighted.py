@@ -126,7 +126,12 @@ class WeightedPolicy(BasePolicy):
             usable = m.healthy and n_in + n_out <= m.context_window
             scored.append((not usable, -score, m.name))
         scored.sort()
-        return Decision(tuple([s[2] for s in scored]), {"policy": "weighted", "score": -scored[0][1]})
+        # A short string, not a dict: it is kept for every request of a run.
+        if len(scored) > 1:
+            reason = f"weighted: score {-scored[0][1]:.3f}, next {scored[1][2]} {-scored[1][1]:.3f}"
+        else:
+            reason = f"weighted: score {-scored[0][1]:.3f}, only candidate"
+        return Decision(tuple([s[2] for s in scored]), reason)
 
     def observe(self, request: Request, outcome: Outcome) -> None:
         if outcome.status == "ok":
