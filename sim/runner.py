@@ -35,6 +35,7 @@ from .metrics import (RunRecorder, attempts_table, decisions_table, latency_quan
 from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
+from .resilience import fault_rows, resilience_metrics
 from .router import Router
 from .scenario import LoadedScenario
 from .stats import SUMMARY_METRICS, summarize
@@ -53,6 +54,7 @@ class PolicyResult:
     success_ok: np.ndarray | None = None  # summed over replications
     success_total: np.ndarray | None = None
     model_share: dict[str, float] = field(default_factory=dict)  # served requests per model, all replications
+    faults: list[dict] = field(default_factory=list)  # one row per (replication, fault window)
 
 
 @dataclass
@@ -120,8 +122,8 @@ def preflight(loaded: LoadedScenario, seed: int | None = None) -> Trace:
 
 # --------------------------------------------------------------------------- one run
 def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world: World, catalog: Catalog,
-             estimate: np.ndarray | None, seed: int, replication: int) -> RunRecorder:
-    """One policy through one replication; returns its records."""
+             estimate: np.ndarray | None, seed: int, replication: int) -> tuple[RunRecorder, float]:
+    """One policy through one replication; returns its records and its breakers' total open time."""
     spec = loaded.scenario.policies[policy_name]
     policy = build(spec.kind, spec.all_params(), seed=policy_seed(seed, replication, policy_index))
     recorder = RunRecorder()
@@ -138,7 +140,8 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
     finally:
         if gc_was_enabled:
             gc.enable()
-    return recorder
+    breakers = router.known.breakers or []
+    return recorder, sum(b.open_time_until(engine.now) for b in breakers)
 
 
 class _TableSinks:
@@ -188,10 +191,14 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             for p, name in enumerate(sc.policies):
                 if progress:
                     progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
-                rec = simulate(loaded, name, p, world, catalog, estimate, seed, r)
+                rec, breaker_open_s = simulate(loaded, name, p, world, catalog, estimate, seed, r)
                 cols = run_columns(rec, len(trace))
                 res = results[name]
-                res.runs.append(run_metrics(cols, trace.workload, slo))
+                windows = fault_rows(cols, trace.arrival_s, world.fault_windows)
+                res.faults += [{"policy": name, "replication": r, **row} for row in windows]
+                res.runs.append({**run_metrics(cols, trace.workload, slo),
+                                 **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
+                                                      sc.slo.availability)})
                 res.latency_quantiles.append(latency_quantiles(cols))
                 ok, total = success_series(cols, trace.arrival_s, _horizon(loaded, trace))
                 res.success_ok = ok if res.success_ok is None else res.success_ok + ok
@@ -227,6 +234,16 @@ def summary_document(result: RunResult) -> dict:
         "routesim_version": __version__,
         "policies": {name: {m: metrics[m] for m in SUMMARY_METRICS} for name, metrics in result.summary.items()},
     }
+
+
+def write_faults(result: RunResult, folder: Path) -> None:
+    """faults.csv: per policy, replication and fault window, what happened."""
+    import pandas as pd
+
+    rows = [row for res in result.policies.values() for row in res.faults]
+    columns = ["policy", "replication", "start_s", "end_s", "kind", "target", "requests", "failed", "success_rate",
+               "extra_latency_s", "time_to_failover_s"]
+    pd.DataFrame(rows, columns=columns).to_csv(folder / "faults.csv", index=False)
 
 
 def write_summary(result: RunResult, folder: Path) -> None:
@@ -302,5 +319,6 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
             f"# Resolved by routesim {__version__}: every default filled in. Rerun with\n"
             f"#   routesim run scenario.resolved.yaml\n" + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         write_report(result, resolved, folder)
+        write_faults(result, folder)
         write_summary(result, folder)  # last: its presence marks a complete run
     return result

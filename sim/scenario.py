@@ -419,6 +419,12 @@ class PolicySpec(BaseModel):
         return {**self.params, **inline}
 
 
+class Objectives(Strict):
+    """Service-level objectives the report measures against."""
+
+    availability: Annotated[float, Field(gt=0, lt=1)] | None = None  # e.g. 0.999: error budget 0.1%
+
+
 class Features(Strict):
     """Request features policies may see. ``difficulty_noise_sd``: when set, each
     request carries ``difficulty_estimate`` = true difficulty + N(0, sd)."""
@@ -439,6 +445,7 @@ class Scenario(Strict):
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     router: RouterSpec = RouterSpec()
     features: Features = Features()
+    slo: Objectives = Objectives()
     policies: dict[str, PolicySpec]
     baseline: str | None = None
     routesim_version: str | None = None  # written into scenario.resolved.yaml; informational

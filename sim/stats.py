@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from .metrics import PAIRED_METRICS, RUN_METRICS
+from .resilience import RESILIENCE_METRICS
 
 CONFIDENCE = 0.95
 #: Order of metrics in summary.json and summary.csv.
@@ -18,12 +19,14 @@ SUMMARY_METRICS = (
     "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality",
     "quality_delta_vs_baseline", "latency_p50_s", "latency_p95_s", "latency_p99_s", "fallback_rate",
     "attempts_per_request", "slo_attainment", "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
-)
-assert set(SUMMARY_METRICS) == set(RUN_METRICS) | set(PAIRED_METRICS)
+) + RESILIENCE_METRICS
+PER_RUN = RUN_METRICS + RESILIENCE_METRICS
+assert set(SUMMARY_METRICS) == set(PER_RUN) | set(PAIRED_METRICS)
 
 
 #: Shares bounded by [0, 1]: their t-interval is clipped to that range.
-BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "slo_attainment", "policy_error_rate"})
+BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "slo_attainment", "policy_error_rate",
+                     "fault_success_rate", "rate_limited_share", "hedge_cost_share"})
 
 
 def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] | None = None) -> dict:
@@ -58,7 +61,7 @@ def summarize(per_policy: dict[str, list[dict]], baseline: str) -> dict[str, dic
     out = {}
     for policy, runs in per_policy.items():
         entry = {name: mean_ci((r[name] for r in runs), bounds=(0.0, 1.0) if name in BOUNDED else None)
-                 for name in RUN_METRICS}
+                 for name in PER_RUN}
         for name, values in paired(runs, per_policy[baseline]).items():
             entry[name] = mean_ci(values)
         out[policy] = entry

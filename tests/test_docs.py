@@ -8,6 +8,7 @@ import typing
 from pydantic import BaseModel
 
 from sim.metrics import PAIRED_METRICS, RUN_METRICS
+from sim.resilience import RESILIENCE_METRICS
 from sim.scenario import Scenario
 
 from conftest import ROOT
@@ -39,5 +40,5 @@ def test_every_scenario_field_is_documented():
 
 def test_every_metric_is_defined():
     text = (ROOT / "docs" / "metrics.md").read_text()
-    missing = [m for m in RUN_METRICS + PAIRED_METRICS if f"`{m}`" not in text and f"`{m}," not in text]
+    missing = [m for m in RUN_METRICS + PAIRED_METRICS + RESILIENCE_METRICS if f"`{m}`" not in text and f"`{m}," not in text]
     assert not missing, f"metrics missing from docs/metrics.md: {missing}"

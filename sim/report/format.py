@@ -14,6 +14,8 @@ def _one(value: float | None, kind: str) -> str:
         return f"{value:+.4f}"
     if kind == "seconds":
         return f"{value:.3f}"
+    if kind == "count":
+        return f"{value:,.1f}"
     return f"{value:.4f}"
 
 

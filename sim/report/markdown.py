@@ -30,11 +30,40 @@ def table_rows(result) -> list[dict]:
     return rows
 
 
+def resilience_rows(result) -> list[dict]:
+    rows = []
+    for name in result.policies:
+        s = result.summary[name]
+        rows.append({
+            "name": name,
+            "fault_success": fmt_metric(s["fault_success_rate"], "pct"),
+            "failed": fmt_metric(s["failed_in_faults"], "count"),
+            "ttf": fmt_metric(s["time_to_failover_s"], "seconds"),
+            "extra": fmt_metric(s["extra_latency_in_faults_s"], "seconds"),
+            "attempts": fmt_metric(s["attempts_per_request"], "ratio"),
+            "limited": fmt_metric(s["rate_limited_share"], "pct"),
+            "hedge": fmt_metric(s["hedge_cost_share"], "pct"),
+            "breaker": fmt_metric(s["breaker_open_s"], "seconds"),
+            "burn": fmt_metric(s["error_budget_burn"], "ratio"),
+        })
+    return rows
+
+
+def fault_summary(result) -> str:
+    """The faults, in words: scheduled ones listed, random ones counted."""
+    scheduled = [f"{kind.replace('_', ' ')} of {target} {start:g}–{end:g} s" for start, end, kind, target
+                 in result.fault_windows if kind != "incident"]
+    incidents = sum(1 for w in result.fault_windows if w[2] == "incident")
+    parts = scheduled + ([f"{incidents} random incident(s) over all replications"] if incidents else [])
+    return "; ".join(parts)
+
+
 def render_markdown(result, resolved: dict, figures: dict[str, str]) -> str:
     return _ENV.get_template("report.md.j2").render(
         scenario=result.scenario, description=resolved.get("description"), seed=result.seed,
         replications=result.replications, requests=_requests(result), baseline=result.baseline,
-        rows=table_rows(result), warnings=run_warnings(result), figures=figures, version=__version__)
+        rows=table_rows(result), warnings=run_warnings(result), figures=figures, version=__version__,
+        resilience=resilience_rows(result), faults=fault_summary(result))
 
 
 def _requests(result) -> str:

@@ -1,0 +1,80 @@
+"""Resilience metrics of one run: what faults did to the traffic, and what the
+defences cost. Definitions in docs/metrics.md."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import ATTEMPT_CANCELLED, ATTEMPT_RATE_LIMITED, REQUEST_OK, RunColumns, RunRecorder
+
+#: Per-run resilience metrics, in summary order.
+RESILIENCE_METRICS = (
+    "fault_success_rate", "failed_in_faults", "extra_latency_in_faults_s", "time_to_failover_s",
+    "rate_limited_share", "hedge_cost_share", "breaker_open_s", "error_budget_burn",
+)
+FAILOVER_WINDOW_S = 30.0  # look-ahead of the success rate that defines recovery
+FAILOVER_TARGET = 0.99
+
+
+def time_to_failover(arrival: np.ndarray, ok: np.ndarray, start: float, end: float) -> float:
+    """Seconds from ``start`` to the first arrival from which the success rate of the
+    requests arriving in the next ``FAILOVER_WINDOW_S`` is at least 99%; the whole
+    fault's length when that never happens before ``end``; 0 when already so."""
+    lo, hi = np.searchsorted(arrival, [start, end])
+    if lo == hi:
+        return float("nan")  # no traffic during the fault
+    ends = np.searchsorted(arrival, arrival[lo:hi] + FAILOVER_WINDOW_S)
+    ok_before = np.r_[0, np.cumsum(ok)]
+    counts = ends - np.arange(lo, hi)
+    rates = (ok_before[ends] - ok_before[lo:hi]) / counts
+    recovered = np.flatnonzero(rates >= FAILOVER_TARGET)
+    if not len(recovered):
+        return end - start
+    return max(0.0, float(arrival[lo + recovered[0]] - start))
+
+
+def fault_rows(cols: RunColumns, arrival: np.ndarray, windows: list[tuple[float, float, str, str]]) -> list[dict]:
+    """One row per fault window: what happened to the requests that arrived in it."""
+    ok = cols.status == REQUEST_OK
+    rows = []
+    outside = ok.copy()
+    for start, end, _, _ in windows:
+        outside &= ~((arrival >= start) & (arrival < end))
+    calm_latency = cols.latency[outside].mean() if outside.any() else float("nan")
+    for start, end, kind, target in windows:
+        inside = (arrival >= start) & (arrival < end)
+        n = int(inside.sum())
+        served = inside & ok
+        rows.append({
+            "start_s": start, "end_s": end, "kind": kind, "target": target, "requests": n,
+            "failed": int(n - served.sum()),
+            "success_rate": float(served.sum() / n) if n else float("nan"),
+            "extra_latency_s": float(cols.latency[served].mean() - calm_latency) if served.any() else float("nan"),
+            "time_to_failover_s": time_to_failover(arrival, ok, start, end),
+        })
+    return rows
+
+
+def resilience_metrics(cols: RunColumns, rec: RunRecorder, arrival: np.ndarray, rows: list[dict],
+                       breaker_open_s: float, availability_target: float | None) -> dict[str, float]:
+    ok = cols.status == REQUEST_OK
+    in_fault = np.zeros(len(arrival), dtype=bool)
+    for row in rows:
+        in_fault |= (arrival >= row["start_s"]) & (arrival < row["end_s"])
+    outcomes = np.asarray(rec.a_outcome, dtype=np.int8)
+    attempt_cost = np.asarray(rec.a_cost, dtype=float)
+    total_cost = attempt_cost.sum()
+    failovers = [r["time_to_failover_s"] for r in rows if not np.isnan(r["time_to_failover_s"])]
+    extra = [r["extra_latency_s"] for r in rows if not np.isnan(r["extra_latency_s"])]
+    nan = float("nan")
+    return {
+        "fault_success_rate": float(ok[in_fault].mean()) if in_fault.any() else nan,
+        "failed_in_faults": float((in_fault & ~ok).sum()) if rows else nan,
+        "extra_latency_in_faults_s": float(np.mean(extra)) if extra else nan,
+        "time_to_failover_s": float(np.mean(failovers)) if failovers else nan,
+        "rate_limited_share": float((outcomes == ATTEMPT_RATE_LIMITED).mean()) if len(outcomes) else 0.0,
+        "hedge_cost_share": float(attempt_cost[outcomes == ATTEMPT_CANCELLED].sum() / total_cost) if total_cost > 0 else 0.0,
+        "breaker_open_s": breaker_open_s,
+        "error_budget_burn": (float((1.0 - ok.mean()) / (1.0 - availability_target))
+                              if availability_target is not None else nan),
+    }
