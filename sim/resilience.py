@@ -30,7 +30,9 @@ def time_to_failover(arrival: np.ndarray, ok: np.ndarray, start: float, end: flo
     recovered = np.flatnonzero(rates >= FAILOVER_TARGET)
     if not len(recovered):
         return end - start
-    return max(0.0, float(arrival[lo + recovered[0]] - start))
+    if recovered[0] == 0:
+        return 0.0  # the traffic never noticed
+    return float(arrival[lo + recovered[0]] - start)
 
 
 def fault_rows(cols: RunColumns, arrival: np.ndarray, windows: list[tuple[float, float, str, str]]) -> list[dict]:

@@ -29,6 +29,19 @@ BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "slo_attai
                      "fault_success_rate", "rate_limited_share", "hedge_cost_share"})
 
 
+#: Counts and durations: their interval is clipped at 0.
+NON_NEGATIVE = frozenset({"failed_in_faults", "breaker_open_s", "time_to_failover_s", "error_budget_burn", "cost_usd",
+                          "cost_per_1k_requests_usd", "carbon_g", "attempts_per_request"})
+
+
+def _bounds(name: str) -> tuple[float, float] | None:
+    if name in BOUNDED:
+        return (0.0, 1.0)
+    if name in NON_NEGATIVE:
+        return (0.0, float("inf"))
+    return None
+
+
 def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] | None = None) -> dict:
     """``{"mean": x, "ci95": [lo, hi]}``; the interval is None with one replication
     (no spread to estimate) and collapses to the mean when every value is equal.
@@ -60,8 +73,7 @@ def summarize(per_policy: dict[str, list[dict]], baseline: str) -> dict[str, dic
     """Per policy, every metric over replications as mean and 95% CI."""
     out = {}
     for policy, runs in per_policy.items():
-        entry = {name: mean_ci((r[name] for r in runs), bounds=(0.0, 1.0) if name in BOUNDED else None)
-                 for name in PER_RUN}
+        entry = {name: mean_ci((r[name] for r in runs), bounds=_bounds(name)) for name in PER_RUN}
         for name, values in paired(runs, per_policy[baseline]).items():
             entry[name] = mean_ci(values)
         out[policy] = entry
