@@ -66,10 +66,25 @@ class WorkloadMix(Strict):
     output_tokens: TokenCounts | None = None
 
 
+class Spike(Strict):
+    """Extra Poisson arrivals at ``rate_per_s`` during [start_s, end_s), on top of the base rate."""
+
+    start_s: NonNegative
+    end_s: Positive
+    rate_per_s: Positive
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({format_number(self.end_s)}) must be after start_s ({format_number(self.start_s)})")
+        return self
+
+
 class SyntheticTrace(Strict):
     duration_s: Positive
     rate_per_s: Positive
     arrival: Literal["poisson"] = "poisson"
+    spikes: list[Spike] = Field(default_factory=list)
     workloads: dict[str, Union[Positive, WorkloadMix]] = Field(default_factory=lambda: {"default": 1.0})
     input_tokens: TokenCounts = TokenCounts(median=800, p95=4000)
     output_tokens: TokenCounts = TokenCounts(median=200, p95=1000)

@@ -229,17 +229,23 @@ def token_counts(rng: np.random.Generator, spec: TokenCounts, n: int) -> np.ndar
 
 
 def generate(spec: SyntheticTrace, rng: np.random.Generator) -> Trace:
-    """Poisson arrivals over ``duration_s`` with a workload mix and lognormal tokens.
+    """Poisson arrivals over ``duration_s`` (plus spikes) with a workload mix and lognormal tokens.
 
     The count is Poisson(rate x duration) and, given the count, the arrival
     times are sorted uniforms: that is a homogeneous Poisson process, drawn
     without a per-request loop.
     """
-    n = int(rng.poisson(spec.rate_per_s * spec.duration_s))
+    # Spikes superpose more Poisson arrivals on their windows: the sum of Poisson
+    # processes is the Poisson process of the summed rate.
+    segments = [(0.0, spec.duration_s, spec.rate_per_s)]
+    segments += [(sp.start_s, min(sp.end_s, spec.duration_s), sp.rate_per_s) for sp in spec.spikes
+                 if sp.start_s < spec.duration_s]
+    parts = [rng.uniform(lo, hi, int(rng.poisson(rate * (hi - lo)))) for lo, hi, rate in segments]
+    arrival = np.sort(np.concatenate(parts))
+    n = len(arrival)
     if n == 0:
         raise InputError(Problem("the synthetic trace has no requests (rate_per_s x duration_s too small)",
                                  path="trace.synthetic"))
-    arrival = np.sort(rng.uniform(0.0, spec.duration_s, n))
     mix = spec.mix()
     names = sorted(mix)
     shares = np.array([mix[w].share for w in names], dtype=float)

@@ -154,3 +154,14 @@ def test_a_real_trace_converted_to_our_format_reads_back(tmp_path):
     assert len(trace) == len(raw)
     assert np.median(trace.input_tokens) == np.median(raw.ContextTokens)
     assert trace.duration_s == pytest.approx(converted.arrival_s.max())
+
+
+def test_spikes_add_their_rate_in_their_window():
+    spec = SyntheticTrace.model_validate({"duration_s": 4000, "rate_per_s": 2,
+                                          "spikes": [{"start_s": 1000, "end_s": 2000, "rate_per_s": 8}]})
+    trace = generate(spec, np.random.default_rng(9))
+    inside = (trace.arrival_s >= 1000) & (trace.arrival_s < 2000)
+    # Poisson counts: 10/s x 1000 s inside, 2/s x 3000 s outside; 4 standard deviations.
+    assert abs(inside.sum() - 10_000) < 4 * math.sqrt(10_000)
+    assert abs((~inside).sum() - 6_000) < 4 * math.sqrt(6_000)
+    assert (np.diff(trace.arrival_s) >= 0).all()
