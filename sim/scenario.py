@@ -26,6 +26,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+def require_order(model: BaseModel, low: str, high: str, strict: bool = False) -> None:
+    """Raise unless ``model.<low> <= model.<high>`` (``<`` when strict), naming both fields."""
+    lo, hi = getattr(model, low), getattr(model, high)
+    if hi < lo or (strict and hi == lo):
+        relation = "must be after" if strict else "must be >="
+        raise ValueError(f"{high} ({format_number(hi)}) {relation} {low} ({format_number(lo)})")
+
+
 # --------------------------------------------------------------------------- distributions
 class MedianP95(Strict):
     """A lognormal given by its median and 95th percentile."""
@@ -35,8 +43,7 @@ class MedianP95(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.p95 < self.median:
-            raise ValueError(f"p95 ({self.p95}) must be >= median ({self.median})")
+        require_order(self, "median", "p95")
         return self
 
 
@@ -48,8 +55,7 @@ class MedianP5(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.p5 > self.median:
-            raise ValueError(f"p5 ({self.p5}) must be <= median ({self.median})")
+        require_order(self, "p5", "median")
         return self
 
 
@@ -75,8 +81,7 @@ class Spike(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({format_number(self.end_s)}) must be after start_s ({format_number(self.start_s)})")
+        require_order(self, "start_s", "end_s", strict=True)
         return self
 
 
@@ -185,8 +190,7 @@ class _Targeted(Strict):
     def _check(self):
         if (self.provider is None) == (self.model is None):
             raise ValueError("give exactly one of 'provider' or 'model'")
-        if self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({format_number(self.end_s)}) must be after start_s ({format_number(self.start_s)})")
+        require_order(self, "start_s", "end_s", strict=True)
         return self
 
 
@@ -248,8 +252,7 @@ class DurationP90(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.p90 < self.median:
-            raise ValueError(f"p90 ({format_number(self.p90)}) must be >= median ({format_number(self.median)})")
+        require_order(self, "median", "p90")
         return self
 
 
@@ -339,8 +342,7 @@ class BackoffSpec(Strict):
 
     @model_validator(mode="after")
     def _ordered(self):
-        if self.cap_s < self.base_s:
-            raise ValueError(f"cap_s ({format_number(self.cap_s)}) must be >= base_s ({format_number(self.base_s)})")
+        require_order(self, "base_s", "cap_s")
         return self
 
 
@@ -576,11 +578,7 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
         if name not in providers:
             problems.append(loaded.problem(("providers", name),
                                            f"unknown provider '{name}' (providers: {', '.join(sorted(providers))})"))
-    need_model(sc.router.default_model, ("router", "default_model"))
-    for model, fallbacks in sc.router.context_window_fallbacks.items():
-        need_model(model, ("router", "context_window_fallbacks", model))
-        for i, fallback in enumerate(fallbacks):
-            need_model(fallback, ("router", "context_window_fallbacks", model, i))
+    _router_references(sc.router, ("router",), need_model)
     if sc.baseline is not None and sc.baseline not in sc.policies:
         problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
     for name, spec in sc.policies.items():
@@ -588,6 +586,17 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
     if sc.trace.path is not None and not loaded.trace_path().exists():
         problems.append(loaded.problem(("trace", "path"), f"file not found: {loaded.trace_path()}"))
     return problems
+
+
+def _router_references(router: RouterSpec, path: FieldPath, need_model, only: dict | None = None) -> None:
+    """Model names in a router block; ``only``: check just the keys a policy overrides."""
+    if only is None or "default_model" in only:
+        need_model(router.default_model, path + ("default_model",))
+    if only is None or "context_window_fallbacks" in only:
+        for model, fallbacks in router.context_window_fallbacks.items():
+            need_model(model, path + ("context_window_fallbacks", model))
+            for i, fallback in enumerate(fallbacks):
+                need_model(fallback, path + ("context_window_fallbacks", model, i))
 
 
 def _policy_problems(loaded: LoadedScenario, name: str, spec: PolicySpec, need_model) -> list[Problem]:
@@ -602,9 +611,11 @@ def _policy_problems(loaded: LoadedScenario, name: str, spec: PolicySpec, need_m
         return [loaded.problem(base, str(exc))]
     if spec.router:
         try:
-            loaded.scenario.router_for(name)
+            router = loaded.scenario.router_for(name)
         except ValidationError as exc:
             problems.extend(pydantic_problems(exc, spec.router, loaded, base + ("router",)))
+        else:
+            _router_references(router, base + ("router",), need_model, only=spec.router)
     try:
         referenced = validate_params(spec.kind, params)
     except PolicyConfigError as exc:

@@ -195,3 +195,14 @@ def test_bad_router_config_is_named(cli, tmp_path, router, expected):
     result = cli("validate", write_scenario(tmp_path, data))
     assert result.exit_code == 2, result.output
     assert expected in result.output and "Traceback" not in result.output
+
+
+def test_a_policys_router_override_is_checked_too(cli, tmp_path):
+    data = scenario(policies={"static-big": {"kind": "static", "model": "big",
+                                             "router": {"default_model": "ghost", "retry": {"per_model": 0}}}})
+    result = cli("validate", write_scenario(tmp_path, data))
+    assert result.exit_code == 2
+    assert "policies.static-big.router.retry.per_model: must be >= 1" in result.output
+    data = scenario(policies={"static-big": {"kind": "static", "model": "big", "router": {"default_model": "ghost"}}})
+    result = cli("validate", write_scenario(tmp_path, data))
+    assert result.exit_code == 2 and "policies.static-big.router.default_model: unknown model 'ghost'" in result.output
