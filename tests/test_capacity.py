@@ -156,3 +156,28 @@ def test_hedging_sends_the_next_candidate_and_cancels_the_loser(tmp_path):
     # The loser is charged its input and the tokens streamed before it was cancelled: (4.5 - 1) x 10 = 35.
     np.testing.assert_allclose(cancelled.cost_usd, (1000 * 1.0 + 35 * 10.0) / 1e6)
     np.testing.assert_allclose(requests.cost_usd, (1000 * 1.0 + 35 * 10.0) / 1e6 + (1000 * 2.0 + 100 * 2.0) / 1e6)
+
+
+def test_percentile_hedging_waits_for_observations(tmp_path):
+    frame = pd.DataFrame({"arrival_s": np.arange(300) * 60.0, "input_tokens": 100, "output_tokens": 100})
+    frame.to_csv(tmp_path / "trace.csv", index=False)
+    slow = model(ttft=(1.0, 6.0), tps=(50, 20))
+    fast = model(ttft=(0.5, 0.5), tps=(100, 100))
+    out = run_scenario_data(tmp_path, scenario(trace={"path": "trace.csv"}, replications=1,
+                                               models={"slow": slow, "fast": fast},
+                                               router={"timeout_s": 60, "max_attempts": 3,
+                                                       "hedge": {"after_percentile": 0.9}},
+                                               policies={"p": {"kind": "static", "model": "slow", "fallbacks": ["fast"]}},
+                                               baseline="p"))
+    attempts = read(out, "attempts").sort_values(["request_id", "attempt"])
+    hedges = attempts[attempts.attempt == 1]
+    assert len(hedges) > 0
+    first = attempts[attempts.attempt == 0].set_index("request_id")
+    done = first[first.outcome == "ok"]
+    for _, hedge in hedges.iterrows():
+        primary = first.loc[hedge.request_id]
+        earlier = done[done.end_s <= primary.start_s]  # requests are a minute apart: all finished before
+        assert len(earlier) >= 20, "a hedge before 20 observations"
+        delay = hedge.start_s - primary.start_s
+        seen = earlier.end_s - earlier.start_s
+        assert seen.min() - 1e-9 <= delay <= seen.max() + 1e-9
