@@ -337,6 +337,8 @@ class Router:
             if f.running:  # a hedge lost the race
                 for other in list(f.running):
                     other.outcome = ATTEMPT_CANCELLED
+                    if other.state == QUEUED:
+                        other.service_start = end  # it waited until now and was never served
                     self._complete(other, end)
             self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
         elif not f.running:  # another attempt (a hedge) may still answer
