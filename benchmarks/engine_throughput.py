@@ -70,7 +70,7 @@ def routesim_run(requests: int, policy: str) -> tuple[float, int, int]:
     index = list(sc.policies).index(policy)
     gc.collect()
     start = time.perf_counter()
-    recorder = simulate(loaded, policy, index, world, catalog, estimate, sc.seed, 0)
+    recorder, _ = simulate(loaded, policy, index, world, catalog, estimate, sc.seed, 0)
     elapsed = time.perf_counter() - start
     return elapsed, len(trace), len(trace) + len(recorder.a_index)
 

@@ -59,6 +59,7 @@ class Observations:
         self._view: RouterView | None = None
         self._price_changes = list(world.price_change_times)
         self._next_refresh = self._price_changes[0] if self._price_changes else INF
+        self._prices = [world.price(m, 0.0) for m in range(n)]  # in force now; updated by _refresh
 
     # ------------------------------------------------------------------ snapshots
     def view(self, now: float) -> RouterView:
@@ -80,6 +81,7 @@ class Observations:
 
     def _refresh(self, now: float) -> None:
         self.dirty.update(range(len(self.names)))
+        self._prices = [self.world.price(m, now) for m in range(len(self.names))]
         while self._price_changes and self._price_changes[0] <= now:
             self._price_changes.pop(0)
         pending = [u for u in self.held_until if u > now] + self._price_changes[:1]
@@ -91,15 +93,19 @@ class Observations:
         self._next_refresh = min(pending) if pending else INF
 
     def _status(self, m: int, now: float) -> ModelStatus:
-        price_in, price_out = self.world.price(m, now)
+        price_in, price_out = self._prices[m]
         context, prior, ttft, tps, carbon = self._priors[m]
+        if self.breakers is None and self.cooldowns is None:
+            healthy = now >= self.held_until[m]  # would_send, without the defences it checks
+        else:
+            healthy = self.would_send(m, now)
         name, provider = self._facts[m]
         # tuple.__new__ with the fields in order: a third faster than ModelStatus(...),
         # which matters because a snapshot is rebuilt for every request.
         return _tuple_new(ModelStatus, (name, provider, price_in, price_out, context, prior, ttft, tps, carbon,
                                         self.calls[m], self.failures[m], self.in_flight[m], self.latency[m],
                                         self.ttft[m], self.speed[m], self.error_ewma[m], self.consecutive[m],
-                                        self.last_failure[m], self.would_send(m, now),
+                                        self.last_failure[m], healthy,
                                         None if self.breakers is None else self.breakers[m].state))
 
     def would_send(self, m: int, now: float) -> bool:

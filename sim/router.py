@@ -318,13 +318,18 @@ class Router:
         f.running.remove(a)
         outcome = a.outcome
         cost = 0.0
-        if outcome == ATTEMPT_OK or (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None
-                                     and a.service_start < end and self.spec.abandoned_charge != "none"):
-            output = self._output[i] if outcome == ATTEMPT_OK else self._abandoned_output(i, a, end)
+        if outcome == ATTEMPT_OK:
+            output = self._output[i]
+        elif (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None and a.service_start < end
+              and self.spec.abandoned_charge != "none"):
+            output = self._abandoned_output(i, a, end)
+        else:
+            output = None  # nothing to charge
+        if output is not None:
             price_in, price_out = self.world.price(m, a.start)
             cost = (self._input[i] * price_in + output * price_out) / 1e6
             f.carbon += (self._input[i] + output) * self._carbon[m] / 1e6
-        f.cost += cost
+            f.cost += cost
         self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start)
         self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation,
                             f.next < len(f.candidates))
