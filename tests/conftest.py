@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,14 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.runner import run_to_folder
 from sim.scenario import load_scenario
+
+from hypothesis import settings
+
+# In CI the property tests replay a fixed sequence of examples, so a run is
+# reproducible; locally they explore new ones every time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
