@@ -25,6 +25,7 @@ import math
 from pydantic import Field, model_validator
 
 from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .estimates import OutputTokens
 from .registry import PolicyParams, register
 
 
@@ -65,13 +66,10 @@ class WeightedPolicy(BasePolicy):
         self._weights = p.weights.normalised()
         self._workload_weights = {w: ws.normalised() for w, ws in p.workload_weights.items()}
         self._allowed = None if p.models is None else frozenset(p.models)
-        self._output_prior = float(p.output_tokens_prior)
-        self._output_sum: dict[str, float] = {}
-        self._output_count: dict[str, int] = {}
+        self.output_tokens = OutputTokens(p.output_tokens_prior)
 
     def expected_output_tokens(self, workload: str) -> float:
-        count = self._output_count.get(workload)
-        return self._output_sum[workload] / count if count else self._output_prior
+        return self.output_tokens.expected(workload)
 
     def route(self, request: Request, view: RouterView) -> Decision:
         # Hot path: it runs once per simulated request (and per live request in
@@ -134,7 +132,4 @@ class WeightedPolicy(BasePolicy):
         return Decision(tuple([s[2] for s in scored]), reason)
 
     def observe(self, request: Request, outcome: Outcome) -> None:
-        if outcome.status == "ok":
-            w = request.workload
-            self._output_sum[w] = self._output_sum.get(w, 0.0) + outcome.output_tokens
-            self._output_count[w] = self._output_count.get(w, 0) + 1
+        self.output_tokens.observe(request, outcome)

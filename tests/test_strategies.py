@@ -1,0 +1,107 @@
+"""The routing strategies people run today: each one's defining behaviour."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sim.policies import Outcome, build
+
+from conftest import read, run_scenario_data, scenario
+from test_policies import request, status, view
+
+
+def shares(policy, v, n=20000):
+    firsts = [policy.route(request(), v).candidates[0] for _ in range(n)]
+    names, counts = np.unique(firsts, return_counts=True)
+    return dict(zip(names, counts / n))
+
+
+def within_sampling_error(share, p, n=20000):
+    return abs(share - p) < 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_simple_shuffle_follows_its_weights():
+    v = view(status("a", 1, 1), status("b", 1, 1))
+    got = shares(build("simple-shuffle", {"weights": {"a": 3, "b": 1}}, seed=1), v)
+    assert within_sampling_error(got["a"], 0.75)
+
+
+def test_simple_shuffle_in_a_run_sends_three_quarters_to_the_first(tmp_path):
+    data = scenario(replications=1, policies={"s": {"kind": "simple-shuffle", "weights": {"big": 3, "small": 1}}},
+                    baseline="s")
+    requests = read(run_scenario_data(tmp_path, data))
+    first = read(tmp_path / "out", "decisions").candidates.str.split(">").str[0]
+    assert within_sampling_error((first == "big").mean(), 0.75, len(requests))
+
+
+def test_openrouter_picks_with_inverse_square_price():
+    v = view(status("p1", 1.0, 1.0), status("p2", 2.0, 2.0), status("p3", 3.0, 3.0))
+    got = shares(build("openrouter", {}, seed=2), v)
+    total = 1 + 1 / 4 + 1 / 9
+    for name, price in (("p1", 1), ("p2", 2), ("p3", 3)):
+        assert within_sampling_error(got[name], (1 / price ** 2) / total), (name, got)
+    assert got["p1"] == pytest.approx(0.735, abs=0.015)
+
+
+def test_openrouter_puts_recent_outages_last_and_honours_sort_and_max_price():
+    v = view(status("p1", 1.0, 1.0, last_failure_s=-10.0), status("p2", 2.0, 2.0), status("p3", 3.0, 3.0, ttft=0.1))
+    policy = build("openrouter", {}, seed=3)
+    assert all(policy.route(request(), v).candidates[-1] == "p1" for _ in range(200))  # failed 10 s ago
+    assert build("openrouter", {"sort": "price"}).route(request(), v).candidates == ("p2", "p3", "p1")
+    assert build("openrouter", {"sort": "latency"}).route(request(), v).candidates[0] == "p3"
+    capped = build("openrouter", {"sort": "price", "max_price": {"input_per_mtok": 2.5}}).route(request(), v)
+    assert capped.candidates == ("p2", "p1")
+
+
+def test_least_busy_picks_the_fewest_in_flight():
+    v = view(status("a", 1, 1, in_flight=5), status("b", 1, 1, in_flight=2), status("c", 1, 1, in_flight=9))
+    assert build("least-busy", {}).route(request(), v).candidates == ("b", "a", "c")
+
+
+def test_cost_based_picks_the_cheapest_estimate():
+    v = view(status("pricey", 10, 30), status("cheap", 0.1, 0.4), status("mid", 1, 4))
+    assert build("cost-based", {}).route(request(), v).candidates == ("cheap", "mid", "pricey")
+
+
+def test_usage_based_balances_tokens_and_skips_models_over_their_limit():
+    v = view(status("a", 1, 1), status("b", 1, 1))
+    policy = build("usage-based", {"limits": {"a": {"tpm": 5000}}, "output_tokens_prior": 100})
+    firsts = [policy.route(request(input_tokens=900), v).candidates[0] for _ in range(6)]
+    # Each request needs 1000 tokens: they alternate by usage until a's 5,000 TPM are spent.
+    assert firsts == ["a", "b", "a", "b", "a", "b"]
+    firsts = [policy.route(request(input_tokens=900), v).candidates[0] for _ in range(4)]
+    assert firsts.count("a") == 2 and firsts[-1] == "b"  # a reached 5,000: only b from then on
+    assert policy.route(request(input_tokens=900), v).candidates == ("b", "a")
+
+
+def test_latency_based_prefers_the_fastest_per_token_and_penalises_failures():
+    v = view(status("a", 1, 1), status("b", 1, 1))
+    policy = build("latency-based", {})
+    for model, latency in (("a", 10.0), ("b", 2.0)):
+        policy.observe(request(), Outcome("r", "ok", model, 1, latency, 0.1, 0.0, 100, 100, 1.0))
+    assert policy.route(request(), v).candidates == ("b", "a")
+    failing = view(status("a", 1, 1), status("b", 1, 1, error_rate_ewma=0.5))
+    assert policy.route(request(), failing).candidates == ("a", "b")
+
+
+def test_cheapest_above_floor():
+    v = view(status("strong", 10, 30, ability=4.0), status("mid", 1, 4, ability=2.5), status("weak", 0.1, 0.4, ability=0.5))
+    policy = build("cheapest-above-floor", {"floor": 0.9})
+    # sigmoid(2.5) = 0.924 >= 0.9: mid is the cheapest that qualifies; weak (0.62) comes last.
+    assert policy.route(request(), v).candidates == ("mid", "strong", "weak")
+    # A hard request (estimate 1.5): only strong qualifies (0.924); mid 0.73 before weak 0.27.
+    assert policy.route(request(estimate=1.5), v).candidates == ("strong", "mid", "weak")
+    assert build("cheapest-above-floor", {"floor": 0.99}).route(request(), v).candidates[0] == "strong"
+
+
+@pytest.mark.parametrize("kind", ["simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based",
+                                  "openrouter", "cheapest-above-floor"])
+def test_each_strategy_runs_and_falls_back_during_an_outage(tmp_path, kind):
+    data = scenario(replications=1, policies={"p": {"kind": kind}}, baseline="p",
+                    events=[{"kind": "outage", "model": "big", "start_s": 100, "end_s": 300}],
+                    router={"timeout_s": 60, "max_attempts": 2})
+    requests = read(run_scenario_data(tmp_path, data))
+    assert (requests.status == "ok").mean() > 0.97  # the other model catches what the outage drops
