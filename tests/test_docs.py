@@ -42,3 +42,28 @@ def test_every_metric_is_defined():
     text = (ROOT / "docs" / "metrics.md").read_text()
     missing = [m for m in RUN_METRICS + PAIRED_METRICS + RESILIENCE_METRICS if f"`{m}`" not in text and f"`{m}," not in text]
     assert not missing, f"metrics missing from docs/metrics.md: {missing}"
+
+
+def test_the_policy_example_in_the_docs_runs(tmp_path, monkeypatch):
+    """The 'Your own policy' code of docs/policies.md, loaded by import path."""
+    from conftest import read, run_scenario_data, scenario
+
+    text = (ROOT / "docs" / "policies.md").read_text()
+    code = text.split("`my_router/policy.py`:", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    package = tmp_path / "site" / "my_router"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "policy.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    data = scenario(replications=1, policies={"mine": {"kind": "my_router.policy:PreferProvider", "provider": "pb"}},
+                    baseline="mine")
+    requests = read(run_scenario_data(tmp_path, data))
+    assert (requests.model == "small").mean() > 0.95  # 'small' is provider pb's model in the test scenario
+
+
+def test_every_builtin_policy_is_documented():
+    from sim.policies import available
+
+    text = (ROOT / "docs" / "policies.md").read_text()
+    missing = [kind for kind in available() if f"`{kind}`" not in text]
+    assert not missing, f"policies missing from docs/policies.md: {missing}"
