@@ -69,6 +69,7 @@ class RunResult:
     fault_windows: list[tuple[float, float, str, str]]  # (start, end, kind, target), all replications
     price_changes: list[float]
     requests_per_replication: list[int]
+    decision_budget_ms: float = 100.0
 
 
 # --------------------------------------------------------------------------- inputs
@@ -216,7 +217,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
         progress(done, total_runs, "done")
     summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
     return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
-                     sorted(fault_windows), list(price_changes), sizes)
+                     sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms)
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:

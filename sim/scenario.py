@@ -440,6 +440,7 @@ class Objectives(Strict):
     """Service-level objectives the report measures against."""
 
     availability: Annotated[float, Field(gt=0, lt=1)] | None = None  # e.g. 0.999: error budget 0.1%
+    decision_p99_ms: Positive = 100.0  # a policy slower than this at the 99th percentile is flagged
 
 
 class Features(Strict):

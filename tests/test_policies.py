@@ -150,6 +150,16 @@ PLUGIN = textwrap.dedent('''
             Recorder.seen.append(request)
             return Decision(("big",), "record")
 
+    class Slow:
+        """Burns about 3 ms of CPU per decision."""
+
+        def route(self, request, view):
+            import time
+            end = time.thread_time() + 0.003
+            while time.thread_time() < end:
+                pass
+            return Decision(("big",), "slow")
+
     class NotADecision:
         def route(self, request, view):
             return "big"
@@ -290,3 +300,17 @@ def test_policies_see_a_noisy_difficulty_estimate_only_when_configured(tmp_path,
     error = np.array(estimates) - difficulty
     assert abs(error.mean()) < 4 * max(noise, 1e-9) / np.sqrt(3000) + 1e-12
     assert error.std() == pytest.approx(noise, rel=0.06, abs=1e-12)
+
+
+def test_a_policy_over_the_decision_budget_is_flagged(cli, tmp_path, plugin):
+    from conftest import write_scenario
+
+    data = scenario(replications=1, trace={"synthetic": {"duration_s": 60, "rate_per_s": 2}},
+                    slo={"decision_p99_ms": 1}, policies={"slow": {"kind": f"{plugin}:Slow"},
+                                                          "static-big": {"kind": "static", "model": "big"}},
+                    baseline="static-big")
+    result = cli("run", write_scenario(tmp_path, data), "--out", tmp_path / "out")
+    assert result.exit_code == 0
+    assert "warning: slow: routing takes 3." in result.output and "over the 1 ms budget" in result.output
+    assert "static-big: routing takes" not in result.output
+    assert "over the 1 ms budget" in (tmp_path / "out" / "report.md").read_text()

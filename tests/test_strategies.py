@@ -105,3 +105,23 @@ def test_each_strategy_runs_and_falls_back_during_an_outage(tmp_path, kind):
                     router={"timeout_s": 60, "max_attempts": 2})
     requests = read(run_scenario_data(tmp_path, data))
     assert (requests.status == "ok").mean() > 0.97  # the other model catches what the outage drops
+
+
+def test_a_price_drop_shifts_weighted_traffic_but_not_static(tmp_path):
+    from test_world import model
+
+    models = {"incumbent": model(price=(1.0, 4.0), quality=2.0), "challenger": model(price=(2.0, 8.0), quality=2.0)}
+    data = scenario(replications=1, models=models,
+                    trace={"synthetic": {"duration_s": 1200, "rate_per_s": 2}},
+                    events=[{"kind": "price", "model": "challenger", "at_s": 600, "input_per_mtok": 0.5,
+                             "output_per_mtok": 2.0}],
+                    policies={"weighted": {"kind": "weighted", "weights": {"cost": 0.8, "quality": 0.2}},
+                              "static": {"kind": "static", "model": "incumbent"}}, baseline="static")
+    requests = read(run_scenario_data(tmp_path, data))
+    before = requests.arrival_s < 600
+    for policy, expect_before, expect_after in (("weighted", 0.0, 1.0), ("static", 0.0, 0.0)):
+        runs = requests[requests.policy == policy]
+        share_before = (runs.model[before[runs.index]] == "challenger").mean()
+        share_after = (runs.model[~before[runs.index]] == "challenger").mean()
+        assert share_before == pytest.approx(expect_before, abs=0.02), policy
+        assert share_after == pytest.approx(expect_after, abs=0.02), policy
