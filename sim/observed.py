@@ -60,6 +60,11 @@ class Observations:
         self._price_changes = list(world.price_change_times)
         self._next_refresh = self._price_changes[0] if self._price_changes else INF
         self._prices = [world.price(m, 0.0) for m in range(n)]  # in force now; updated by _refresh
+        self.launch_at = world.launch_at
+        self._launches = sorted(t for t in world.launch_at if t > 0)  # the view changes at each
+        self._launch_positions: dict[tuple, MappingProxyType] = {}
+        if self._launches:
+            self.change_at(self._launches[0])
 
     # ------------------------------------------------------------------ snapshots
     def view(self, now: float) -> RouterView:
@@ -70,9 +75,24 @@ class Observations:
             for m in self.dirty:
                 statuses[m] = self._status(m, now)
             self.dirty.clear()
-            self._view = RouterView(now, tuple(statuses), self.positions)
+            if self._launches:
+                self._view = self._launched_view(now, statuses)
+            else:
+                self._view = RouterView(now, tuple(statuses), self.positions)
             return self._view
         return self._view._replace(now_s=now)
+
+    def _launched_view(self, now: float, statuses: list[ModelStatus]) -> RouterView:
+        """Only the models launched by ``now``; positions follow the shorter tuple."""
+        launched = tuple(m for m in range(len(statuses)) if self.launch_at[m] <= now)
+        positions = self._launch_positions.get(launched)
+        if positions is None:
+            positions = self._launch_positions[launched] = MappingProxyType(
+                {self.names[m]: k for k, m in enumerate(launched)})
+        return RouterView(now, tuple(statuses[m] for m in launched), positions)
+
+    def launched(self, m: int, now: float) -> bool:
+        return self.launch_at[m] <= now
 
     def change_at(self, t: float) -> None:
         """Something about the models changes by itself at ``t``: refresh then."""
@@ -84,7 +104,7 @@ class Observations:
         self._prices = [self.world.price(m, now) for m in range(len(self.names))]
         while self._price_changes and self._price_changes[0] <= now:
             self._price_changes.pop(0)
-        pending = [u for u in self.held_until if u > now] + self._price_changes[:1]
+        pending = [u for u in self.held_until if u > now] + self._price_changes[:1] + self._launches
         if self.breakers is not None:
             pending += [b.opened_at + b.spec.open_s for b in self.breakers if b.state == OPEN]
         if self.cooldowns is not None:

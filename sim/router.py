@@ -132,6 +132,7 @@ class Router:
         self._retry_on = set() if spec.retry is None else {_RETRY_OUTCOMES[o] for o in spec.retry.on_outcomes}
         self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
         self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
+        self._launching = any(t > 0 for t in world.launch_at)
         self._hedge = spec.hedge
         self._timeout_s = spec.timeout_s
         self._deadline_s = INF if spec.deadline_s is None else spec.deadline_s
@@ -213,6 +214,9 @@ class Router:
             f.next += 1
             if m in f.tries:
                 continue  # already tried (a context-window fallback may repeat one)
+            if self._launching and not self.known.launched(m, now):
+                continue  # not available yet: the provider would answer 404
+
             generation = None
             if self._guarded:
                 admitted, generation = self.known.admit(m, now, f.next < len(candidates))

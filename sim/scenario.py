@@ -238,8 +238,17 @@ class PriceEvent(Strict):
     output_per_mtok: NonNegative
 
 
+class LaunchEvent(Strict):
+    """``model`` becomes available at ``at_s``: before, policies do not see it and
+    the router never sends to it."""
+
+    kind: Literal["launch"]
+    model: str
+    at_s: NonNegative
+
+
 FaultEvent = Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencySpikeEvent]
-Event = Annotated[Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencySpikeEvent, PriceEvent],
+Event = Annotated[Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencySpikeEvent, PriceEvent, LaunchEvent],
                   Field(discriminator="kind")]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .rng import BLOCK_SIZE, Stream, draw_block, generator
-from .scenario import Z90, OutageProcess, PriceEvent, Scenario, lognormal_mean
+from .scenario import Z90, LaunchEvent, OutageProcess, PriceEvent, Scenario, lognormal_mean
 from .trace import Trace
 
 # Blocks kept: requests in flight (up to the longest deadline) must find theirs
@@ -88,9 +88,13 @@ class World:
         self._price_times: list[list[float]] = [[0.0] for _ in range(n_models)]
         self._prices: list[list[tuple[float, float]]] = [[(catalog.input_per_mtok[m], catalog.output_per_mtok[m])]
                                                          for m in range(n_models)]
+        #: When each model becomes available (0: from the start).
+        self.launch_at = [0.0] * n_models
         for event in scenario.events:
             if isinstance(event, PriceEvent):
                 self._add_price(index[event.model], event.at_s, (event.input_per_mtok, event.output_per_mtok))
+            elif isinstance(event, LaunchEvent):
+                self.launch_at[index[event.model]] = event.at_s
             else:
                 targets = [index[event.model]] if event.model else catalog.models_of_provider(event.provider)
                 self._add_fault(targets, event.start_s, event.end_s, event.kind, event.model or event.provider,

@@ -125,3 +125,24 @@ def test_a_price_drop_shifts_weighted_traffic_but_not_static(tmp_path):
         share_after = (runs.model[~before[runs.index]] == "challenger").mean()
         assert share_before == pytest.approx(expect_before, abs=0.02), policy
         assert share_after == pytest.approx(expect_after, abs=0.02), policy
+
+
+def test_a_launched_model_gets_traffic_only_after_its_launch(tmp_path):
+    from test_world import model
+
+    models = {"old": model(price=(1.0, 4.0), quality=2.0), "new": model(price=(0.2, 0.8), quality=2.0)}
+    data = scenario(replications=1, models=models, trace={"synthetic": {"duration_s": 900, "rate_per_s": 2}},
+                    events=[{"kind": "launch", "model": "new", "at_s": 300}],
+                    policies={"weighted": {"kind": "weighted", "weights": {"cost": 1}},
+                              "static-new": {"kind": "static", "model": "new", "fallbacks": ["old"]}},
+                    baseline="weighted")
+    out = run_scenario_data(tmp_path, data)
+    attempts, requests = read(out, "attempts"), read(out)
+    assert (attempts.start_s[attempts.model == "new"] >= 300).all()
+    after = requests[(requests.policy == "weighted") & (requests.arrival_s >= 300)]
+    assert (after.model == "new").mean() > 0.98  # cheaper, and now visible
+    before = requests[(requests.policy == "static-new") & (requests.arrival_s < 300)]
+    assert (before.model == "old").all() and (before.attempts == 1).all()  # skipped without an attempt
+    decisions = read(out, "decisions").merge(requests[["policy", "request_id", "arrival_s"]], on=["policy", "request_id"])
+    early = decisions[(decisions.policy == "weighted") & (decisions.arrival_s < 300)]
+    assert not early.candidates.str.contains("new").any()  # policies could not see it yet
