@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim.policies import Outcome, build
@@ -167,3 +168,21 @@ def test_bandit_learns_which_model_answers_well(tmp_path):
         assert (late.model == "good").mean() > 0.9, algorithm
         early = requests[requests.arrival_s < 100]
         assert (early.model == "poor").any(), algorithm  # it had to explore to learn
+
+
+
+def test_threshold_sends_the_target_share_of_hard_requests_to_the_strong_model(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 4000
+    difficulty = rng.normal(0, 1, n)
+    pd.DataFrame({"arrival_s": np.arange(n) * 0.5, "input_tokens": 100, "output_tokens": 20,
+                  "difficulty": difficulty}).to_csv(tmp_path / "trace.csv", index=False)
+    data = scenario(trace={"path": "trace.csv"}, replications=1, features={"difficulty_noise_sd": 0.3},
+                    policies={"t": {"kind": "threshold", "strong": "big", "weak": "small", "strong_share": 0.3}},
+                    baseline="t")
+    requests = read(run_scenario_data(tmp_path, data))
+    strong = (requests.model == "big").to_numpy()
+    settled = slice(500, None)  # after calibration
+    assert abs(strong[settled].mean() - 0.3) < 0.03  # calibrated on a moving window of estimates
+    # The strong calls are the hard ones: their true difficulty is far higher on average.
+    assert difficulty[strong].mean() - difficulty[~strong].mean() > 1.0
