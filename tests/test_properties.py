@@ -87,7 +87,8 @@ def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_atte
     assert (attempts.outcome == "ok").sum() == ok.sum()
     if not retries:
         assert not attempts.duplicated(["policy", "request_id", "model"]).any()
-    # Nothing was sent to a model of provider p0 during its outage without failing.
+    # Nothing sent to a model of provider p0 during its outage succeeded: it failed fast, or
+    # the router stopped waiting first (the deadline left less than the fail-fast time).
     p0 = [name for i, name in enumerate(names) if i % 2 == 0]
     inside = attempts.model.isin(p0) & (attempts.start_s >= start) & (attempts.start_s < start + length)
-    assert (attempts.outcome[inside] == "error").all()
+    assert attempts.outcome[inside].isin(["error", "timeout", "cancelled"]).all()
