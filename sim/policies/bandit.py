@@ -23,21 +23,18 @@ from typing import Literal
 from pydantic import Field
 
 from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
-from .registry import PolicyParams, register
+from .registry import register
 
 
-class BanditParams(PolicyParams):
+class BanditParams(CandidateParams):
     algorithm: Literal["thompson", "ucb"] = "thompson"
     cost_weight: float = Field(0.5, ge=0)
     latency_weight: float = Field(0.0, ge=0)
     prior: tuple[float, float] = (1.0, 1.0)  # Beta(alpha, beta) before any feedback
     exploration: float = Field(1.0, ge=0)  # UCB's constant
-    models: list[str] | None = None
     output_tokens_prior: int = Field(256, ge=1)
-
-    def referenced_models(self):
-        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
 
 
 @register("bandit")
@@ -65,8 +62,7 @@ class Bandit(BasePolicy):
         return wins / plays + self.p.exploration * math.sqrt(2 * math.log(total) / plays)
 
     def route(self, request: Request, view: RouterView) -> Decision:
-        models = view.models if self.p.models is None else [view.model(n) for n in self.p.models if n in view.positions]
-        models = [m for m in models if request.input_tokens <= m.context_window]
+        models = [m for m in candidate_models(view, self.p.models) if request.input_tokens <= m.context_window]
         if not models:
             return Decision((), "bandit: no model can take this request")
         n_out = self.output_tokens.expected(request.workload)

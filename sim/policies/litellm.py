@@ -22,6 +22,7 @@ from collections import deque
 from pydantic import Field
 
 from .base import BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView
+from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
 from .registry import PolicyParams, register
 
@@ -31,19 +32,10 @@ def _healthy_first(order: list[ModelStatus]) -> tuple[str, ...]:
 
 
 def _candidates(view: RouterView, models: list[str] | None) -> list[ModelStatus]:
-    if models is None:
-        return list(view.models)
-    return [view.model(name) for name in models if name in view.positions]
+    return list(candidate_models(view, models))
 
 
-class _ModelsParams(PolicyParams):
-    models: list[str] | None = None  # the deployments to choose among; all when omitted
-
-    def referenced_models(self):
-        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
-
-
-class ShuffleParams(_ModelsParams):
+class ShuffleParams(CandidateParams):
     weights: dict[str, float] = {}  # model -> weight (rpm, tpm or weight in LiteLLM); 1 when omitted
 
     def referenced_models(self):
@@ -73,7 +65,7 @@ class SimpleShuffle(BasePolicy):
 
 @register("least-busy")
 class LeastBusy(BasePolicy):
-    Params = _ModelsParams
+    Params = CandidateParams
     description = "LiteLLM least-busy: the model with the fewest requests in flight."
 
     def __init__(self, **params):
@@ -89,7 +81,7 @@ class Limit(PolicyParams):
     tpm: float | None = Field(None, gt=0)
 
 
-class UsageParams(_ModelsParams):
+class UsageParams(CandidateParams):
     limits: dict[str, Limit] = {}  # model -> the rpm/tpm it may use
     output_tokens_prior: int = Field(256, ge=1)
 
@@ -135,7 +127,7 @@ class UsageBased(BasePolicy):
         self.output_tokens.observe(request, outcome)
 
 
-class LatencyParams(_ModelsParams):
+class LatencyParams(CandidateParams):
     window: int = Field(10, ge=1)  # recent observations kept per model
     failure_penalty_s: float = Field(1000.0, ge=0)  # latency per token a failure counts as
     buffer: float = Field(0.0, ge=0)  # shuffle models within this share of the best
@@ -176,7 +168,7 @@ class LatencyBased(BasePolicy):
             recent.append(outcome.latency_s / max(outcome.output_tokens, 1))
 
 
-class CostParams(_ModelsParams):
+class CostParams(CandidateParams):
     output_tokens_prior: int = Field(256, ge=1)
 
 

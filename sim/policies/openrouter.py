@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView, sigmoid
+from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
 from .registry import PolicyParams, register
 
@@ -28,15 +29,11 @@ class MaxPrice(PolicyParams):
     output_per_mtok: float | None = Field(None, ge=0)
 
 
-class OpenRouterParams(PolicyParams):
-    models: list[str] | None = None
+class OpenRouterParams(CandidateParams):
     sort: Literal["price", "latency", "throughput"] | None = None
     max_price: MaxPrice | None = None
     outage_window_s: float = Field(30.0, ge=0)  # a failure this recent marks a provider unstable
     output_tokens_prior: int = Field(256, ge=1)
-
-    def referenced_models(self):
-        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
 
 
 @register("openrouter")
@@ -58,8 +55,7 @@ class OpenRouter(BasePolicy):
         return m.healthy and (m.last_failure_s is None or now - m.last_failure_s > self.p.outage_window_s)
 
     def route(self, request: Request, view: RouterView) -> Decision:
-        models = view.models if self.p.models is None else [view.model(n) for n in self.p.models if n in view.positions]
-        pool = [m for m in models if self._affordable(m)]
+        pool = [m for m in candidate_models(view, self.p.models) if self._affordable(m)]
         if not pool:
             return Decision((), "openrouter: no model under max_price")
         n_out = self.output_tokens.expected(request.workload)
@@ -84,14 +80,10 @@ class OpenRouter(BasePolicy):
         self.output_tokens.observe(request, outcome)
 
 
-class FloorParams(PolicyParams):
+class FloorParams(CandidateParams):
     floor: float = Field(0.9, gt=0, lt=1)  # minimum prior chance of an acceptable answer
     workload_floors: dict[str, float] = {}
-    models: list[str] | None = None
     output_tokens_prior: int = Field(256, ge=1)
-
-    def referenced_models(self):
-        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
 
 
 @register("cheapest-above-floor")
@@ -110,7 +102,7 @@ class CheapestAboveFloor(BasePolicy):
         floor = self.p.workload_floors.get(request.workload, self.p.floor)
         d = request.difficulty_estimate or 0.0
         n_out = self.output_tokens.expected(request.workload)
-        models = view.models if self.p.models is None else [view.model(n) for n in self.p.models if n in view.positions]
+        models = candidate_models(view, self.p.models)
         rated = [(m, sigmoid((m.quality_for(request.workload) or 0.0) - d), m.cost_usd(request.input_tokens, n_out))
                  for m in models]
         above = sorted((r for r in rated if r[1] >= floor), key=lambda r: (not r[0].healthy, r[2]))

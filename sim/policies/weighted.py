@@ -25,6 +25,7 @@ import math
 from pydantic import Field, model_validator
 
 from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .common import CandidateParams
 from .estimates import OutputTokens
 from .registry import PolicyParams, register
 
@@ -46,14 +47,10 @@ class Weights(PolicyParams):
         return (self.cost / total, self.quality / total, self.latency / total, self.carbon / total)
 
 
-class WeightedParams(PolicyParams):
+class WeightedParams(CandidateParams):
     weights: Weights = Weights(cost=0.5, quality=0.4, latency=0.1)
     workload_weights: dict[str, Weights] = {}  # per-workload overrides
-    models: list[str] | None = None  # candidate set; all models when omitted
     output_tokens_prior: int = Field(256, ge=1)
-
-    def referenced_models(self):
-        return [(m, ("models", i)) for i, m in enumerate(self.models or [])]
 
 
 @register("weighted")
