@@ -23,7 +23,8 @@ OUTCOME_NAMES = ("ok", "error", "rate_limited", "timeout", "context_overflow", "
 
 #: Metrics of one (policy, replication) run, in the order of summary.csv.
 RUN_METRICS = (
-    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "mean_quality", "latency_p50_s",
+    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "cost_per_1k_successes_usd", "mean_quality",
+    "latency_p50_s",
     "latency_p95_s", "latency_p99_s", "fallback_rate", "attempts_per_request", "slo_attainment",
     "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
 )
@@ -233,6 +234,8 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
         "success_rate": float(ok.mean()),
         "cost_usd": cost,
         "cost_per_1k_requests_usd": cost / n * 1000.0,
+        # Failed requests cost little or nothing: per success, failing cannot look cheap.
+        "cost_per_1k_successes_usd": cost / ok.sum() * 1000.0 if ok.any() else float("nan"),
         "mean_quality": float(cols.quality.mean()),
         "latency_p50_s": _percentile(ok_latency, 50),
         "latency_p95_s": _percentile(ok_latency, 95),

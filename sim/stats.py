@@ -16,7 +16,8 @@ from .resilience import RESILIENCE_METRICS
 CONFIDENCE = 0.95
 #: Order of metrics in summary.json and summary.csv.
 SUMMARY_METRICS = (
-    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality",
+    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "cost_per_1k_successes_usd",
+    "savings_vs_baseline", "mean_quality",
     "quality_delta_vs_baseline", "latency_p50_s", "latency_p95_s", "latency_p99_s", "fallback_rate",
     "attempts_per_request", "slo_attainment", "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
 ) + RESILIENCE_METRICS
@@ -31,7 +32,7 @@ BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "slo_attai
 
 #: Counts and durations: their interval is clipped at 0.
 NON_NEGATIVE = frozenset({"failed_in_faults", "breaker_open_s", "time_to_failover_s", "error_budget_burn", "cost_usd",
-                          "cost_per_1k_requests_usd", "carbon_g", "attempts_per_request"})
+                          "cost_per_1k_requests_usd", "cost_per_1k_successes_usd", "carbon_g", "attempts_per_request"})
 
 
 def _bounds(name: str) -> tuple[float, float] | None:

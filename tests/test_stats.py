@@ -63,6 +63,7 @@ def test_summary_matches_the_request_table(tmp_path):
         run = per_run.loc[policy]
         for metric, values in [("cost_usd", run.cost), ("mean_quality", run.quality), ("success_rate", run.success),
                                ("attempts_per_request", run.attempts), ("slo_attainment", run.slo),
+                               ("cost_per_1k_successes_usd", run.cost / (run.success * run.n) * 1000),
                                ("fallback_rate", run.fallback), ("cost_per_1k_requests_usd", run.cost / run.n * 1000),
                                ("latency_p95_s", p95.loc[policy]),
                                ("savings_vs_baseline", 1 - run.cost / base.cost),
