@@ -121,7 +121,6 @@ class Cooldown:
         self.until = 0.0
         self._minute = -1
         self._fails = 0
-        self.cooldowns = 0  # how many times it cooled down
 
     def available(self, now: float) -> bool:
         return now >= self.until
@@ -133,7 +132,6 @@ class Cooldown:
         self._fails += 1
         if (rate_limited and has_alternative) or self._fails > self.spec.allowed_fails:
             self.until = now + self.spec.cooldown_s
-            self.cooldowns += 1
 
 
 class RetryBudget:
@@ -145,11 +143,9 @@ class RetryBudget:
         self.floor = spec.min_retry_concurrency
         self.active_requests = 0
         self.active_retries = 0
-        self.denied = 0
 
     def try_acquire(self) -> bool:
         if self.share is not None and self.active_retries >= max(self.floor, self.share * self.active_requests):
-            self.denied += 1
             return False
         self.active_retries += 1
         return True

@@ -88,7 +88,7 @@ def describe_error(error: dict) -> str:
     return message
 
 
-def error_location(data: Any, loc: tuple) -> FieldPath:
+def error_location(data: Any, loc: tuple) -> tuple:
     """Drop pydantic's union and tag labels from ``loc`` so it follows the YAML."""
     path: list[Any] = []
     node = data

@@ -46,7 +46,9 @@ class Observations:
         self.consecutive = [0] * n
         self.last_failure = [None] * n
         self.held_until = [0.0] * n  # the simple health hold (router.health)
-        self.recent = [deque(maxlen=RECENT) for _ in range(n)]  # latencies of the last successful attempts
+        # Latencies of the last successful attempts: only percentile hedging reads them.
+        wanted = spec.hedge is not None and spec.hedge.after_percentile is not None
+        self.recent = [deque(maxlen=RECENT) for _ in range(n)] if wanted else None
         self._percentiles: dict[tuple[int, float], tuple[int, float]] = {}
         self.breakers = None if spec.circuit_breaker is None else [CircuitBreaker(spec.circuit_breaker) for _ in range(n)]
         self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown) for _ in range(n)]
@@ -186,7 +188,8 @@ class Observations:
             if breaker.state == OPEN:
                 self.change_at(breaker.opened_at + breaker.spec.open_s)
         if not failed:
-            self.recent[m].append(duration)
+            if self.recent is not None:
+                self.recent[m].append(duration)
             self.latency[m] = _ewma(self.latency[m], duration)
             self.ttft[m] = _ewma(self.ttft[m], ttft)
             if output_tokens > 0 and duration > ttft:

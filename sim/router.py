@@ -36,7 +36,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR
                       ATTEMPT_TIMEOUT, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import BasePolicy, Outcome, Request, RouterView
+from .policies.base import BasePolicy, Outcome, Request
 from .provider import Providers
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
@@ -46,7 +46,6 @@ _BLOCK_SHIFT = BLOCK_SIZE.bit_length() - 1
 assert 1 << _BLOCK_SHIFT == BLOCK_SIZE, "BLOCK_SIZE must be a power of two"
 _BLOCK_MASK = BLOCK_SIZE - 1
 INF = float("inf")
-_RETRY_OUTCOMES = {"error": ATTEMPT_ERROR, "timeout": ATTEMPT_TIMEOUT, "rate_limited": ATTEMPT_RATE_LIMITED}
 
 Schedule = Callable[[float, Callable, object], None]
 
@@ -129,7 +128,7 @@ class Router:
         self._context_fallbacks = {self._index[m]: [self._index[f] for f in fs]
                                    for m, fs in spec.context_window_fallbacks.items()}
         self._retry = spec.retry
-        self._retry_on = set() if spec.retry is None else {_RETRY_OUTCOMES[o] for o in spec.retry.on_outcomes}
+        self._retry_on = set() if spec.retry is None else {OUTCOME_NAMES.index(o) for o in spec.retry.on_outcomes}
         self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
         self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
         self._launching = any(t > 0 for t in world.launch_at)
@@ -150,9 +149,6 @@ class Router:
         if observe is None or getattr(type(policy), "observe", None) is BasePolicy.observe:
             return None
         return observe
-
-    def view(self, now: float) -> RouterView:
-        return self.known.view(now)
 
     # ------------------------------------------------------------------ decisions
     def on_arrival(self, i: int) -> None:
@@ -254,10 +250,7 @@ class Router:
             a.retry_after = self.providers.admit(m, now, self._input[i] + self._output[i])
             if a.retry_after > 0.0:
                 return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
-        b = i >> _BLOCK_SHIFT
-        if b != self._block_number:  # arrivals advance block by block: keep the current one at hand
-            self._block, self._block_number = self.world.block(b), b
-        block = self._block
+        block = self._block_of(i)
         at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
         if block.error_u.item(at) < error_rate:
             return self._fail_fast(a, ATTEMPT_ERROR, now)
@@ -388,11 +381,15 @@ class Router:
                 return
         self._next_candidate(f, now)
 
-    def _backoff(self, f: _Flight) -> float:
-        i = f.i
+    def _block_of(self, i: int):
+        """The variates of request i's block; arrivals advance block by block, so the current one is kept at hand."""
         b = i >> _BLOCK_SHIFT
-        block = self._block if b == self._block_number else self.world.block(b)
-        u = block.retry_u.item((i & _BLOCK_MASK) * self._n_attempts + f.retries)
+        if b != self._block_number:
+            self._block, self._block_number = self.world.block(b), b
+        return self._block
+
+    def _backoff(self, f: _Flight) -> float:
+        u = self._block_of(f.i).retry_u.item((f.i & _BLOCK_MASK) * self._n_attempts + f.retries)
         f.last_backoff = backoff_s(self._retry.backoff, f.retries, u, f.last_backoff)
         return f.last_backoff
 
@@ -448,5 +445,3 @@ class Router:
             except Exception as exc:  # feedback errors are policy errors too, not run failures
                 self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
 
-
-__all__ = ["Router", "OUTCOME_NAMES"]

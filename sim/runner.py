@@ -53,7 +53,6 @@ class PolicyResult:
     latency_quantiles: list[np.ndarray] = field(default_factory=list)
     success_ok: np.ndarray | None = None  # summed over replications
     success_total: np.ndarray | None = None
-    model_share: dict[str, float] = field(default_factory=dict)  # served requests per model, all replications
     faults: list[dict] = field(default_factory=list)  # one row per (replication, fault window)
 
 
@@ -173,7 +172,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     results = {name: PolicyResult() for name in sc.policies}
     total_runs, done = replications * len(sc.policies), 0
     horizon, sizes = 0.0, []
-    fault_windows: list = []
+    fault_windows: set = set()  # over all replications (random incidents differ between them)
     price_changes: list = []
     sinks = _TableSinks(folder)
     try:
@@ -184,10 +183,10 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             difficulty = draw_difficulty(sc, trace, seed, r)
             estimate = draw_difficulty_estimate(sc, difficulty, seed, r)
             world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)
-            fault_windows.extend(w for w in world.fault_windows if w not in fault_windows)
+            fault_windows.update(world.fault_windows)
             price_changes = world.price_change_times
             slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
-            horizon = max(horizon, trace.duration_s)
+            horizon = max(horizon, _horizon(loaded, trace))
             sizes.append(len(trace))
             for p, name in enumerate(sc.policies):
                 if progress:
@@ -201,12 +200,9 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
                                  **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
                                                       sc.slo.availability)})
                 res.latency_quantiles.append(latency_quantiles(cols))
-                ok, total = success_series(cols, trace.arrival_s, _horizon(loaded, trace))
+                ok, total = success_series(cols, trace.arrival_s, horizon)
                 res.success_ok = ok if res.success_ok is None else res.success_ok + ok
                 res.success_total = total if res.success_total is None else res.success_total + total
-                served = np.bincount(cols.model[cols.model >= 0], minlength=len(catalog.names))
-                for m, count in enumerate(served):
-                    res.model_share[catalog.names[m]] = res.model_share.get(catalog.names[m], 0) + int(count)
                 sinks.write("requests", requests_table(cols, name, r, trace, catalog.names))
                 sinks.write("attempts", attempts_table(rec, name, r, trace, catalog.names))
                 sinks.write("decisions", decisions_table(rec, name, r, trace, catalog.names))

@@ -141,8 +141,8 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | Non
 
     def numbers(column: str) -> np.ndarray:
         raw = frame[column]
-        values = pd.to_numeric(raw.replace("", np.nan) if raw.dtype == object or str(raw.dtype).startswith("str") else raw,
-                               errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        # Empty CSV cells are empty strings (read as text): missing, like NaN.
+        values = pd.to_numeric(raw.replace("", np.nan), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
             raise InputError(Problem(f"{column}: not a finite number ({raw.iloc[bad[0]]!r})", **where(int(bad[0]))))

@@ -11,7 +11,7 @@ import pytest
 from sim.scenario import OUTAGE_PRESETS, OutageProcess
 from sim.world import draw_incidents
 
-from conftest import read, run_scenario_data, scenario
+from conftest import read, scenario
 from test_world import model, one_model_run, trace_file
 
 

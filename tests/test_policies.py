@@ -8,7 +8,7 @@ from types import MappingProxyType
 import pandas as pd
 import pytest
 
-from sim.policies import Decision, ModelStatus, Outcome, Request, RouterView, build
+from sim.policies import ModelStatus, Outcome, Request, RouterView, build
 from sim.policies.registry import PolicyConfigError, validate_params
 
 from conftest import read, run_scenario_data, scenario

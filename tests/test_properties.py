@@ -5,7 +5,6 @@ within limits, and records agree with each other."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

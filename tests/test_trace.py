@@ -12,7 +12,7 @@ from scipy import stats
 
 from sim.errors import InputError
 from sim.scenario import SyntheticTrace
-from sim.trace import Trace, generate, read_trace, write_trace
+from sim.trace import generate, read_trace, write_trace
 
 from conftest import SHARED_DATA
 
