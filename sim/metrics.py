@@ -25,7 +25,8 @@ OUTCOME_NAMES = ("ok", "error", "rate_limited", "timeout", "context_overflow", "
 RUN_METRICS = (
     "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "cost_per_1k_successes_usd", "mean_quality",
     "latency_p50_s",
-    "latency_p95_s", "latency_p99_s", "fallback_rate", "attempts_per_request", "slo_attainment",
+    "latency_p95_s", "latency_p99_s", "fallback_rate", "escalation_rate", "attempts_per_request",
+    "slo_attainment",
     "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
 )
 #: Metrics that compare a policy with the baseline in the same replication.
@@ -54,6 +55,7 @@ class RunRecorder:
         self.r_quality = array("d")
         self.r_carbon = array("d")
         self.r_fallback = array("b")
+        self.r_escalated = array("b")
         # attempts
         self.a_index = array("q")
         self.a_attempt = array("i")
@@ -63,13 +65,15 @@ class RunRecorder:
         self.a_outcome = array("b")
         self.a_cost = array("d")
         self.a_queued = array("d")
+        self.a_verdict = array("b")  # a cascade judge's: 1 accepted, 0 rejected, -1 not judged
+        self.a_judge_cost = array("d")
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")
         self.d_reason: list[Any] = []
         self.d_error: list[str | None] = []
         self.d_candidates: list[tuple[int, ...]] = []
 
-    def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback) -> None:
+    def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback, escalated) -> None:
         self.r_index.append(i)
         self.r_status.append(status)
         self.r_model.append(model)
@@ -80,8 +84,9 @@ class RunRecorder:
         self.r_quality.append(quality)
         self.r_carbon.append(carbon)
         self.r_fallback.append(fallback)
+        self.r_escalated.append(escalated)
 
-    def attempt(self, i, attempt, model, start, end, outcome, cost, queued) -> None:
+    def attempt(self, i, attempt, model, start, end, outcome, cost, queued, verdict, judge_cost) -> None:
         self.a_index.append(i)
         self.a_attempt.append(attempt)
         self.a_model.append(model)
@@ -90,6 +95,8 @@ class RunRecorder:
         self.a_outcome.append(outcome)
         self.a_cost.append(cost)
         self.a_queued.append(queued)
+        self.a_verdict.append(verdict)
+        self.a_judge_cost.append(judge_cost)
 
     def decision(self, i, decision_us, reason, error, candidates) -> None:
         self.d_us.append(decision_us)
@@ -115,6 +122,7 @@ class RunColumns:
     quality: np.ndarray
     carbon: np.ndarray
     fallback: np.ndarray
+    escalated: np.ndarray  # bool: a cascade's judge rejected an answer
     decision_us: np.ndarray
     policy_error: np.ndarray  # bool
 
@@ -133,6 +141,7 @@ def run_columns(rec: RunRecorder, n_requests: int) -> RunColumns:
         quality=np.asarray(rec.r_quality, dtype=float)[order],
         carbon=np.asarray(rec.r_carbon, dtype=float)[order],
         fallback=np.asarray(rec.r_fallback, dtype=bool)[order],
+        escalated=np.asarray(rec.r_escalated, dtype=bool)[order],
         decision_us=np.asarray(rec.d_us, dtype=float),
         policy_error=np.array([e is not None for e in rec.d_error], dtype=bool),
     )
@@ -164,6 +173,7 @@ def requests_table(cols: RunColumns, policy: str, replication: int, trace, model
         "quality": pa.array(cols.quality),
         "carbon_g": pa.array(cols.carbon),
         "fallback": pa.array(cols.fallback),
+        "escalated": pa.array(cols.escalated),
     })
 
 
@@ -183,6 +193,8 @@ def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model
         "outcome": _labels(list(OUTCOME_NAMES), np.asarray(rec.a_outcome, dtype=np.int8)[order]),
         "cost_usd": pa.array(np.asarray(rec.a_cost, dtype=float)[order]),
         "queued_s": pa.array(np.asarray(rec.a_queued, dtype=float)[order]),  # waiting for a serving slot
+        "verdict": _labels(["rejected", "accepted"], np.asarray(rec.a_verdict, dtype=np.int8)[order]),
+        "judge_cost_usd": pa.array(np.asarray(rec.a_judge_cost, dtype=float)[order]),
     })
 
 
@@ -241,6 +253,7 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
         "latency_p95_s": _percentile(ok_latency, 95),
         "latency_p99_s": _percentile(ok_latency, 99),
         "fallback_rate": float(cols.fallback.mean()),
+        "escalation_rate": float(cols.escalated.mean()),
         "attempts_per_request": float(cols.attempts.mean()),
         "slo_attainment": float(within_slo.mean()),
         "decision_us_p50": _percentile(cols.decision_us, 50),

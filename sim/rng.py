@@ -34,6 +34,7 @@ class Stream(IntEnum):
     DIFFICULTY = 6  # per-request difficulty when the trace has none
     FEATURES = 7  # noise on the difficulty estimate policies may see
     BACKOFF = 8  # retry jitter
+    JUDGE = 9  # a cascade judge's verdict on each answer
 
 
 def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:
@@ -62,6 +63,7 @@ class AttemptDraws:
     error_u: np.ndarray
     quality_u: np.ndarray
     retry_u: np.ndarray  # (requests, attempts): jitter of the request's n-th retry
+    judge_u: np.ndarray  # compared with the judge's error rates
 
 
 def draw_block(seed: int, replication: int, block: int, n_requests: int, n_models: int, n_attempts: int) -> AttemptDraws:
@@ -78,4 +80,5 @@ def draw_block(seed: int, replication: int, block: int, n_requests: int, n_model
     error_u = generator(seed, replication, Stream.ERRORS, block).random(shape, dtype=np.float32)
     quality_u = generator(seed, replication, Stream.QUALITY, block).random(shape, dtype=np.float32)
     retry_u = generator(seed, replication, Stream.BACKOFF, block).random((n_requests, n_attempts))
-    return AttemptDraws(ttft_z, tps_z, error_u, quality_u, retry_u)
+    judge_u = generator(seed, replication, Stream.JUDGE, block).random(shape, dtype=np.float32)
+    return AttemptDraws(ttft_z, tps_z, error_u, quality_u, retry_u, judge_u)

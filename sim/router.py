@@ -22,7 +22,12 @@ Semantics:
 - a policy that raises or returns nothing usable is a policy error: the request
   goes to ``router.default_model`` alone, or is rejected when there is none;
 - an attempt is charged at the price in force when it started; a timed-out one
-  as ``router.abandoned_charge`` says.
+  as ``router.abandoned_charge`` says;
+- a decision with a ``judge`` is a cascade: an answer that a later stage could
+  still replace is judged (its verdict drawn from the JUDGE stream with the
+  judge's error rates, its cost and latency added to the request); a rejected
+  answer is escalated to the next candidate and kept, to be returned if no
+  later stage answers.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR
                       ATTEMPT_TIMEOUT, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import BasePolicy, Outcome, Request
+from .policies.base import BasePolicy, Judge, Outcome, Request
 from .provider import Providers
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
@@ -54,9 +59,10 @@ class _Flight:
     """One request in progress."""
 
     __slots__ = ("i", "request", "candidates", "next", "attempts", "tries", "cost", "carbon", "deadline",
-                 "retries", "last_backoff", "holds_retry", "running", "hedges", "done")
+                 "retries", "last_backoff", "holds_retry", "running", "hedges", "done", "judge", "kept",
+                 "escalated")
 
-    def __init__(self, i: int, request: Request, candidates: tuple[int, ...], deadline: float):
+    def __init__(self, i: int, request: Request, candidates: tuple[int, ...], deadline: float, judge: Judge | None):
         self.i = i
         self.request = request
         self.candidates = candidates
@@ -72,6 +78,9 @@ class _Flight:
         self.running: list[_Attempt] = []  # more than one only while hedging
         self.hedges = 0
         self.done = False
+        self.judge = judge  # a cascade's judge, or None
+        self.kept: tuple[int, float] | None = None  # (model, accept) of the last answer the judge rejected
+        self.escalated = False
 
 
 QUEUED, SERVING, DONE = 0, 1, 2
@@ -164,14 +173,16 @@ class Router:
             decision = None
             error = f"{type(exc).__name__}: {exc}"
         decision_us = (thread_time_ns() - start) / 1000.0
-        candidates = None
+        candidates = judge = None
         if error is None:
             candidates, error = self._candidates(decision)
+        if error is None:
+            judge, error = self._judge(decision)
         if error is not None:
-            candidates = () if self._default is None else (self._default,)
+            candidates, judge = () if self._default is None else (self._default,), None
         self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
                           error, candidates)
-        flight = _Flight(i, request, candidates, now + self._deadline_s)
+        flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:
             self.budget.active_requests += 1
         self._next_candidate(flight, now)
@@ -199,6 +210,15 @@ class Router:
         self._candidate_cache[names] = resolved
         return resolved, None
 
+    @staticmethod
+    def _judge(decision) -> tuple[Judge | None, str | None]:
+        """The decision's cascade judge (or None), or a policy-error message."""
+        judge = getattr(decision, "judge", None)
+        if judge is None or isinstance(judge, Judge) and 0 <= judge.accept_good <= 1 and 0 <= judge.reject_bad <= 1 \
+                and judge.cost_usd >= 0 and judge.latency_s >= 0:
+            return judge, None
+        return None, f"Decision.judge must be a Judge with rates in [0, 1] and no negative cost or latency, not {judge!r}"
+
     # ------------------------------------------------------------------ attempts
     def _next_candidate(self, f: _Flight, now: float, hedging: bool = False) -> None:
         """Start an attempt on the next admissible candidate, or end the request
@@ -220,7 +240,12 @@ class Router:
                     continue
             self._start_attempt(f, m, now, generation)
             return
-        if not hedging:
+        if hedging:
+            return
+        if f.kept is not None:  # a cascade keeps the answer its judge rejected when nothing better came
+            m, accept = f.kept
+            self._finish(f, REQUEST_OK, now, m, (now - f.request.arrival_s, accept))
+        else:
             self._finish(f, REQUEST_FAILED if f.attempts else REQUEST_REJECTED, now, None, None)
 
     def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
@@ -315,8 +340,11 @@ class Router:
         f.running.remove(a)
         outcome = a.outcome
         cost = 0.0
+        verdict = None
         if outcome == ATTEMPT_OK:
             output = self._output[i]
+            if f.judge is not None and f.next < len(f.candidates) and f.attempts < self._max_attempts:
+                verdict = self._verdict(f, a)  # a later stage could still answer: judge this one
         elif (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None and a.service_start < end
               and self.spec.abandoned_charge != "none"):
             output = self._abandoned_output(i, a, end)
@@ -327,7 +355,8 @@ class Router:
             cost = (self._input[i] * price_in + output * price_out) / 1e6
             f.carbon += (self._input[i] + output) * self._carbon[m] / 1e6
             f.cost += cost
-        self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start)
+        self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start,
+                         -1 if verdict is None else verdict, 0.0 if verdict is None else f.judge.cost_usd)
         self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation,
                             f.next < len(f.candidates))
         if outcome == ATTEMPT_CANCELLED:
@@ -342,9 +371,31 @@ class Router:
                     if other.state == QUEUED:
                         other.service_start = end  # it waited until now and was never served
                     self._complete(other, end)
-            self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
+            if verdict is None:
+                self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
+            elif f.judge.latency_s > 0.0:
+                self.schedule(f.judge.latency_s, self._on_verdict, (a, verdict, end + f.judge.latency_s))
+            else:
+                self._on_verdict((a, verdict, end))
         elif not f.running:  # another attempt (a hedge) may still answer
             self._after_failure(f, a, end)
+
+    def _verdict(self, f: _Flight, a: _Attempt) -> int:
+        """The judge's verdict on an answer (1 accepts, 0 rejects); it costs what the judge costs."""
+        m, i = a.model, f.i
+        at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + f.tries[m] - 1
+        u = self._block_of(i).judge_u.item(at)
+        f.cost += f.judge.cost_usd
+        return int(u < f.judge.accept_good) if a.accept else int(u >= f.judge.reject_bad)
+
+    def _on_verdict(self, token) -> None:
+        a, verdict, now = token
+        f = a.flight
+        if verdict:  # the user could not see a token before the verdict: time to first token is all of it
+            self._finish(f, REQUEST_OK, now, a.model, (now - f.request.arrival_s, a.accept))
+            return
+        f.kept, f.escalated = (a.model, a.accept), True
+        self._next_candidate(f, now)
 
     def _release(self, m: int, now: float) -> None:
         """A serving slot frees up: the next queued attempt starts."""
@@ -434,7 +485,7 @@ class Router:
         else:
             ttft, quality = None, 0.0
         self.rec.request(i, status, -1 if model is None else model, f.attempts, latency, ttft, f.cost, quality,
-                         f.carbon, len(f.tries) > 1)
+                         f.carbon, len(f.tries) > 1, f.escalated)
         if self._observe is not None:
             outcome = Outcome(request.request_id, STATUS_NAMES[status], None if model is None else self._names[model],
                               f.attempts, latency, ttft, f.cost, request.input_tokens,

@@ -19,14 +19,14 @@ SUMMARY_METRICS = (
     "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "cost_per_1k_successes_usd",
     "savings_vs_baseline", "mean_quality",
     "quality_delta_vs_baseline", "latency_p50_s", "latency_p95_s", "latency_p99_s", "fallback_rate",
-    "attempts_per_request", "slo_attainment", "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
+    "escalation_rate", "attempts_per_request", "slo_attainment", "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
 ) + RESILIENCE_METRICS
 PER_RUN = RUN_METRICS + RESILIENCE_METRICS
 assert set(SUMMARY_METRICS) == set(PER_RUN) | set(PAIRED_METRICS)
 
 
 #: Shares bounded by [0, 1]: their t-interval is clipped to that range.
-BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "slo_attainment", "policy_error_rate",
+BOUNDED = frozenset({"success_rate", "mean_quality", "fallback_rate", "escalation_rate", "slo_attainment", "policy_error_rate",
                      "fault_success_rate", "rate_limited_share", "hedge_cost_share"})
 
 

@@ -183,7 +183,7 @@ class World:
                 p_ok[:, m] = labels[lo:hi]
         accept = draws.quality_u < p_ok[:, :, None]
         return Block(ttft.ravel(), tps.ravel(), latency.ravel(), draws.error_u.ravel(), accept.ravel().astype(np.float64),
-                     draws.retry_u.ravel())
+                     draws.retry_u.ravel(), draws.judge_u.ravel())
 
 
 class Block(NamedTuple):
@@ -199,3 +199,4 @@ class Block(NamedTuple):
     error_u: np.ndarray  # uniform draw compared with the error rate in force
     accept: np.ndarray  # 1.0 when the answer would be acceptable
     retry_u: np.ndarray  # (request in block, retry number): jitter draws, at j * attempts + n
+    judge_u: np.ndarray  # uniform draw behind a cascade judge's verdict on the answer

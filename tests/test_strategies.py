@@ -99,7 +99,7 @@ def test_cheapest_above_floor():
 
 
 @pytest.mark.parametrize("kind", ["simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based",
-                                  "openrouter", "cheapest-above-floor"])
+                                  "openrouter", "cheapest-above-floor", "cascade"])
 def test_each_strategy_runs_and_falls_back_during_an_outage(tmp_path, kind):
     data = scenario(replications=1, policies={"p": {"kind": kind}}, baseline="p",
                     events=[{"kind": "outage", "model": "big", "start_s": 100, "end_s": 300}],

@@ -3,10 +3,10 @@
 ``from sim.policies import Request, RouterView, Decision`` is all a policy needs.
 """
 
-from .base import BasePolicy, Decision, ModelStatus, Outcome, Policy, Request, RouterView, sigmoid
+from .base import BasePolicy, Decision, Judge, ModelStatus, Outcome, Policy, Request, RouterView, sigmoid
 from .registry import PolicyParams, available, build, register, resolve
 
 __all__ = [
-    "BasePolicy", "Decision", "ModelStatus", "Outcome", "Policy", "Request", "RouterView", "sigmoid",
+    "BasePolicy", "Decision", "Judge", "ModelStatus", "Outcome", "Policy", "Request", "RouterView", "sigmoid",
     "PolicyParams", "available", "build", "register", "resolve",
 ]

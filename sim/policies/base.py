@@ -85,11 +85,33 @@ class RouterView(NamedTuple):
         return self.models[self.positions[name]]
 
 
+class Judge(NamedTuple):
+    """The answer scorer of a cascade (FrugalGPT): it accepts or rejects each
+    answer before the router returns it.
+
+    In production the router runs the scorer called ``name`` on the answer
+    text; the simulator has no text and emulates a scorer with these error
+    rates instead (its verdicts come from the harness, never from the policy).
+    """
+
+    name: str = "judge"
+    accept_good: float = 0.9  # chance it accepts an acceptable answer
+    reject_bad: float = 0.9  # chance it rejects an unacceptable one
+    cost_usd: float = 0.0  # per judged answer
+    latency_s: float = 0.0  # added before the answer is returned or escalated
+
+
 class Decision(NamedTuple):
-    """Ordered candidates (primary, then fallbacks) and the policy's reason."""
+    """Ordered candidates (primary, then fallbacks) and the policy's reason.
+
+    With a ``judge`` the candidates are the stages of a cascade: an answer from
+    any stage but the last is judged, and a rejected one is escalated to the
+    next stage (kept as the answer if no later stage answers).
+    """
 
     candidates: tuple[str, ...]
     reason: str | Mapping[str, Any] = ""
+    judge: Judge | None = None
 
 
 class Outcome(NamedTuple):
