@@ -40,6 +40,7 @@ from .router import Router
 from .scenario import LoadedScenario
 from .stats import SUMMARY_METRICS, summarize
 from .trace import Trace, generate, read_trace
+from .truth import GroundTruth
 from .world import World, draw_difficulty, draw_difficulty_estimate
 
 Progress = Callable[[int, int, str], None]
@@ -69,6 +70,7 @@ class RunResult:
     price_changes: list[float]
     requests_per_replication: list[int]
     decision_budget_ms: float = 100.0
+    upper_bounds: list[str] = field(default_factory=list)  # policies that see the ground truth (the oracle)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -126,9 +128,12 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
     """One policy through one replication; returns its records and its breakers' total open time."""
     spec = loaded.scenario.policies[policy_name]
     policy = build(spec.kind, spec.all_params(), seed=policy_seed(seed, replication, policy_index))
+    router_spec = loaded.scenario.router_for(policy_name)
+    if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
+        policy.bind_ground_truth(GroundTruth(world, catalog, router_spec))
     recorder = RunRecorder()
     engine = Engine()
-    router = Router(policy, world, catalog, loaded.scenario.router_for(policy_name), engine.schedule, recorder,
+    router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,
                     Providers(loaded.scenario, catalog), estimate)
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
@@ -213,7 +218,8 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
         progress(done, total_runs, "done")
     summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
     return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
-                     sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms)
+                     sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms,
+                     [name for name in sc.policies if sc.is_upper_bound(name)])
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
@@ -228,6 +234,7 @@ def summary_document(result: RunResult) -> dict:
         "seed": result.seed,
         "replications": result.replications,
         "baseline": result.baseline,
+        "upper_bounds": result.upper_bounds,
         "routesim_version": __version__,
         "policies": {name: {m: metrics[m] for m in SUMMARY_METRICS} for name, metrics in result.summary.items()},
     }

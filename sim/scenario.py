@@ -486,7 +486,19 @@ class Scenario(Strict):
 
     @property
     def baseline_policy(self) -> str:
-        return self.baseline or next(iter(self.policies))
+        """The named baseline, else the first policy that is not an upper bound."""
+        if self.baseline:
+            return self.baseline
+        return next((name for name in self.policies if not self.is_upper_bound(name)), next(iter(self.policies)))
+
+    def is_upper_bound(self, policy: str) -> bool:
+        """An upper bound (the oracle) sees the ground truth: it is reported, never a candidate or the baseline."""
+        from .policies.registry import PolicyConfigError, resolve  # lazily: it may import user code
+
+        try:
+            return bool(getattr(resolve(self.policies[policy].kind), "upper_bound", False))
+        except PolicyConfigError:
+            return False  # reported by the scenario's own checks
 
     def router_for(self, policy: str) -> RouterSpec:
         """The scenario's router with the policy's own overrides applied."""
@@ -591,6 +603,9 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
     _router_references(sc.router, ("router",), need_model)
     if sc.baseline is not None and sc.baseline not in sc.policies:
         problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
+    elif sc.baseline is not None and sc.is_upper_bound(sc.baseline):
+        problems.append(loaded.problem(("baseline",), f"'{sc.baseline}' is an upper bound that sees the ground truth; "
+                                                      "the baseline must be a policy you could deploy"))
     for name, spec in sc.policies.items():
         problems.extend(_policy_problems(loaded, name, spec, need_model))
     if sc.trace.path is not None and not loaded.trace_path().exists():

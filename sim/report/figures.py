@@ -26,8 +26,11 @@ def cost_vs_quality(result, path: Path) -> None:
         x, q = s["cost_per_1k_requests_usd"], s["mean_quality"]
         xerr = _err(x)
         yerr = _err(q)
-        ax.errorbar([x["mean"]], [q["mean"]], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=name)
-        ax.annotate(name, (x["mean"], q["mean"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        bound = name in result.upper_bounds
+        label = name + (" (upper bound)" if bound else "")
+        ax.errorbar([x["mean"]], [q["mean"]], xerr=xerr, yerr=yerr, fmt="*" if bound else "o",
+                    markersize=11 if bound else 6, capsize=3, label=label)
+        ax.annotate(label, (x["mean"], q["mean"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("cost per 1k requests (USD)")
     ax.set_ylabel("mean quality (share of acceptable answers)")
     ax.set_title("Cost vs quality (95% CI over replications)")

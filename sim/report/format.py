@@ -26,3 +26,12 @@ def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
     if with_ci and lo is not None and hi is not None:
         text += f" [{_one(lo, kind)}, {_one(hi, kind)}]"
     return text
+
+
+def policy_label(result, name: str, short: bool = False) -> str:
+    """A policy's name as tables show it: the baseline and any upper bound marked."""
+    if name == result.baseline:
+        return name + (" *" if short else " (baseline)")
+    if name in result.upper_bounds:
+        return name + (" †" if short else " (upper bound, unreachable)")
+    return name

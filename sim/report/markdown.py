@@ -5,7 +5,7 @@ from __future__ import annotations
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
-from .format import fmt_metric
+from .format import fmt_metric, policy_label
 from .notes import run_warnings
 
 _ENV = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
@@ -17,7 +17,7 @@ def table_rows(result) -> list[dict]:
     for name in result.policies:
         s = result.summary[name]
         rows.append({
-            "name": name + (" (baseline)" if name == result.baseline else ""),
+            "name": policy_label(result, name),
             "cost": fmt_metric(s["cost_usd"], "usd"),
             "cost_1k": fmt_metric(s["cost_per_1k_requests_usd"], "usd"),
             "savings": "—" if name == result.baseline else fmt_metric(s["savings_vs_baseline"], "pct"),
@@ -35,7 +35,7 @@ def resilience_rows(result) -> list[dict]:
     for name in result.policies:
         s = result.summary[name]
         rows.append({
-            "name": name,
+            "name": policy_label(result, name),
             "fault_success": fmt_metric(s["fault_success_rate"], "pct"),
             "failed": fmt_metric(s["failed_in_faults"], "count"),
             "ttf": fmt_metric(s["time_to_failover_s"], "seconds"),
@@ -63,7 +63,7 @@ def render_markdown(result, resolved: dict, figures: dict[str, str]) -> str:
         scenario=result.scenario, description=resolved.get("description"), seed=result.seed,
         replications=result.replications, requests=_requests(result), baseline=result.baseline,
         rows=table_rows(result), warnings=run_warnings(result), figures=figures, version=__version__,
-        resilience=resilience_rows(result), faults=fault_summary(result))
+        resilience=resilience_rows(result), faults=fault_summary(result), upper_bounds=result.upper_bounds)
 
 
 def _requests(result) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .format import fmt_metric
+from .format import fmt_metric, policy_label
 from .notes import run_warnings
 
 _COLUMNS = (
@@ -21,7 +21,7 @@ def comparison_table(result) -> str:
     rows = [[title for title, _, _ in _COLUMNS]]
     for name in result.policies:
         s = result.summary[name]
-        row = [name + (" *" if name == result.baseline else "")]
+        row = [policy_label(result, name, short=True)]
         for _, metric, kind in _COLUMNS[1:]:
             row.append(fmt_metric(s[metric], kind, with_ci=False))
         rows.append(row)
@@ -29,6 +29,9 @@ def comparison_table(result) -> str:
     lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if result.upper_bounds:
+        lines.append(f"\n† {', '.join(result.upper_bounds)}: sees each request's true outcome; an unreachable "
+                     "upper bound for scale, never a policy to deploy.")
     lines.append(f"\n* baseline. Means over {result.replications} replication(s), seed {result.seed}; "
                  "confidence intervals in report.md and summary.json.")
     lines += [f"warning: {w}" for w in run_warnings(result)]
