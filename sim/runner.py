@@ -36,6 +36,7 @@ from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
 from .resilience import fault_rows, resilience_metrics
+from .research import comparisons
 from .router import Router
 from .scenario import LoadedScenario
 from .stats import SUMMARY_METRICS, summarize
@@ -71,6 +72,7 @@ class RunResult:
     requests_per_replication: list[int]
     decision_budget_ms: float = 100.0
     upper_bounds: list[str] = field(default_factory=list)  # policies that see the ground truth (the oracle)
+    comparisons: list[dict] = field(default_factory=list)  # two-model research metrics (research.py)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -217,9 +219,11 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     if progress:
         progress(done, total_runs, "done")
     summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
+    upper_bounds = [name for name in sc.policies if sc.is_upper_bound(name)]
+    static_models = {name: spec.all_params()["model"] for name, spec in sc.policies.items() if spec.kind == "static"}
     return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
-                     sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms,
-                     [name for name in sc.policies if sc.is_upper_bound(name)])
+                     sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms, upper_bounds,
+                     comparisons(folder, static_models, upper_bounds))
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
@@ -237,6 +241,7 @@ def summary_document(result: RunResult) -> dict:
         "upper_bounds": result.upper_bounds,
         "routesim_version": __version__,
         "policies": {name: {m: metrics[m] for m in SUMMARY_METRICS} for name, metrics in result.summary.items()},
+        "comparisons": result.comparisons,
     }
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from sim.metrics import PAIRED_METRICS, RUN_METRICS
 from sim.resilience import RESILIENCE_METRICS
+from sim.research import RESEARCH_METRICS
 from sim.scenario import Scenario
 
 from conftest import ROOT
@@ -40,7 +41,8 @@ def test_every_scenario_field_is_documented():
 
 def test_every_metric_is_defined():
     text = (ROOT / "docs" / "metrics.md").read_text()
-    missing = [m for m in RUN_METRICS + PAIRED_METRICS + RESILIENCE_METRICS if f"`{m}`" not in text and f"`{m}," not in text]
+    metrics = RUN_METRICS + PAIRED_METRICS + RESILIENCE_METRICS + RESEARCH_METRICS + ("random_mix_aiq",)
+    missing = [m for m in metrics if f"`{m}`" not in text and f"`{m}," not in text]
     assert not missing, f"metrics missing from docs/metrics.md: {missing}"
 
 

@@ -5,7 +5,8 @@ model first, the rest to the weak one (each is the other's fallback). RouteLLM
 calibrates the threshold offline so that a target share of calls goes to the
 strong model; here it is calibrated online the same way, as the
 (1 - strong_share) quantile of the estimates seen recently (``threshold`` until
-``warmup`` estimates have been seen). Requests without an estimate go strong.
+``warmup`` estimates have been seen). Requests without an estimate go strong. Each decision's reason carries the
+estimate as its ``score``, from which the report draws the routing curve.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class Threshold(BasePolicy):
         self._recent: deque = deque(maxlen=self.p.window)
         self._threshold = self.p.threshold
         self._since_calibration = 0
-        self._strong_first = Decision((self.p.strong, self.p.weak), "threshold: hard, strong model")
-        self._weak_first = Decision((self.p.weak, self.p.strong), "threshold: easy, weak model")
+        self._strong_first = (self.p.strong, self.p.weak)
+        self._weak_first = (self.p.weak, self.p.strong)
 
     @property
     def threshold(self) -> float:
@@ -56,10 +57,13 @@ class Threshold(BasePolicy):
     def route(self, request: Request, view: RouterView) -> Decision:
         estimate = request.difficulty_estimate
         if estimate is None:
-            return Decision(self._strong_first.candidates, "threshold: no difficulty estimate, strong model")
+            return Decision(self._strong_first, "threshold: no difficulty estimate, strong model")
         self._recent.append(estimate)
         self._since_calibration += 1
         if len(self._recent) >= self.p.warmup and self._since_calibration >= 50:
             self._calibrate()
             self._since_calibration = 0
-        return self._strong_first if estimate >= self._threshold else self._weak_first
+        # The score in the reason lets the report sweep the whole routing curve (APGR, AIQ).
+        if estimate >= self._threshold:
+            return Decision(self._strong_first, {"route": "strong", "score": estimate, "threshold": self._threshold})
+        return Decision(self._weak_first, {"route": "weak", "score": estimate, "threshold": self._threshold})

@@ -49,6 +49,19 @@ def resilience_rows(result) -> list[dict]:
     return rows
 
 
+def comparison_tables(result) -> list[dict]:
+    """One table per two-model comparison: each router's RouteLLM and RouterBench metrics."""
+    tables = []
+    for c in result.comparisons:
+        rows = [{"name": policy_label(result, name), "share": fmt_metric(m["strong_call_share"], "pct"),
+                 "pgr": fmt_metric(m["pgr"], "ratio"), "apgr": fmt_metric(m["apgr"], "ratio"),
+                 "cpt50": fmt_metric(m["cpt_50"], "pct"), "cpt80": fmt_metric(m["cpt_80"], "pct"),
+                 "aiq": fmt_metric(m["aiq"], "ratio")} for name, m in c["routers"].items()]
+        tables.append({"strong": c["strong_model"], "weak": c["weak_model"], "rows": rows,
+                       "mixing_aiq": fmt_metric(c["random_mix_aiq"], "ratio")})
+    return tables
+
+
 def fault_summary(result) -> str:
     """The faults, in words: scheduled ones listed, random ones counted."""
     scheduled = [f"{kind.replace('_', ' ')} of {target} {start:g}–{end:g} s" for start, end, kind, target
@@ -63,7 +76,8 @@ def render_markdown(result, resolved: dict, figures: dict[str, str]) -> str:
         scenario=result.scenario, description=resolved.get("description"), seed=result.seed,
         replications=result.replications, requests=_requests(result), baseline=result.baseline,
         rows=table_rows(result), warnings=run_warnings(result), figures=figures, version=__version__,
-        resilience=resilience_rows(result), faults=fault_summary(result), upper_bounds=result.upper_bounds)
+        resilience=resilience_rows(result), faults=fault_summary(result), upper_bounds=result.upper_bounds,
+        comparisons=comparison_tables(result))
 
 
 def _requests(result) -> str:
