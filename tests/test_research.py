@@ -12,7 +12,7 @@ import pytest
 
 from sim.research import aiq, curve_metrics, nondecreasing_hull, routing_curve
 
-from conftest import read, run_scenario_data, scenario
+from conftest import SHARED_DATA, read, run_scenario_data, scenario
 
 
 def test_the_hull_is_convex_non_decreasing_and_flat_after_the_best_point():
@@ -101,3 +101,41 @@ def test_comparisons_in_a_run(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "Two-model comparison: big (strong) vs small (weak)" in report
     assert pd.notna(routers["threshold"]["cpt_50"]["mean"])
+
+
+MMLU = SHARED_DATA / "routellm" / "mmlu_labels.csv"
+
+
+@pytest.mark.skipif(not MMLU.exists(), reason=f"RouteLLM labels not found at {MMLU}")
+def test_routellm_mmlu_labels_replayed(tmp_path, monkeypatch):
+    """RouteLLM's own per-prompt correctness labels as counterfactual quality: the static policies reproduce the
+    published accuracies, a random router recovers half the gap over the curve, the oracle what either model knew."""
+    # A module name of its own: the other test's random_score module stays imported.
+    (tmp_path / "random_score_mmlu.py").write_text(PLUGIN.replace('"big", "small"', '"gpt-4", "mixtral"')
+                                              .replace('"small", "big"', '"mixtral", "gpt-4"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    labels = pd.read_csv(MMLU)
+    strong, weak = labels.gpt_4_1106_correct.to_numpy(), labels.mixtral_8x7b_correct.to_numpy()
+    pd.DataFrame({"arrival_s": np.arange(len(labels)) * 0.1, "workload": "mmlu",
+                  "input_tokens": np.maximum(labels.prompt_chars // 4, 1), "output_tokens": 1,
+                  "quality.gpt-4": strong, "quality.mixtral": weak}).to_csv(tmp_path / "mmlu.csv", index=False)
+    latency = scenario()["models"]["big"]["latency"]
+    models = {"gpt-4": {"provider": "openai", "price": {"input_per_mtok": 10, "output_per_mtok": 30},
+                        "latency": latency, "quality": {"default": 0}},
+              "mixtral": {"provider": "together", "price": {"input_per_mtok": 0.6, "output_per_mtok": 0.6},
+                          "latency": latency, "quality": {"default": 0}}}
+    policies = {"gpt-4": {"kind": "static", "model": "gpt-4"}, "mixtral": {"kind": "static", "model": "mixtral"},
+                "random": {"kind": "random_score_mmlu:RandomScore"}, "oracle": {"kind": "oracle"}}
+    out = run_scenario_data(tmp_path, scenario(replications=1, trace={"path": "mmlu.csv"}, models=models,
+                                               policies=policies, baseline="gpt-4"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policies"]["gpt-4"]["mean_quality"]["mean"] == pytest.approx(strong.mean(), abs=1e-12)  # 80.6%
+    assert summary["policies"]["mixtral"]["mean_quality"]["mean"] == pytest.approx(weak.mean(), abs=1e-12)  # 68.1%
+    [comparison] = summary["comparisons"]
+    routers = comparison["routers"]
+    assert routers["random"]["apgr"]["mean"] == pytest.approx(0.5, abs=0.03)
+    either = np.maximum(strong, weak).mean()
+    assert routers["oracle"]["pgr"]["mean"] == pytest.approx((either - weak.mean()) / (strong.mean() - weak.mean()))
+    # It pays for GPT-4 only where Mixtral was wrong and GPT-4 right.
+    assert routers["oracle"]["strong_call_share"]["mean"] == pytest.approx(((strong == 1) & (weak == 0)).mean())
+    assert routers["oracle"]["upper_bound"] is True
