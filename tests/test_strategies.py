@@ -137,6 +137,7 @@ def test_a_launched_model_gets_traffic_only_after_its_launch(tmp_path):
     data = scenario(replications=1, models=models, trace={"synthetic": {"duration_s": 900, "rate_per_s": 2}},
                     events=[{"kind": "launch", "model": "new", "at_s": 300}],
                     policies={"weighted": {"kind": "weighted", "weights": {"cost": 1}},
+                              "bandit": {"kind": "bandit", "cost_weight": 0.5},
                               "static-new": {"kind": "static", "model": "new", "fallbacks": ["old"]}},
                     baseline="weighted")
     out = run_scenario_data(tmp_path, data)
@@ -144,6 +145,9 @@ def test_a_launched_model_gets_traffic_only_after_its_launch(tmp_path):
     assert (attempts.start_s[attempts.model == "new"] >= 300).all()
     after = requests[(requests.policy == "weighted") & (requests.arrival_s >= 300)]
     assert (after.model == "new").mean() > 0.98  # cheaper, and now visible
+    bandit = requests[requests.policy == "bandit"]
+    assert (bandit.model[bandit.arrival_s < 300] == "old").all()
+    assert (bandit.model[bandit.arrival_s >= 600] == "new").mean() > 0.8  # it found the cheaper newcomer
     before = requests[(requests.policy == "static-new") & (requests.arrival_s < 300)]
     assert (before.model == "old").all() and (before.attempts == 1).all()  # skipped without an attempt
     decisions = read(out, "decisions").merge(requests[["policy", "request_id", "arrival_s"]], on=["policy", "request_id"])
