@@ -201,13 +201,22 @@ def trace_import(
 def trace_inspect(
     path: Path = typer.Argument(..., help="Trace file (.csv, .jsonl, .parquet)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or parquet (default: from the suffix)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Where to write the figure "
+                                       "(default: TRACE's name with -inspect.png, in the current folder)."),
+    no_png: bool = typer.Option(False, "--no-png", help="Print the summary only."),
 ) -> None:
-    """Print a trace's size, rate and token percentiles per workload."""
+    """Print a trace's size, mean and peak rate, burstiness and token percentiles per workload; draw its figure."""
     from .trace import describe, read_trace
 
     with _user_errors():
         trace = read_trace(path, fmt)
     typer.echo(describe(trace))
+    if not no_png:
+        from .report.trace_figure import trace_figure
+
+        png = png or Path(f"{path.stem}-inspect.png")
+        trace_figure(trace, png)
+        typer.echo(f"\nwrote {png} (arrival rate over time, token histograms per workload)")
 
 
 def main() -> None:

@@ -260,25 +260,43 @@ def generate(spec: SyntheticTrace, rng: np.random.Generator) -> Trace:
 
 
 # --------------------------------------------------------------------------- describing
+PEAK_WINDOW_S = 60.0  # the peak rate is the busiest window of this length
+
+
+def peak_rate(arrival_s: np.ndarray, window_s: float = PEAK_WINDOW_S) -> float:
+    """Requests per second in the busiest sliding window of ``window_s`` (the
+    whole trace's mean when it is shorter than one window)."""
+    duration = float(arrival_s[-1] - arrival_s[0]) if len(arrival_s) else 0.0
+    if duration <= window_s:
+        return len(arrival_s) / max(duration, 1e-9) if len(arrival_s) > 1 else float("nan")
+    # For each request, how many arrive in the window that starts with it.
+    ends = np.searchsorted(arrival_s, arrival_s + window_s, side="left")
+    return float((ends - np.arange(len(arrival_s))).max() / window_s)
+
+
+def interarrival_cv(arrival_s: np.ndarray) -> float:
+    gaps = np.diff(arrival_s)
+    return float(gaps.std() / gaps.mean()) if len(gaps) > 1 and gaps.mean() > 0 else float("nan")
+
+
 def describe(trace: Trace) -> str:
     """A short text summary: size, rate, burstiness and token percentiles per workload."""
     n = len(trace)
-    gaps = np.diff(trace.arrival_s)
-    cv = float(gaps.std() / gaps.mean()) if len(gaps) > 1 and gaps.mean() > 0 else float("nan")
     duration = trace.duration_s
     lines = [
         f"requests: {n:,}",
         f"duration: {duration:,.1f} s",
         f"mean rate: {n / duration:.3f} req/s" if duration > 0 else "mean rate: n/a",
-        f"inter-arrival CV: {cv:.2f}",
+        f"peak rate: {peak_rate(trace.arrival_s):.3f} req/s (busiest {PEAK_WINDOW_S:g} s)",
+        f"inter-arrival CV: {interarrival_cv(trace.arrival_s):.2f} (1 for Poisson arrivals)",
         "",
-        f"{'workload':<16}{'requests':>10}{'in p50':>9}{'in p95':>9}{'out p50':>9}{'out p95':>9}",
+        f"{'workload':<16}{'requests':>10}{'in p50':>9}{'in p90':>9}{'in p99':>9}{'out p50':>9}{'out p90':>9}{'out p99':>9}",
     ]
     for code, name in enumerate(trace.workloads):
         rows = trace.workload == code
         if not rows.any():
             continue
-        i50, i95 = np.percentile(trace.input_tokens[rows], [50, 95])
-        o50, o95 = np.percentile(trace.output_tokens[rows], [50, 95])
-        lines.append(f"{name:<16}{int(rows.sum()):>10,}{i50:>9.0f}{i95:>9.0f}{o50:>9.0f}{o95:>9.0f}")
+        inputs = np.percentile(trace.input_tokens[rows], [50, 90, 99])
+        outputs = np.percentile(trace.output_tokens[rows], [50, 90, 99])
+        lines.append(f"{name:<16}{int(rows.sum()):>10,}" + "".join(f"{v:>9.0f}" for v in (*inputs, *outputs)))
     return "\n".join(lines)

@@ -139,7 +139,8 @@ def test_python_dash_m_sim_and_usage_errors(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_trace_generate_and_inspect(cli, tmp_path):
+def test_trace_generate_and_inspect(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # inspect draws its figure in the current folder
     path = write_scenario(tmp_path, scenario())
     out = tmp_path / "gen.parquet"
     result = cli("trace", "generate", path, "--out", out)
@@ -149,6 +150,7 @@ def test_trace_generate_and_inspect(cli, tmp_path):
     result = cli("trace", "inspect", out)
     assert result.exit_code == 0
     assert f"requests: {len(frame):,}" in result.output
+    assert (tmp_path / "gen-inspect.png").stat().st_size > 10_000
     result = cli("trace", "generate", path, "--out", tmp_path / "no-suffix")
     assert result.exit_code == 2 and "no-suffix: cannot tell the format" in result.output
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())

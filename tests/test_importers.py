@@ -162,3 +162,25 @@ def test_chunk_size_does_not_change_the_result(tmp_path):
     pd.testing.assert_frame_equal(frames[0], frames[2])
     assert json.dumps(frames[0].columns.tolist()) == json.dumps(
         ["request_id", "arrival_s", "workload", "input_tokens", "output_tokens"])
+
+
+def test_inspect_reports_rates_burstiness_and_percentiles(tmp_path, cli):
+    source = AZURE / "AzureLLMInferenceTrace_conv.csv"
+    if not source.exists():
+        pytest.skip(f"Azure trace not found at {source}")
+    import_trace(source, "azure", tmp_path / "conv.parquet")
+    result = cli("trace", "inspect", tmp_path / "conv.parquet", "--png", tmp_path / "conv.png")
+    assert result.exit_code == 0, result.output
+    raw = pd.read_csv(source)
+    t = pd.to_datetime(raw.TIMESTAMP)
+    seconds = (t - t.iloc[0]).dt.total_seconds()
+    gaps = seconds.diff().dropna()
+    busiest = pd.Series(1.0, index=t).rolling("60s").count().max() / 60  # windows ending at each request
+    assert f"mean rate: {len(raw) / seconds.iloc[-1]:.3f} req/s" in result.output
+    assert f"inter-arrival CV: {gaps.std(ddof=0) / gaps.mean():.2f}" in result.output
+    assert f"peak rate: {busiest:.3f} req/s" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("conv "))
+    expected = [len(raw)] + [raw.ContextTokens.quantile(q) for q in (0.5, 0.9, 0.99)] + \
+        [raw.GeneratedTokens.quantile(q) for q in (0.5, 0.9, 0.99)]
+    assert [float(v.replace(",", "")) for v in row.split()[1:]] == pytest.approx([round(v) for v in expected], abs=0.51)
+    assert (tmp_path / "conv.png").stat().st_size > 10_000

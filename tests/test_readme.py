@@ -24,7 +24,7 @@ def test_the_tour_runs(cli, tmp_path, monkeypatch):
     commands = tour_commands()
     assert len(commands) >= 4
     for args in commands:
-        args = [str(tmp_path / Path(a).name) if previous in ("--out", "-o") else a
+        args = [str(tmp_path / Path(a).name) if previous in ("--out", "-o", "--png") else a
                 for previous, a in zip([""] + args, args)]  # outputs go to a scratch folder
         if args[:2] == ["trace", "import"]:
             if not Path(args[-2]).exists():
