@@ -143,23 +143,118 @@ def trace_generate(
     """Write the synthetic trace a scenario would simulate."""
     from .runner import load_trace
     from .scenario import load_scenario
-    from .trace import format_from_suffix, write_trace
+    from .trace import format_from_suffix
 
     with _user_errors():
         loaded = load_scenario(scenario)
         if loaded.scenario.trace.synthetic is None:
             raise InputError(loaded.problem(("trace",), "has no 'synthetic' block to generate from"))
-        fmt = format_from_suffix(out)  # before the work, so a bad name fails fast
+        format_from_suffix(out)  # before the work, so a bad name fails fast
         seed = loaded.scenario.seed if seed is None else seed
-        trace = load_trace(loaded, seed, replication)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.partial")
-        try:
-            write_trace(trace, tmp, fmt)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
-    typer.echo(f"wrote {out}: {len(trace):,} requests over {trace.duration_s:,.0f} s")
+        _write_trace(load_trace(loaded, seed, replication), out)
+
+
+def _write_trace(trace, out: Path) -> None:
+    """Write through a temporary file, so a failure leaves nothing half-written."""
+    from .trace import format_from_suffix, write_trace
+
+    fmt = format_from_suffix(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        write_trace(trace, tmp, fmt)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    names = trace.workloads
+    mix = ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:5])}, ... {len(names)} workloads"
+    typer.echo(f"wrote {out}: {len(trace):,} requests over {trace.duration_s:,.0f} s ({mix})")
+
+
+@trace_app.command("transform")
+def trace_transform(
+    source: Path = typer.Argument(..., help="A routesim trace (.csv, .jsonl, .parquet)."),
+    out: Path = typer.Argument(..., help="Output trace."),
+    window: Optional[str] = typer.Option(None, "--window", help="START:END seconds: keep those arrivals, "
+                                         "shifted to start at 0 (applied first)."),
+    sample: Optional[float] = typer.Option(None, "--sample", help="Keep each request with this probability (second)."),
+    speedup: Optional[float] = typer.Option(None, "--speedup", help="Divide every gap by this (last)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Scale time to this mean rate, req/s (last)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the sampling."),
+) -> None:
+    """Replay a real trace at another scale, keeping its shape: window, sample, speed up."""
+    from . import transforms
+    from .rng import Stream, generator
+    from .trace import format_from_suffix, read_trace
+
+    with _user_errors():
+        if speedup is not None and rate is not None:
+            raise InputError(Problem("give --speedup or --rate, not both"))
+        format_from_suffix(out)
+        trace = read_trace(source)
+        if window is not None:
+            start, sep, end = window.partition(":")
+            try:
+                trace = transforms.window(trace, float(start), float(end))
+            except ValueError:
+                raise InputError(Problem(f"--window '{window}': give START:END in seconds, e.g. 600:1800")) from None
+        if sample is not None:
+            trace = transforms.sample(trace, sample, generator(seed, 0, Stream.TRACE))
+        if speedup is not None:
+            trace = transforms.scale_time(trace, speedup)
+        if rate is not None:
+            trace = transforms.to_rate(trace, rate)
+        _write_trace(trace, out)
+
+
+@trace_app.command("merge")
+def trace_merge(
+    out: Path = typer.Argument(..., help="Output trace."),
+    sources: list[str] = typer.Argument(..., help="Traces as PATH or PATH=LABEL; the label (default: the file's "
+                                        "name) becomes the workload of its requests."),
+) -> None:
+    """Put several traces on one clock, each as its own workload."""
+    from .transforms import merge
+    from .trace import format_from_suffix, read_trace
+
+    with _user_errors():
+        format_from_suffix(out)
+        labelled = []
+        for item in sources:
+            path, _, label = item.partition("=")
+            labelled.append((label or Path(path).stem, read_trace(Path(path))))
+        _write_trace(merge(labelled), out)
+
+
+@trace_app.command("labels")
+def trace_labels(
+    table: Path = typer.Argument(..., help="CSV of per-prompt correctness (e.g. RouteLLM's mmlu_labels.csv)."),
+    out: Path = typer.Argument(..., help="Output trace."),
+    model: list[str] = typer.Option(..., "--model", help="SCENARIO_MODEL=COLUMN: that model's 0/1 column "
+                                    "(repeatable), e.g. --model gpt-4=gpt_4_1106_correct."),
+    rate: float = typer.Option(1.0, "--rate", min=1e-9, help="Poisson arrival rate, req/s."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the arrivals."),
+    chars_per_token: float = typer.Option(4.0, "--chars-per-token", min=0.1, help="For input tokens from prompt_chars."),
+    output_tokens: int = typer.Option(1, "--output-tokens", min=0, help="Output tokens of every request."),
+    workload_column: Optional[str] = typer.Option(None, "--workload-column", help="Column to use as the workload "
+                                                  "(default: the table's file name)."),
+) -> None:
+    """Build a counterfactual-replay trace (quality.<model> columns) from per-prompt labels."""
+    from .rng import Stream, generator
+    from .trace import format_from_suffix
+    from .transforms import labels_trace
+
+    with _user_errors():
+        format_from_suffix(out)
+        models = {}
+        for item in model:
+            name, sep, column = item.partition("=")
+            if not sep or not name or not column:
+                raise InputError(Problem(f"--model '{item}': give SCENARIO_MODEL=COLUMN"))
+            models[name] = column
+        trace = labels_trace(table, models, rate, generator(seed, 0, Stream.TRACE), chars_per_token, output_tokens,
+                             workload_column)
+        _write_trace(trace, out)
 
 
 @trace_app.command("import")

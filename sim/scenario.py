@@ -85,10 +85,28 @@ class Spike(Strict):
         return self
 
 
+class Diurnal(Strict):
+    """A sinusoidal rate: rate_per_s x (1 + amplitude x cos(2 pi (t - peak_s) / period_s))."""
+
+    period_s: Positive = 86400.0
+    amplitude: Probability = 0.5
+    peak_s: NonNegative = 0.0  # when the rate is highest, seconds from the start
+
+
+class Bursty(Strict):
+    """A Markov-modulated Poisson process switching between a busy state and silence
+    (an interrupted Poisson process), tuned to an inter-arrival CV."""
+
+    cv: Annotated[float, Field(ge=1)] = 3.0  # Poisson is 1; the Azure code trace is about 13
+    busy_share: Annotated[float, Field(gt=0, lt=1)] = 0.2  # long-run share of time in the busy state
+
+
 class SyntheticTrace(Strict):
     duration_s: Positive
-    rate_per_s: Positive
-    arrival: Literal["poisson"] = "poisson"
+    rate_per_s: Positive  # the long-run mean rate
+    arrival: Literal["poisson", "diurnal", "bursty"] = "poisson"
+    diurnal: Diurnal = Diurnal()  # used when arrival is diurnal
+    bursty: Bursty = Bursty()  # used when arrival is bursty
     spikes: list[Spike] = Field(default_factory=list)
     workloads: dict[str, Union[Positive, WorkloadMix]] = Field(default_factory=lambda: {"default": 1.0})
     input_tokens: TokenCounts = TokenCounts(median=800, p95=4000)

@@ -1,0 +1,143 @@
+"""Shape-preserving replay: transforms of a real trace, and traces built from
+tables of per-prompt labels.
+
+Each transform returns a new ``Trace``; none changes a request's tokens, labels
+or relative order, so the traffic keeps its shape (bursts, mix, sizes) while its
+scale changes. Random choices (sampling, label-trace arrivals) take a seeded
+generator from ``rng.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, Problem
+from .trace import Trace, default_request_ids
+
+
+def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
+    """The trace's requests at ``rows`` (in order), with new arrival times."""
+    used = np.unique(trace.workload[rows])
+    recode = np.full(len(trace.workloads), -1, dtype=np.int32)
+    recode[used] = np.arange(len(used), dtype=np.int32)
+    return Trace(arrival_s, trace.input_tokens[rows], trace.output_tokens[rows], trace.request_id[rows],
+                 recode[trace.workload[rows]], [trace.workloads[c] for c in used],
+                 None if trace.difficulty is None else trace.difficulty[rows],
+                 {m: labels[rows] for m, labels in trace.quality_labels.items()})
+
+
+def scale_time(trace: Trace, speedup: float) -> Trace:
+    """Compress time by ``speedup`` (> 1 is faster): every gap divided by it."""
+    if not speedup > 0:
+        raise InputError(Problem(f"speedup must be > 0 (got {speedup})"))
+    return replace(trace, arrival_s=trace.arrival_s / speedup)
+
+
+def to_rate(trace: Trace, rate_per_s: float) -> Trace:
+    """Scale time so the mean rate (requests / duration) becomes ``rate_per_s``."""
+    if not rate_per_s > 0:
+        raise InputError(Problem(f"rate must be > 0 (got {rate_per_s})"))
+    if trace.duration_s <= 0:
+        raise InputError(Problem("the trace has no duration to scale"))
+    return scale_time(trace, rate_per_s / (len(trace) / trace.duration_s))
+
+
+def sample(trace: Trace, fraction: float, rng: np.random.Generator) -> Trace:
+    """Keep each request with probability ``fraction`` (thinning keeps the rate's shape)."""
+    if not 0 < fraction <= 1:
+        raise InputError(Problem(f"sample fraction must be in (0, 1] (got {fraction})"))
+    rows = np.flatnonzero(rng.random(len(trace)) < fraction)
+    if len(rows) == 0:
+        raise InputError(Problem("sampling kept no request; use a larger fraction"))
+    return _take(trace, rows, trace.arrival_s[rows])
+
+
+def window(trace: Trace, start_s: float, end_s: float) -> Trace:
+    """The requests arriving in [start_s, end_s), shifted to start at 0."""
+    rows = np.flatnonzero((trace.arrival_s >= start_s) & (trace.arrival_s < end_s))
+    if len(rows) == 0:
+        raise InputError(Problem(f"no request arrives in [{start_s:g}, {end_s:g}) s "
+                                 f"(the trace spans 0-{trace.duration_s:g} s)"))
+    return _take(trace, rows, trace.arrival_s[rows] - start_s)
+
+
+def merge(traces: list[tuple[str, Trace]]) -> Trace:
+    """Several traces on one clock; each request's workload becomes its trace's
+    label, and request ids are prefixed with it to stay unique."""
+    if not traces:
+        raise InputError(Problem("nothing to merge"))
+    labels = [label for label, _ in traces]
+    if len(set(labels)) != len(labels):
+        raise InputError(Problem(f"merge labels must differ (got {', '.join(labels)})"))
+    arrival = np.concatenate([t.arrival_s for _, t in traces])
+    order = np.argsort(arrival, kind="stable")  # ties keep the order of the inputs
+    workload = np.concatenate([np.full(len(t), k, dtype=np.int32) for k, (_, t) in enumerate(traces)])
+    ids = np.concatenate([np.array([f"{label}/{r}" for r in t.request_id], dtype=object) for label, t in traces])
+    models = sorted({m for _, t in traces for m in t.quality_labels})
+    quality = {}
+    for m in models:  # a trace without a model's labels: unknown, so the ability model decides (NaN is refused)
+        missing = [label for label, t in traces if m not in t.quality_labels]
+        if missing:
+            raise InputError(Problem(f"quality.{m} is in some traces but not in {', '.join(missing)}"))
+        quality[m] = np.concatenate([t.quality_labels[m] for _, t in traces])[order]
+    with_difficulty = [t.difficulty is not None for _, t in traces]
+    difficulty = None
+    if all(with_difficulty):
+        difficulty = np.concatenate([t.difficulty for _, t in traces])[order]
+    elif any(with_difficulty):
+        raise InputError(Problem("difficulty is in some traces but not all"))
+    return Trace(arrival[order], np.concatenate([t.input_tokens for _, t in traces])[order],
+                 np.concatenate([t.output_tokens for _, t in traces])[order], ids[order], workload[order],
+                 labels, difficulty, quality)
+
+
+def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np.random.Generator,
+                 chars_per_token: float = 4.0, output_tokens: int = 1, workload_column: str | None = None) -> Trace:
+    """A trace for counterfactual replay of offline evals: one request per row of
+    a per-prompt correctness table (e.g. RouteLLM's), Poisson arrivals at
+    ``rate_per_s``, and ``quality.<model>`` from the table's columns.
+
+    ``models``: scenario model -> the table's 0/1 (or probability) column.
+    Input tokens come from ``prompt_chars`` / ``chars_per_token`` when the table
+    has that column, else ``input_tokens``."""
+    table = Path(table)
+    if not table.exists():
+        raise InputError(Problem("file not found", file=str(table)))
+    frame = pd.read_csv(table)
+    n = len(frame)
+    if n == 0:
+        raise InputError(Problem("the table has no rows", file=str(table)))
+    missing = [c for c in models.values() if c not in frame.columns]
+    if workload_column is not None and workload_column not in frame.columns:
+        missing.append(workload_column)
+    if "prompt_chars" not in frame.columns and "input_tokens" not in frame.columns:
+        missing.append("prompt_chars or input_tokens")
+    if missing:
+        raise InputError(Problem(f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})",
+                                 file=str(table)))
+    if "prompt_chars" in frame.columns:
+        input_tokens = np.maximum(np.rint(frame["prompt_chars"].to_numpy(float) / chars_per_token), 1).astype(np.int64)
+    else:
+        input_tokens = frame["input_tokens"].to_numpy(np.int64)
+    arrival = np.cumsum(rng.exponential(1.0 / rate_per_s, n))
+    arrival -= arrival[0]
+    quality = {}
+    for model, column in models.items():
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~((values >= 0) & (values <= 1)))
+        if len(bad):
+            raise InputError(Problem(f"{column}: must be in [0, 1] (got {frame[column].iloc[bad[0]]!r})",
+                                     file=str(table), line=int(bad[0]) + 2))
+        quality[model] = values
+    if workload_column is None:
+        workload, workloads = np.zeros(n, dtype=np.int32), [table.stem]
+    else:
+        codes, uniques = pd.factorize(frame[workload_column].astype(str), sort=True)
+        workload, workloads = codes.astype(np.int32), [str(u) for u in uniques]
+    return Trace(arrival, input_tokens, np.full(n, output_tokens, dtype=np.int64), default_request_ids(n), workload,
+                 workloads, None, quality)
+
