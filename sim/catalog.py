@@ -14,8 +14,12 @@ from types import MappingProxyType
 import numpy as np
 
 from .errors import InputError
-from .scenario import LoadedScenario
+from .prices import PricePoint, Tier, catalog_schedule
+from .scenario import LoadedScenario, ModelSpec, start_instant
 from .trace import Z95
+
+#: Catalog prices are resolved this far past the last arrival (attempts outlive it).
+_PRICE_MARGIN_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -23,8 +27,7 @@ class Catalog:
     names: list[str]
     providers: list[str]
     context_window: list[int]
-    input_per_mtok: list[float]  # list prices at t = 0
-    output_per_mtok: list[float]
+    prices: list[list[tuple[float, PricePoint]]]  # per model: (time, price) from the price spec, sorted
     ttft_mu: np.ndarray
     ttft_sigma: np.ndarray
     tps_mu: np.ndarray
@@ -46,8 +49,9 @@ class Catalog:
         return [i for i, p in enumerate(self.providers) if p == provider]
 
 
-def build_catalog(loaded: LoadedScenario, workloads: list[str]) -> Catalog:
-    """Arrays for every model; ``workloads`` are those the trace uses."""
+def build_catalog(loaded: LoadedScenario, workloads: list[str], horizon_s: float = 0.0) -> Catalog:
+    """Arrays for every model; ``workloads`` are those the trace uses, ``horizon_s``
+    how far catalog price schedules must reach."""
     sc = loaded.scenario
     specs = list(sc.models.values())
     ability = np.zeros((len(specs), len(workloads)))
@@ -67,8 +71,7 @@ def build_catalog(loaded: LoadedScenario, workloads: list[str]) -> Catalog:
         names=list(sc.models),
         providers=[s.provider for s in specs],
         context_window=[s.context_window for s in specs],
-        input_per_mtok=[s.price.input_per_mtok for s in specs],
-        output_per_mtok=[s.price.output_per_mtok for s in specs],
+        prices=[price_schedule(loaded, name, spec, horizon_s) for name, spec in sc.models.items()],
         ttft_mu=np.log([l.ttft_s.median for l in lat]),
         ttft_sigma=np.array([math.log(l.ttft_s.p95 / l.ttft_s.median) / Z95 for l in lat]),
         tps_mu=np.log([l.tokens_per_s.median for l in lat]),
@@ -82,3 +85,17 @@ def build_catalog(loaded: LoadedScenario, workloads: list[str]) -> Catalog:
         quality_prior=[MappingProxyType(dict(s.quality_prior if s.quality_prior is not None else s.quality)) for s in specs],
         workloads=list(workloads),
     )
+
+
+def price_schedule(loaded: LoadedScenario, name: str, spec: ModelSpec, horizon_s: float) -> list[tuple[float, PricePoint]]:
+    """A model's prices over time: its list price from t = 0, or the catalog's."""
+    p = spec.price
+    if p.catalog is None:
+        tiers = tuple(Tier(t.above_input_tokens, t.input_per_mtok, t.output_per_mtok, t.cached_input_per_mtok)
+                      for t in p.tiers)
+        return [(0.0, PricePoint(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok, tiers))]
+    try:
+        return catalog_schedule(p.provider or spec.provider, p.model or name, start_instant(loaded.scenario),
+                                horizon_s + _PRICE_MARGIN_S)
+    except InputError as exc:
+        raise InputError([loaded.problem(("models", name, "price"), q.message) for q in exc.problems]) from None

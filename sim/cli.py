@@ -22,6 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Simulate LLM routing policies on request traces before a rollout.")
 trace_app = typer.Typer(no_args_is_help=True, help="Generate and inspect request traces.")
 app.add_typer(trace_app, name="trace")
+catalog_app = typer.Typer(no_args_is_help=True, help="Model prices from the genai-prices catalog (the prices extra).")
+app.add_typer(catalog_app, name="catalog")
 
 _state = {"debug": False}
 
@@ -312,6 +314,30 @@ def trace_inspect(
         png = png or Path(f"{path.stem}-inspect.png")
         trace_figure(trace, png)
         typer.echo(f"\nwrote {png} (arrival rate over time, token histograms per workload)")
+
+
+@catalog_app.command("show")
+def catalog_show(
+    models: list[str] = typer.Argument(..., help="Model names as the catalog knows them, e.g. gpt-5 deepseek-chat."),
+    provider: Optional[str] = typer.Option(None, "--provider", help="Catalog provider id (default: the first "
+                                           "provider that has the model)."),
+    at: Optional[str] = typer.Option(None, "--at", help="Instant of the prices, ISO 8601 (default: now)."),
+) -> None:
+    """Print catalog prices: input, output, cached input, tiers, dated and time-of-day prices."""
+    from datetime import datetime, timezone
+
+    from .prices import describe_model
+
+    with _user_errors():
+        when = None
+        if at is not None:
+            try:
+                when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                raise InputError(Problem(f"--at '{at}': not an ISO 8601 date-time (e.g. 2025-06-01T14:00:00Z)")) from None
+            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        texts = [describe_model(provider, model, when) for model in models]
+    typer.echo("\n\n".join(texts))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ Formats:
   (``AzureLLMInferenceTrace_code.csv`` -> ``code``).
 - ``mooncake``: JSON lines ``{timestamp (ms), input_length, output_length,
   hash_ids}``. Timestamps are rounded to 3 s; ``jitter_s`` spreads each request
-  uniformly over the following ``jitter_s`` (seeded). ``prefix_hit_tokens``: the
+  uniformly over the following ``jitter_s`` (seeded). ``cached_input_tokens``: the
   request's 512-token prefix blocks already seen earlier in the trace, in tokens
   (what a prompt cache could serve).
 - ``burstgpt``: BurstGPT v1 (``Timestamp,Model,Request tokens,Response tokens,
@@ -237,7 +237,7 @@ def _mapper(fmt: str, source: Path, options: ImportOptions):
             return pd.DataFrame({"time": check.numbers("timestamp") / 1000.0, "input_tokens": inputs,
                                  "output_tokens": check.tokens("output_length", "output_length"),
                                  "workload": options.workload or DEFAULT_WORKLOAD,
-                                 "prefix_hit_tokens": np.minimum(hits, inputs)}), check
+                                 "cached_input_tokens": np.minimum(hits, inputs)}), check
         return mooncake
     if fmt == "burstgpt":
         if options.workload_from not in WORKLOAD_SOURCES:

@@ -115,7 +115,7 @@ class Observations:
         self._next_refresh = min(pending) if pending else INF
 
     def _status(self, m: int, now: float) -> ModelStatus:
-        price_in, price_out = self._prices[m]
+        price_in, price_out = self._prices[m][:2]
         context, prior, ttft, tps, carbon = self._priors[m]
         if self.breakers is None and self.cooldowns is None:
             healthy = now >= self.held_until[m]  # would_send, without the defences it checks

@@ -42,6 +42,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
 from .policies.base import BasePolicy, Judge, Outcome, Request
+from .prices import charge_usd
 from .provider import Providers
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
@@ -119,6 +120,7 @@ class Router:
         # Plain lists: indexing them is several times faster than numpy scalars.
         self._arrival = trace.arrival_s.tolist()
         self._input = trace.input_tokens.tolist()
+        self._cached = world.cached_input_tokens.tolist()
         self._output = trace.output_tokens.tolist()
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
@@ -351,8 +353,7 @@ class Router:
         else:
             output = None  # nothing to charge
         if output is not None:
-            price_in, price_out = self.world.price(m, a.start)
-            cost = (self._input[i] * price_in + output * price_out) / 1e6
+            cost = charge_usd(self.world.price(m, a.start), self._input[i], self._cached[i], output)
             f.carbon += (self._input[i] + output) * self._carbon[m] / 1e6
             f.cost += cost
         self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start,

@@ -106,7 +106,7 @@ def check_trace(loaded: LoadedScenario, trace: Trace) -> None:
         problems += [loaded.problem(("policies", name) + params_path + path, message) for path, message in found]
     if problems:
         raise InputError(problems)
-    build_catalog(loaded, trace.workloads)  # every model needs an ability for every workload
+    build_catalog(loaded, trace.workloads, trace.duration_s)  # every model needs an ability for every workload
 
 
 def preflight(loaded: LoadedScenario, seed: int | None = None) -> Trace:
@@ -186,7 +186,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
         for r in range(replications):
             trace = load_trace(loaded, seed, r)
             check_trace(loaded, trace)
-            catalog = build_catalog(loaded, trace.workloads)
+            catalog = build_catalog(loaded, trace.workloads, _horizon(loaded, trace))
             difficulty = draw_difficulty(sc, trace, seed, r)
             estimate = draw_difficulty_estimate(sc, difficulty, seed, r)
             world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)

@@ -8,6 +8,7 @@ reported all at once, each with its file, line and field path.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -147,11 +148,47 @@ class Difficulty(Strict):
 class WorkloadSpec(Strict):
     slo_s: Positive | None = None  # latency objective; a request meets it if ok and within it
     difficulty: Difficulty = Difficulty()
+    cache_hit_share: Probability = 0.0  # share of input tokens read from the prompt cache
+
+
+class PriceTier(Strict):
+    """Prices for requests whose input tokens exceed ``above_input_tokens`` (all their tokens)."""
+
+    above_input_tokens: Annotated[int, Field(ge=0)]
+    input_per_mtok: NonNegative
+    output_per_mtok: NonNegative
+    cached_input_per_mtok: NonNegative | None = None
 
 
 class Price(Strict):
-    input_per_mtok: NonNegative
-    output_per_mtok: NonNegative
+    """List prices (USD per million tokens), or where to find them in a price catalog."""
+
+    input_per_mtok: NonNegative | None = None
+    output_per_mtok: NonNegative | None = None
+    cached_input_per_mtok: NonNegative | None = None  # prompt-cache reads; None: the input price
+    tiers: list[PriceTier] = Field(default_factory=list)
+    catalog: Literal["genai-prices"] | None = None
+    provider: str | None = None  # the catalog's provider id (default: the model's provider)
+    model: str | None = None  # the catalog's model name (default: the model's name)
+
+    @model_validator(mode="after")
+    def _listed_or_catalog(self):
+        listed = [k for k in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "tiers")
+                  if getattr(self, k)]
+        if self.catalog is not None:
+            if listed:
+                raise ValueError(f"give either 'catalog' or list prices, not both (found {', '.join(listed)})")
+        else:
+            missing = [k for k in ("input_per_mtok", "output_per_mtok") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"missing {' and '.join(missing)} (or 'catalog: genai-prices')")
+            for key in ("provider", "model"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"'{key}' goes with 'catalog'")
+        thresholds = [t.above_input_tokens for t in self.tiers]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("tiers must have increasing above_input_tokens")
+        return self
 
 
 class LatencySpec(Strict):
@@ -254,6 +291,7 @@ class PriceEvent(Strict):
     at_s: NonNegative
     input_per_mtok: NonNegative
     output_per_mtok: NonNegative
+    cached_input_per_mtok: NonNegative | None = None  # unchanged when omitted, like any tiers
 
 
 class LaunchEvent(Strict):
@@ -493,6 +531,8 @@ class Scenario(Strict):
     slo: Objectives = Objectives()
     policies: dict[str, PolicySpec]
     baseline: str | None = None
+    #: The instant simulated time 0 stands for: catalog prices by date and time of day follow it.
+    start: Annotated[datetime, Field(strict=False)] | None = None
     routesim_version: str | None = None  # written into scenario.resolved.yaml; informational
 
     @field_validator("models", "policies")
@@ -602,6 +642,7 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
             problems.append(loaded.problem(path, f"unknown model '{name}' (models: {', '.join(sorted(models))})"))
 
     for name, spec in sc.models.items():
+        problems.extend(_catalog_problems(loaded, name, spec))
         for key in ("quality", "quality_prior"):
             table = getattr(spec, key) or {}
             for workload in table:
@@ -629,6 +670,31 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
     if sc.trace.path is not None and not loaded.trace_path().exists():
         problems.append(loaded.problem(("trace", "path"), f"file not found: {loaded.trace_path()}"))
     return problems
+
+
+def _catalog_problems(loaded: LoadedScenario, name: str, spec: ModelSpec) -> list[Problem]:
+    """A catalog price must exist in the catalog, and needs the scenario's start instant."""
+    if spec.price.catalog is None:
+        return []
+    from .prices import find_model  # lazily: the catalog is an optional extra
+
+    path = ("models", name, "price")
+    problems = []
+    if loaded.scenario.start is None:
+        problems.append(loaded.problem(path + ("catalog",), "catalog prices need the scenario's 'start' "
+                                       "(e.g. start: 2025-06-01T14:00:00Z), so dated and time-of-day prices "
+                                       "are the same in every run"))
+    try:
+        find_model(spec.price.provider or spec.provider, spec.price.model or name)
+    except InputError as exc:
+        problems += [loaded.problem(path, p.message) for p in exc.problems]
+    return problems
+
+
+def start_instant(scenario: "Scenario") -> datetime:
+    """The scenario's start as an aware UTC datetime (a naive one is taken as UTC)."""
+    start = scenario.start
+    return start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
 
 
 def _router_references(router: RouterSpec, path: FieldPath, need_model, only: dict | None = None) -> None:

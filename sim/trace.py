@@ -23,7 +23,7 @@ from .errors import InputError, Problem
 from .scenario import SyntheticTrace, TokenCounts
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
-OPTIONAL = ("request_id", "workload", "difficulty")
+OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens")
 QUALITY_PREFIX = "quality."
 DEFAULT_WORKLOAD = "default"
 Z95 = 1.6448536269514722  # standard normal 95th percentile
@@ -41,6 +41,7 @@ class Trace:
     workloads: list[str]
     difficulty: np.ndarray | None = None  # float64
     quality_labels: dict[str, np.ndarray] = field(default_factory=dict)  # model -> float64 in [0, 1]
+    cached_input_tokens: np.ndarray | None = None  # int64, <= input_tokens: input read from a prompt cache
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -62,6 +63,8 @@ class Trace:
         }
         if self.difficulty is not None:
             cols["difficulty"] = self.difficulty
+        if self.cached_input_tokens is not None:
+            cols["cached_input_tokens"] = self.cached_input_tokens
         for model, labels in self.quality_labels.items():
             cols[QUALITY_PREFIX + model] = labels
         return pd.DataFrame(cols)
@@ -183,6 +186,13 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | Non
         workload, workloads = np.zeros(len(frame), dtype=np.int32), [DEFAULT_WORKLOAD]
 
     difficulty = numbers("difficulty") if "difficulty" in frame.columns else None
+    cached = None
+    if "cached_input_tokens" in frame.columns:
+        cached = tokens("cached_input_tokens")
+        over = np.flatnonzero(cached > input_tokens)
+        if len(over):
+            raise InputError(Problem(f"cached_input_tokens: {cached[over[0]]} is more than input_tokens "
+                                     f"{input_tokens[over[0]]}", **where(int(over[0]))))
     labels = {}
     for column in frame.columns:
         if str(column).startswith(QUALITY_PREFIX):
@@ -191,7 +201,7 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | Non
             if len(bad):
                 raise InputError(Problem(f"{column}: must be in [0, 1] (got {values[bad[0]]})", **where(int(bad[0]))))
             labels[str(column)[len(QUALITY_PREFIX):]] = values
-    return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels)
+    return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels, cached)
 
 
 def default_request_ids(n: int) -> np.ndarray:

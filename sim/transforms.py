@@ -27,7 +27,8 @@ def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
     return Trace(arrival_s, trace.input_tokens[rows], trace.output_tokens[rows], trace.request_id[rows],
                  recode[trace.workload[rows]], [trace.workloads[c] for c in used],
                  None if trace.difficulty is None else trace.difficulty[rows],
-                 {m: labels[rows] for m, labels in trace.quality_labels.items()})
+                 {m: labels[rows] for m, labels in trace.quality_labels.items()},
+                 None if trace.cached_input_tokens is None else trace.cached_input_tokens[rows])
 
 
 def scale_time(trace: Trace, speedup: float) -> Trace:
@@ -90,9 +91,13 @@ def merge(traces: list[tuple[str, Trace]]) -> Trace:
         difficulty = np.concatenate([t.difficulty for _, t in traces])[order]
     elif any(with_difficulty):
         raise InputError(Problem("difficulty is in some traces but not all"))
+    cached = None
+    if any(t.cached_input_tokens is not None for _, t in traces):  # a trace without the column cached nothing
+        cached = np.concatenate([t.cached_input_tokens if t.cached_input_tokens is not None
+                                 else np.zeros(len(t), dtype=np.int64) for _, t in traces])[order]
     return Trace(arrival[order], np.concatenate([t.input_tokens for _, t in traces])[order],
                  np.concatenate([t.output_tokens for _, t in traces])[order], ids[order], workload[order],
-                 labels, difficulty, quality)
+                 labels, difficulty, quality, cached)
 
 
 def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np.random.Generator,

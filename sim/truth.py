@@ -11,6 +11,7 @@ from __future__ import annotations
 from .catalog import Catalog
 from .policies.base import Request
 from .policies.oracle import TrueOutcome
+from .prices import charge_usd
 from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
 from .world import World
@@ -39,6 +40,6 @@ class GroundTruth:
             answers = (not down and tokens_in + tokens_out <= self.context[m]
                        and block.error_u.item(at) >= error_rate
                        and block.latency_s.item(at) * latency_x <= self.wait_s)
-            price_in, price_out = world.price(m, now)
-            truth[name] = TrueOutcome(answers, bool(block.accept.item(at)), (tokens_in * price_in + tokens_out * price_out) / 1e6)
+            cost = charge_usd(world.price(m, now), tokens_in, int(world.cached_input_tokens[i]), tokens_out)
+            truth[name] = TrueOutcome(answers, bool(block.accept.item(at)), cost)
         return truth

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .catalog import Catalog
+from .prices import PricePoint
 from .rng import BLOCK_SIZE, Stream, draw_block, generator
 from .scenario import Z90, LaunchEvent, OutageProcess, PriceEvent, Scenario, lognormal_mean
 from .trace import Trace
@@ -78,21 +79,32 @@ class World:
         self.trace = trace
         self.seed, self.replication, self.n_attempts = seed, replication, n_attempts
         self.difficulty = difficulty
+        #: Input tokens each request reads from a prompt cache: the trace's, else its workload's share.
+        if trace.cached_input_tokens is not None:
+            self.cached_input_tokens = trace.cached_input_tokens
+        else:
+            share = np.array([scenario.workloads[w].cache_hit_share if w in scenario.workloads else 0.0
+                              for w in trace.workloads])
+            self.cached_input_tokens = np.rint(trace.input_tokens * share[trace.workload]).astype(np.int64)
         n_models = len(catalog.names)
         index = catalog.index
         # Fault windows per model, sorted by start: (start, end, down, error_rate, latency_x).
         self.faults: list[list[tuple[float, float, bool, float, float]]] = [[] for _ in range(n_models)]
         #: Every fault window for reports: (start, end, kind, target).
         self.fault_windows: list[tuple[float, float, str, str]] = []
-        # Price points per model: parallel lists of times and (input, output) prices.
-        self._price_times: list[list[float]] = [[0.0] for _ in range(n_models)]
-        self._prices: list[list[tuple[float, float]]] = [[(catalog.input_per_mtok[m], catalog.output_per_mtok[m])]
-                                                         for m in range(n_models)]
+        # Price points per model: parallel lists of times and prices.
+        self._price_times: list[list[float]] = [[t for t, _ in schedule] for schedule in catalog.prices]
+        self._prices: list[list[PricePoint]] = [[p for _, p in schedule] for schedule in catalog.prices]
         #: When each model becomes available (0: from the start).
         self.launch_at = [0.0] * n_models
         for event in scenario.events:
             if isinstance(event, PriceEvent):
-                self._add_price(index[event.model], event.at_s, (event.input_per_mtok, event.output_per_mtok))
+                m = index[event.model]
+                before = self.price(m, event.at_s)
+                cached = before.cached_input_per_mtok if event.cached_input_per_mtok is None else event.cached_input_per_mtok
+                self._add_price(m, event.at_s, before._replace(input_per_mtok=event.input_per_mtok,
+                                                               output_per_mtok=event.output_per_mtok,
+                                                               cached_input_per_mtok=cached))
             elif isinstance(event, LaunchEvent):
                 self.launch_at[index[event.model]] = event.at_s
             else:
@@ -120,7 +132,7 @@ class World:
             self.faults[m].append((start, end, down, error_rate, latency_x))
         self.fault_windows.append((start, end, kind, target))
 
-    def _add_price(self, m: int, at_s: float, price: tuple[float, float]) -> None:
+    def _add_price(self, m: int, at_s: float, price: PricePoint) -> None:
         times = self._price_times[m]
         i = bisect.bisect_right(times, at_s)
         if i > 0 and times[i - 1] == at_s:  # a change at the same time replaces the earlier one
@@ -130,8 +142,8 @@ class World:
             self._prices[m].insert(i, price)
 
     # ------------------------------------------------------------------ over time
-    def price(self, m: int, t: float) -> tuple[float, float]:
-        """(input, output) USD per million tokens in force at ``t``."""
+    def price(self, m: int, t: float) -> PricePoint:
+        """The prices in force at ``t``."""
         prices = self._prices[m]
         if len(prices) == 1:
             return prices[0]

@@ -65,7 +65,7 @@ def test_mooncake_import_with_and_without_jitter(tmp_path):
     blocks = raw.hash_ids.explode().dropna()
     repeats = blocks.duplicated().groupby(level=0).sum().reindex(raw.index, fill_value=0)
     expected = np.minimum(repeats.to_numpy() * 512, raw.input_length.to_numpy())
-    assert (pd.read_parquet(plain).prefix_hit_tokens.to_numpy() == expected).all()
+    assert (pd.read_parquet(plain).cached_input_tokens.to_numpy() == expected).all()
 
     jittered = []
     for seed in (1, 1, 2):
