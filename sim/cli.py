@@ -24,6 +24,8 @@ trace_app = typer.Typer(no_args_is_help=True, help="Generate and inspect request
 app.add_typer(trace_app, name="trace")
 catalog_app = typer.Typer(no_args_is_help=True, help="Model prices from the genai-prices catalog (the prices extra).")
 app.add_typer(catalog_app, name="catalog")
+import_app = typer.Typer(no_args_is_help=True, help="Turn other tools' configs into scenarios.")
+app.add_typer(import_app, name="import")
 
 _state = {"debug": False}
 
@@ -324,20 +326,42 @@ def catalog_show(
     at: Optional[str] = typer.Option(None, "--at", help="Instant of the prices, ISO 8601 (default: now)."),
 ) -> None:
     """Print catalog prices: input, output, cached input, tiers, dated and time-of-day prices."""
-    from datetime import datetime, timezone
-
     from .prices import describe_model
 
     with _user_errors():
-        when = None
-        if at is not None:
-            try:
-                when = datetime.fromisoformat(at.replace("Z", "+00:00"))
-            except ValueError:
-                raise InputError(Problem(f"--at '{at}': not an ISO 8601 date-time (e.g. 2025-06-01T14:00:00Z)")) from None
-            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = None if at is None else _instant(at, "--at")
         texts = [describe_model(provider, model, when) for model in models]
     typer.echo("\n\n".join(texts))
+
+
+@import_app.command("litellm")
+def import_litellm_config(
+    config: Path = typer.Argument(..., help="A LiteLLM proxy config.yaml (model_list, router_settings)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The scenario YAML to write."),
+    start: Optional[str] = typer.Option(None, "--start", help="When the simulated traffic begins, ISO 8601 "
+                                        "(default: today 00:00 UTC)."),
+) -> None:
+    """Write a scenario whose models, rate limits, router defences and policy reproduce a LiteLLM proxy config."""
+    from .litellm_import import import_litellm
+
+    with _user_errors():
+        when = _instant(start, "--start") if start else None
+        deployments, groups, todo = import_litellm(config, out, when)
+    typer.echo(f"wrote {out}: {deployments} deployment(s) in {groups} model group(s)")
+    if todo:
+        typer.echo(f"TODO: prices unknown to genai-prices for {', '.join(todo)}: fill them in {out}; "
+                   "routesim validate refuses the scenario until then")
+    typer.echo("TODO: latency and quality are placeholders, and the trace is synthetic: see the comments at the top")
+
+
+def _instant(text: str, option: str):
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(Problem(f"{option} '{text}': not an ISO 8601 date-time (e.g. 2025-06-01T14:00:00Z)")) from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def main() -> None:

@@ -1,0 +1,275 @@
+"""``routesim import litellm``: a LiteLLM proxy config into a scenario.
+
+What is mapped (LiteLLM -> routesim):
+- each ``model_list`` entry is a deployment (a scenario model); entries sharing
+  a ``model_name`` form a model group, and a request's workload names the group
+  it asks for;
+- ``litellm_params.model`` ``provider/name`` -> the model's provider, and its
+  price from the genai-prices catalog when the catalog knows the model (else a
+  TODO that ``routesim validate`` refuses until filled in);
+- ``rpm``/``tpm`` -> the deployment's rate limit, and the strategy's weights
+  (simple-shuffle) or limits (usage-based); ``weight`` -> weight; ``order`` ->
+  priority inside the group; the largest ``timeout`` -> ``router.timeout_s``;
+- ``router_settings`` (or ``litellm_settings``): ``routing_strategy`` -> the
+  ``litellm-router`` policy's strategy; ``num_retries`` -> retries of the same
+  deployment; ``fallbacks`` -> group fallbacks; ``context_window_fallbacks`` ->
+  ``router.context_window_fallbacks``; ``allowed_fails`` and ``cooldown_time``
+  -> ``router.cooldown``; ``timeout`` -> ``router.timeout_s``.
+
+A LiteLLM config has no latency or quality figures: the scenario gets marked
+placeholders to replace with measurements. Settings with no counterpart are
+listed at the top of the written file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError, Problem, describe_error
+from .yamlio import format_path, line_of, load_yaml
+
+#: LiteLLM provider prefixes -> genai-prices provider ids.
+CATALOG_PROVIDERS = {"openai": "openai", "azure": "azure", "azure_ai": "azure", "anthropic": "anthropic",
+                     "gemini": "google", "vertex_ai": "google", "bedrock": "aws", "together_ai": "together",
+                     "groq": "groq", "mistral": "mistral", "deepseek": "deepseek", "fireworks_ai": "fireworks",
+                     "xai": "x-ai", "cohere": "cohere", "perplexity": "perplexity", "openrouter": "openrouter",
+                     "cerebras": "cerebras"}
+#: Where to look next when the catalog has no entry for the provider itself: Azure
+#: OpenAI's list prices are OpenAI's.
+CATALOG_FALLBACKS = {"azure": "openai"}
+#: LiteLLM routing_strategy -> routesim strategy.
+STRATEGIES = {"simple-shuffle": "simple-shuffle", "least-busy": "least-busy",
+              "usage-based-routing": "usage-based", "usage-based-routing-v2": "usage-based",
+              "latency-based-routing": "latency-based", "cost-based-routing": "cost-based"}
+PLACEHOLDER_LATENCY = {"ttft_s": {"median": 0.8, "p95": 2.5}, "tokens_per_s": {"median": 60, "p5": 20}}
+_RETRY_OUTCOMES = ["error", "rate_limited", "timeout"]
+_KNOWN_SETTINGS = {"routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
+                   "cooldown_time", "timeout"}
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class LiteLLMParams(_Loose):
+    model: str
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    weight: float | None = Field(None, ge=0)
+    order: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    custom_llm_provider: str | None = None
+
+
+class Deployment(_Loose):
+    model_name: str
+    litellm_params: LiteLLMParams
+
+
+class LiteLLMConfig(_Loose):
+    model_list: list[Deployment] = Field(min_length=1)
+    router_settings: dict[str, Any] = {}
+    litellm_settings: dict[str, Any] = {}
+
+
+# --------------------------------------------------------------------------- reading
+def read_config(path: Path) -> tuple[LiteLLMConfig, dict]:
+    data, lines = load_yaml(path)
+    try:
+        return LiteLLMConfig.model_validate(data), lines
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            where = tuple(e["loc"])
+            problems.append(Problem(describe_error(e), file=str(path), line=line_of(lines, where),
+                                    path=format_path(where)))
+        raise InputError(problems) from None
+
+
+def _settings(config: LiteLLMConfig) -> dict[str, Any]:
+    """Router settings; ``router_settings`` wins over ``litellm_settings``."""
+    merged = {k: v for k, v in config.litellm_settings.items() if k in _KNOWN_SETTINGS}
+    merged.update(config.router_settings)
+    return merged
+
+
+def _provider_and_name(params: LiteLLMParams) -> tuple[str, str]:
+    provider, sep, name = params.model.partition("/")
+    if params.custom_llm_provider:
+        return params.custom_llm_provider, params.model if not sep else name
+    return (provider, name) if sep else ("openai", params.model)  # LiteLLM's default for a bare name
+
+
+def _group_map(entries: list[dict], path: str, problems: list[str]) -> dict[str, list[str]]:
+    """LiteLLM's ``[{group: [fallback groups]}]`` as one mapping."""
+    out: dict[str, list[str]] = {}
+    for entry in entries or []:
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: expected entries like {{group: [fallback groups]}}, got {entry!r}")
+            continue
+        for group, targets in entry.items():
+            out[str(group)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
+    return out
+
+
+# --------------------------------------------------------------------------- converting
+def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict, dict[str, str], list[str]]:
+    """(scenario, comments by model name, notes) for a LiteLLM config."""
+    from .prices import find_model
+
+    settings = _settings(config)
+    notes = [f"router_settings.{k} has no routesim counterpart and was ignored"
+             for k in config.router_settings if k not in _KNOWN_SETTINGS]
+    groups: dict[str, list[str]] = {}
+    names: list[str] = []
+    counts: dict[str, int] = {}
+    for d in config.model_list:
+        counts[d.model_name] = counts.get(d.model_name, 0) + 1
+    seen: dict[str, int] = {}
+    models, comments, weights, limits, order = {}, {}, {}, {}, {}
+    timeouts = []
+    for d in config.model_list:
+        group, p = d.model_name, d.litellm_params
+        seen[group] = seen.get(group, 0) + 1
+        name = group if counts[group] == 1 else f"{group}-{seen[group]}"
+        names.append(name)
+        groups.setdefault(group, []).append(name)
+        provider, model_name = _provider_and_name(p)
+        spec: dict[str, Any] = {"provider": provider}
+        catalog_provider = CATALOG_PROVIDERS.get(provider, provider)
+        found = None
+        for candidate in (catalog_provider, CATALOG_FALLBACKS.get(catalog_provider)):
+            if candidate is None:
+                continue
+            try:
+                found = find_model(candidate, model_name)
+                break
+            except InputError:
+                continue
+        if found is not None:
+            spec["price"] = {"catalog": "genai-prices", "provider": found[0].id, "model": model_name}
+            comments[name] = (f"{p.model}: prices from genai-prices {found[0].id}/{found[1].id}"
+                              + (f" (no {provider} entry)" if found[0].id != catalog_provider else ""))
+            if found[1].context_window:
+                spec["context_window"] = int(found[1].context_window)
+        else:
+            spec["price"] = {"input_per_mtok": None, "output_per_mtok": None}
+            comments[name] = f"{p.model}: TODO price unknown to genai-prices; fill in USD per million tokens"
+        spec["latency"] = PLACEHOLDER_LATENCY
+        spec["quality"] = {"default": 0.0}
+        if p.rpm or p.tpm:
+            spec["rate_limit"] = {k: v for k, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v}
+            limits[name] = dict(spec["rate_limit"])
+        weight = p.weight if p.weight is not None else (p.rpm or p.tpm)
+        if weight is not None:
+            weights[name] = weight
+        if p.order is not None:
+            order[name] = p.order
+        if p.timeout is not None:
+            timeouts.append(p.timeout)
+        models[name] = spec
+
+    problems: list[str] = []
+    fallbacks = _group_map(settings.get("fallbacks"), "fallbacks", problems)
+    cw_groups = _group_map(settings.get("context_window_fallbacks"), "context_window_fallbacks", problems)
+    for label, mapping in (("fallbacks", fallbacks), ("context_window_fallbacks", cw_groups)):
+        for group, targets in mapping.items():
+            for g in [group] + targets:
+                if g not in groups:
+                    problems.append(f"{label}: unknown model group '{g}' (groups: {', '.join(groups)})")
+    strategy_name = settings.get("routing_strategy", "simple-shuffle")
+    if strategy_name not in STRATEGIES:
+        problems.append(f"routing_strategy '{strategy_name}' is not one routesim knows "
+                        f"({', '.join(STRATEGIES)})")
+    if problems:
+        raise InputError([Problem(m, file=str(source)) for m in problems])
+
+    num_retries = int(settings.get("num_retries") or 0)
+    chain = 1 + max((len(v) for v in fallbacks.values()), default=0)
+    router: dict[str, Any] = {
+        "timeout_s": float(settings.get("timeout") or max(timeouts, default=600.0)),  # LiteLLM's default is 600 s
+        "max_attempts": min(20, max(len(d) for d in groups.values()) * chain * (1 + num_retries)),
+    }
+    if num_retries:
+        router["retry"] = {"on_outcomes": _RETRY_OUTCOMES, "per_model": num_retries}
+    if "allowed_fails" in settings or "cooldown_time" in settings:
+        router["cooldown"] = {"allowed_fails": int(settings.get("allowed_fails", 3)),
+                              "cooldown_s": float(settings.get("cooldown_time", 5))}
+    if cw_groups:
+        router["context_window_fallbacks"] = {d: [t for g in targets for t in groups[g]]
+                                              for group, targets in cw_groups.items() for d in groups[group]}
+    policy: dict[str, Any] = {"kind": "litellm-router", "groups": groups, "strategy": STRATEGIES[strategy_name]}
+    if weights and policy["strategy"] == "simple-shuffle":
+        policy["weights"] = weights
+    if limits and policy["strategy"] == "usage-based":
+        policy["limits"] = limits
+    if order:
+        policy["order"] = order
+    if fallbacks:
+        policy["fallbacks"] = fallbacks
+    policy["default_group"] = next(iter(groups))
+    scenario = {
+        "name": source.stem,
+        "description": f"Imported from the LiteLLM config {source.name}.",
+        "seed": 1,
+        "replications": 5,
+        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "trace": {"synthetic": {"duration_s": 3600, "rate_per_s": 1.0, "workloads": {g: 1.0 for g in groups}}},
+        "models": models,
+        "router": router,
+        "policies": {"litellm": policy},
+        "baseline": "litellm",
+    }
+    return scenario, comments, notes
+
+
+# --------------------------------------------------------------------------- writing
+def render(scenario: dict, comments: dict[str, str], notes: list[str], source: Path) -> str:
+    """The scenario as commented YAML."""
+    head = [f"# Imported by `routesim import litellm {source.name}`.",
+            "# TODO before trusting the numbers:",
+            "# - trace: the synthetic traffic below sends every model group the same share; replace it with",
+            "#   your traffic (routesim trace import ...), whose workload column names the model group asked for;",
+            "# - latency and quality: placeholders; put in your measurements (see docs/scenario.md);",
+            "# - prices marked TODO are unknown to genai-prices: routesim validate refuses them until filled in;",
+            "# - start: when the simulated traffic begins (catalog prices follow the date and time of day)."]
+    head += [f"# - note: {n}" for n in notes]
+    body = []
+    for key, value in scenario.items():
+        if key != "models":
+            body.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False).rstrip())
+            continue
+        body.append("models:")
+        for name, spec in value.items():
+            body.append(f"  # {comments[name]}")
+            body.append(f"  {yaml.safe_dump(name).splitlines()[0]}:")
+            for field, v in spec.items():
+                text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False).strip()
+                if text.endswith("..."):  # a bare scalar
+                    text = text[:-3].strip()
+                suffix = "  # TODO placeholder" if field in ("latency", "quality") else ""
+                body.append(f"    {field}: {text}{suffix}")
+    return "\n".join(head) + "\n" + "\n".join(body) + "\n"
+
+
+def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tuple[int, int, list[str]]:
+    """Write the scenario; returns (deployments, model groups, names of models whose price is a TODO)."""
+    source = Path(source)
+    if not source.exists():
+        raise InputError(Problem("file not found", file=str(source)))
+    config, _ = read_config(source)
+    start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    scenario, comments, notes = convert(config, source, start)
+    text = render(scenario, comments, notes, source)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    todo = [name for name, spec in scenario["models"].items() if spec["price"].get("catalog") is None]
+    return len(scenario["models"]), len(scenario["policies"]["litellm"]["groups"]), todo

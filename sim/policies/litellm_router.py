@@ -1,0 +1,80 @@
+"""``litellm-router``: a LiteLLM proxy's routing, model groups and all.
+
+A request asks for a model group (its workload is the group's ``model_name``,
+as a LiteLLM client asks for ``model``); the group's deployments are ordered by
+the configured LiteLLM strategy, lower ``order`` first (LiteLLM tries order-1
+deployments before order-2 ones), and the group's ``fallbacks`` follow, each
+ordered the same way. ``routesim import litellm`` writes this policy from a
+proxy config.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .litellm import Limit
+from .registry import PolicyParams, build, register
+
+STRATEGIES = ("simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based")
+
+
+class LiteLLMRouterParams(PolicyParams):
+    groups: dict[str, list[str]]  # model group (model_name) -> its deployments
+    strategy: Literal[STRATEGIES] = "simple-shuffle"
+    weights: dict[str, float] = {}  # simple-shuffle: deployment -> rpm, tpm or weight
+    limits: dict[str, Limit] = {}  # usage-based: deployment -> rpm/tpm
+    order: dict[str, int] = {}  # deployment -> priority inside its group (lower first; 1 when omitted)
+    fallbacks: dict[str, list[str]] = {}  # group -> groups tried after it
+    default_group: str | None = None  # for workloads that name no group
+
+    def referenced_models(self):
+        return [(d, ("groups", g, i)) for g, ds in self.groups.items() for i, d in enumerate(ds)]
+
+    def workload_problems(self, workloads):
+        problems = []
+        for g, chain in self.fallbacks.items():
+            for i, name in enumerate([g] + chain):
+                if name not in self.groups:
+                    problems.append((("fallbacks", g) + ((i - 1,) if i else ()), f"unknown model group '{name}'"))
+        if self.default_group is not None and self.default_group not in self.groups:
+            problems.append((("default_group",), f"unknown model group '{self.default_group}'"))
+        elif self.default_group is None:
+            missing = [w for w in workloads if w not in self.groups]
+            if missing:
+                problems.append((("groups",), f"the trace's workload(s) {', '.join(missing)} name no model group "
+                                               "(workloads are the requested model_name); add default_group"))
+        return problems
+
+
+@register("litellm-router")
+class LiteLLMRouter(BasePolicy):
+    Params = LiteLLMRouterParams
+    description = "A LiteLLM proxy: the request's model group by strategy and order, then the group's fallbacks."
+
+    def __init__(self, seed: int | None = None, **params):
+        self.p = self.Params(**params)
+        self._strategies = {}
+        for k, (group, deployments) in enumerate(self.p.groups.items()):
+            strategy_params = {"models": deployments}
+            if self.p.strategy == "simple-shuffle":
+                strategy_params["weights"] = {d: w for d, w in self.p.weights.items() if d in deployments}
+            elif self.p.strategy == "usage-based":
+                strategy_params["limits"] = {d: l.model_dump(exclude_none=True) for d, l in self.p.limits.items()
+                                             if d in deployments}
+            self._strategies[group] = build(self.p.strategy, strategy_params, None if seed is None else seed + k)
+
+    def route(self, request: Request, view: RouterView) -> Decision:
+        group = request.workload if request.workload in self.p.groups else self.p.default_group
+        if group is None:
+            raise ValueError(f"no model group '{request.workload}' and no default_group")
+        ordered: list[str] = []
+        for g in [group] + self.p.fallbacks.get(group, []):
+            picks = self._strategies[g].route(request, view).candidates
+            # A stable sort keeps the strategy's order within each priority.
+            ordered += sorted(picks, key=lambda d: self.p.order.get(d, 1))
+        return Decision(tuple(dict.fromkeys(ordered)), f"litellm {self.p.strategy}: {group}")
+
+    def observe(self, request: Request, outcome: Outcome) -> None:
+        for strategy in self._strategies.values():
+            strategy.observe(request, outcome)

@@ -1,0 +1,94 @@
+"""`routesim import litellm`: a LiteLLM proxy config in, a scenario that reproduces it out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from conftest import ROOT, read
+
+genai_prices = pytest.importorskip("genai_prices", reason="the prices extra is not installed")
+
+CONFIG = ROOT / "examples" / "litellm" / "config.yaml"
+START = datetime(2025, 6, 1, 14, tzinfo=timezone.utc)
+
+
+def imported(cli, tmp_path, config=CONFIG):
+    out = tmp_path / "litellm.yaml"
+    result = cli("import", "litellm", config, "-o", out, "--start", "2025-06-01T14:00:00Z")
+    return result, out
+
+
+def test_the_example_config_round_trips_into_a_runnable_scenario(cli, tmp_path):
+    result, out = imported(cli, tmp_path)
+    assert result.exit_code == 0, result.output
+    source = yaml.safe_load(CONFIG.read_text())
+    scenario = yaml.safe_load(out.read_text())
+    settings = source["router_settings"]
+    # One scenario model per deployment; a group of two gets numbered names.
+    deployments = source["model_list"]
+    assert len(scenario["models"]) == len(deployments)
+    names = ["gpt-4o-1", "gpt-4o-2", "claude-sonnet", "gemini-flash"]
+    assert list(scenario["models"]) == names
+    for name, d in zip(names, deployments):
+        params = d["litellm_params"]
+        model = scenario["models"][name]
+        assert model["provider"] == params["model"].split("/")[0]
+        limits = {k: params[k] for k in ("rpm", "tpm") if k in params}
+        assert model.get("rate_limit", {}) == limits
+    router = scenario["router"]
+    assert router["timeout_s"] == settings["timeout"]
+    assert router["cooldown"] == {"allowed_fails": settings["allowed_fails"], "cooldown_s": settings["cooldown_time"]}
+    assert router["retry"]["per_model"] == settings["num_retries"]
+    assert router["context_window_fallbacks"] == {"gpt-4o-1": ["gemini-flash"], "gpt-4o-2": ["gemini-flash"]}
+    policy = scenario["policies"]["litellm"]
+    assert policy["strategy"] == "usage-based"  # usage-based-routing-v2
+    assert policy["groups"] == {"gpt-4o": ["gpt-4o-1", "gpt-4o-2"], "claude-sonnet": ["claude-sonnet"],
+                                "gemini-flash": ["gemini-flash"]}
+    assert policy["fallbacks"] == {"gpt-4o": ["claude-sonnet"], "claude-sonnet": ["gemini-flash"]}
+    assert policy["order"] == {"gpt-4o-2": 2}
+
+    assert cli("validate", out).exit_code == 0
+    scenario["replications"] = 1
+    scenario["trace"]["synthetic"]["duration_s"] = 600
+    out.write_text(yaml.safe_dump(scenario, sort_keys=False))
+    run = tmp_path / "run"
+    result = cli("run", out, "--out", run)
+    assert result.exit_code == 0, result.output
+    requests, decisions = read(run), read(run, "decisions")
+    # A request names its model group: order 1 first, then order 2, then the group's fallback.
+    gpt4o = decisions[requests.workload == "gpt-4o"]
+    assert (gpt4o.candidates == "gpt-4o-1>gpt-4o-2>claude-sonnet").mean() > 0.9  # usage picks within an order
+    assert (decisions[requests.workload == "gemini-flash"].candidates == "gemini-flash").all()
+    # Prices come from the catalog: the run's charge equals genai-prices' own for an answer on gpt-4o-1.
+    served = requests[(requests.model == "gpt-4o-1") & (requests.attempts == 1)].head(20)
+    assert len(served) == 20
+    for row in served.itertuples():
+        when = START + timedelta(seconds=row.arrival_s)
+        expected = genai_prices.calc_price(genai_prices.Usage(input_tokens=row.input_tokens, output_tokens=row.output_tokens),
+                                           "gpt-4o", provider_id="openai", genai_request_timestamp=when).total_price
+        assert row.cost_usd == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_an_unknown_model_gets_a_todo_that_validation_refuses(cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model_list": [
+        {"model_name": "in-house", "litellm_params": {"model": "openai/my-finetune-v7", "rpm": 10}}]}))
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 0 and "TODO: prices unknown to genai-prices for in-house" in result.output
+    assert "TODO price unknown to genai-prices" in out.read_text()
+    result = cli("validate", out)
+    assert result.exit_code == 2 and "models.in-house.price: missing input_per_mtok and output_per_mtok" in result.output
+
+
+def test_bad_configs_are_reported_with_their_line(cli, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("model_list:\n  - model_name: a\n    litellm_params: {rpm: 5}\n")
+    result, _ = imported(cli, tmp_path, config)
+    assert result.exit_code == 2 and f"{config}:3: model_list[0].litellm_params.model: required field is missing" in result.output
+    config.write_text(yaml.safe_dump({"model_list": [{"model_name": "a", "litellm_params": {"model": "openai/gpt-4o"}}],
+                                      "router_settings": {"fallbacks": [{"a": ["nope"]}]}}))
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 2 and "unknown model group 'nope'" in result.output and not out.exists()
