@@ -28,7 +28,6 @@ Formats:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError, Problem
 from .rng import Stream, generator
-from .trace import DEFAULT_WORKLOAD, QUALITY_PREFIX, format_from_suffix
+from .trace import DEFAULT_WORKLOAD, QUALITY_PREFIX, format_from_suffix, json_lines
 
 FORMATS = ("azure", "mooncake", "burstgpt", "csv", "jsonl", "parquet")
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}  # plus "datetime"
@@ -147,18 +146,11 @@ def _csv_chunks(path: Path, rows: int) -> Iterator[_Chunk]:
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[_Chunk]:
     batch: list[dict] = []
     first = 1
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(Problem(f"not valid JSON: {exc.msg}", file=str(path), line=number)) from None
-            if not isinstance(row, dict):
-                raise InputError(Problem("each line must be a JSON object", file=str(path), line=number))
-            batch.append(row)
-            if len(batch) == rows:
-                yield _Chunk(pd.DataFrame(batch), first, "line")
-                first, batch = number + 1, []
+    for number, row in json_lines(path):
+        batch.append(row)
+        if len(batch) == rows:
+            yield _Chunk(pd.DataFrame(batch), first, "line")
+            first, batch = number + 1, []
     if batch:
         yield _Chunk(pd.DataFrame(batch), first, "line")
 

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -110,8 +111,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise InputError(Problem(f"not valid CSV: {exc}", file=str(path))) from None
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = []
+def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each line of a JSON-lines file; a bad line is an InputError naming it."""
     with path.open(encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             try:
@@ -120,8 +121,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise InputError(Problem(f"not valid JSON: {exc.msg}", file=str(path), line=number)) from None
             if not isinstance(row, dict):
                 raise InputError(Problem("each line must be a JSON object", file=str(path), line=number))
-            rows.append(row)
-    return pd.DataFrame(rows)
+            yield number, row
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    return pd.DataFrame([row for _, row in json_lines(path)])
 
 
 def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | None = 1) -> Trace:
