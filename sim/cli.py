@@ -93,7 +93,46 @@ def run(
         with _progress_bar(_interactive()) as progress:
             result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress)
     typer.echo(comparison_table(result))
-    typer.echo(f"\nwrote {out}/ (report.md, summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
+    typer.echo(f"\nwrote {out}/ (report.html, report.md, summary.json, requests.parquet, attempts.parquet, "
+               "decisions.parquet)")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="A folder written by routesim run.")) -> None:
+    """Rebuild report.html, report.md and the figures of a finished run from its files."""
+    from .report import write_report
+
+    with _user_errors():
+        write_report(run_dir)
+    typer.echo(f"wrote {run_dir}/report.html and report.md")
+
+
+@app.command()
+def gate(
+    run_dir: Path = typer.Argument(..., help="A folder written by routesim run."),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="The policy to roll out (or gates.candidate)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="What it replaces (default: the run's baseline)."),
+    min_savings: Optional[float] = typer.Option(None, "--min-savings", help="Fraction, e.g. 0.2 for 20%."),
+    max_quality_drop: Optional[float] = typer.Option(None, "--max-quality-drop", min=0,
+                                                     help="Largest allowed fall in mean quality, e.g. 0.02."),
+    min_success_rate: Optional[float] = typer.Option(None, "--min-success-rate", min=0, max=1),
+    min_fault_success_rate: Optional[float] = typer.Option(None, "--min-fault-success-rate", min=0, max=1),
+    max_p95_latency_ratio: Optional[float] = typer.Option(None, "--max-p95-latency-ratio", min=0),
+    max_p99_latency_ratio: Optional[float] = typer.Option(None, "--max-p99-latency-ratio", min=0),
+    max_decision_p99_us: Optional[float] = typer.Option(None, "--max-decision-p99-us", min=0),
+) -> None:
+    """Go/no-go for a rollout: exit 0 when every check passes on its 95% interval, 1 when one fails."""
+    from .gate import gate_table, run_gate
+
+    overrides = {"min_savings": min_savings, "max_quality_drop": max_quality_drop,
+                 "min_success_rate": min_success_rate, "min_fault_success_rate": min_fault_success_rate,
+                 "max_p95_latency_ratio": max_p95_latency_ratio, "max_p99_latency_ratio": max_p99_latency_ratio,
+                 "max_decision_p99_us": max_decision_p99_us}
+    with _user_errors():
+        checks, candidate, baseline = run_gate(run_dir, candidate, baseline, overrides)
+    typer.echo(gate_table(checks, candidate, baseline))
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
 
 
 @app.command()

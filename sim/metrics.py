@@ -31,7 +31,6 @@ RUN_METRICS = (
 )
 #: Metrics that compare a policy with the baseline in the same replication.
 PAIRED_METRICS = ("savings_vs_baseline", "quality_delta_vs_baseline")
-SUCCESS_BINS = 120  # bins of the success-rate-over-time series
 _NAN = float("nan")
 
 
@@ -261,19 +260,3 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
         "carbon_g": float(cols.carbon.sum()),
         "policy_error_rate": float(cols.policy_error.mean()),
     }
-
-
-def success_series(cols: RunColumns, arrival_s: np.ndarray, horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """(ok, total) requests per arrival-time bin over [0, horizon_s]."""
-    edges = np.linspace(0.0, max(horizon_s, 1e-9), SUCCESS_BINS + 1)
-    total, _ = np.histogram(arrival_s, bins=edges)
-    ok, _ = np.histogram(arrival_s[cols.status == REQUEST_OK], bins=edges)
-    return ok, total
-
-
-def latency_quantiles(cols: RunColumns, points: int = 201) -> np.ndarray:
-    """Quantiles of successful requests' latency on an even grid (for CDF figures)."""
-    ok_latency = cols.latency[cols.status == REQUEST_OK]
-    if not len(ok_latency):
-        return np.full(points, np.nan)
-    return np.quantile(ok_latency, np.linspace(0, 1, points))

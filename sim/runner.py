@@ -30,8 +30,7 @@ from . import __version__
 from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
-from .metrics import (RunRecorder, attempts_table, decisions_table, latency_quantiles, requests_table, run_columns,
-                      run_metrics, success_series)
+from .metrics import RunRecorder, attempts_table, decisions_table, requests_table, run_columns, run_metrics
 from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
@@ -52,9 +51,6 @@ class PolicyResult:
     """What the report needs of one policy, over all replications."""
 
     runs: list[dict] = field(default_factory=list)  # run_metrics per replication
-    latency_quantiles: list[np.ndarray] = field(default_factory=list)
-    success_ok: np.ndarray | None = None  # summed over replications
-    success_total: np.ndarray | None = None
     faults: list[dict] = field(default_factory=list)  # one row per (replication, fault window)
 
 
@@ -206,10 +202,6 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
                 res.runs.append({**run_metrics(cols, trace.workload, slo),
                                  **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
                                                       sc.slo.availability)})
-                res.latency_quantiles.append(latency_quantiles(cols))
-                ok, total = success_series(cols, trace.arrival_s, horizon)
-                res.success_ok = ok if res.success_ok is None else res.success_ok + ok
-                res.success_total = total if res.success_total is None else res.success_total + total
                 sinks.write("requests", requests_table(cols, name, r, trace, catalog.names))
                 sinks.write("attempts", attempts_table(rec, name, r, trace, catalog.names))
                 sinks.write("decisions", decisions_table(rec, name, r, trace, catalog.names))
@@ -240,6 +232,10 @@ def summary_document(result: RunResult) -> dict:
         "baseline": result.baseline,
         "upper_bounds": result.upper_bounds,
         "routesim_version": __version__,
+        # What the report needs beyond the metrics, so `routesim report` can rebuild it from the folder.
+        "run": {"horizon_s": result.horizon_s, "requests_per_replication": result.requests_per_replication,
+                "fault_windows": [list(w) for w in result.fault_windows], "price_changes_s": result.price_changes,
+                "decision_budget_ms": result.decision_budget_ms},
         "policies": {name: {m: metrics[m] for m in SUMMARY_METRICS} for name, metrics in result.summary.items()},
         "comparisons": result.comparisons,
     }
@@ -327,7 +323,7 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
         (folder / "scenario.resolved.yaml").write_text(
             f"# Resolved by routesim {__version__}: every default filled in. Rerun with\n"
             f"#   routesim run scenario.resolved.yaml\n" + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
-        write_report(result, resolved, folder)
         write_faults(result, folder)
-        write_summary(result, folder)  # last: its presence marks a complete run
+        write_summary(result, folder)
+        write_report(folder)  # from the files just written, as `routesim report` would
     return result

@@ -501,6 +501,20 @@ class PolicySpec(BaseModel):
         return {**self.params, **inline}
 
 
+class Gates(Strict):
+    """Rollout-gate thresholds (fractions, not percents) for ``routesim gate``."""
+
+    candidate: str | None = None  # the policy to check (``--candidate`` overrides)
+    baseline: str | None = None  # default: the scenario's baseline
+    min_savings: float | None = None
+    max_quality_drop: NonNegative | None = None
+    min_success_rate: Probability | None = None
+    min_fault_success_rate: Probability | None = None
+    max_p95_latency_ratio: Positive | None = None
+    max_p99_latency_ratio: Positive | None = None
+    max_decision_p99_us: Positive | None = None
+
+
 class Objectives(Strict):
     """Service-level objectives the report measures against."""
 
@@ -529,6 +543,7 @@ class Scenario(Strict):
     router: RouterSpec = RouterSpec()
     features: Features = Features()
     slo: Objectives = Objectives()
+    gates: Gates = Gates()
     policies: dict[str, PolicySpec]
     baseline: str | None = None
     #: The instant simulated time 0 stands for: catalog prices by date and time of day follow it.
@@ -662,7 +677,11 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
     _router_references(sc.router, ("router",), need_model)
     if sc.baseline is not None and sc.baseline not in sc.policies:
         problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
-    elif sc.baseline is not None and sc.is_upper_bound(sc.baseline):
+    for key in ("candidate", "baseline"):
+        name = getattr(sc.gates, key)
+        if name is not None and name not in sc.policies:
+            problems.append(loaded.problem(("gates", key), f"unknown policy '{name}' (policies: {', '.join(sc.policies)})"))
+    if sc.baseline is not None and sc.baseline in sc.policies and sc.is_upper_bound(sc.baseline):
         problems.append(loaded.problem(("baseline",), f"'{sc.baseline}' is an upper bound that sees the ground truth; "
                                                       "the baseline must be a policy you could deploy"))
     for name, spec in sc.policies.items():

@@ -121,7 +121,7 @@ def test_a_killed_run_leaves_no_report_that_looks_complete(tmp_path):
     assert not out.exists()
     partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
     assert partial and all(p.name.startswith(".") for p in partial)
-    assert not any((p / "summary.json").exists() for p in partial)
+    assert not any((p / "summary.json").exists() or (p / "report.html").exists() for p in partial)
 
 
 def test_import_sim_policies_does_not_import_simpy():

@@ -23,9 +23,12 @@ def test_the_tour_runs(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     commands = tour_commands()
     assert len(commands) >= 4
+    moved: dict[str, str] = {}  # outputs go to a scratch folder; later commands read them there
     for args in commands:
-        args = [str(tmp_path / Path(a).name) if previous in ("--out", "-o", "--png") else a
-                for previous, a in zip([""] + args, args)]  # outputs go to a scratch folder
+        for previous, a in zip([""] + args, list(args)):
+            if previous in ("--out", "-o", "--png"):
+                moved[a] = str(tmp_path / Path(a).name)
+        args = [moved.get(a, a) for a in args]
         if args[:2] == ["trace", "import"]:
             if not Path(args[-2]).exists():
                 continue  # reads ../shared/data, which a fresh clone may not have

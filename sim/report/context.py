@@ -1,0 +1,121 @@
+"""What report.md and report.html show, computed once from a run's ``RunData``.
+
+Both templates render the same context, so the Markdown for a pull request and
+the HTML for the approvers never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .. import __version__
+from . import headline
+from .format import fmt_metric, policy_label
+from .notes import run_warnings
+
+_STATUS_WORDS = {"ok": "answered", "failed": "failed", "rejected": "rejected"}
+
+
+def resilience_rows(run) -> list[dict]:
+    rows = []
+    for name in run.policies:
+        s = run.summary[name]
+        rows.append({
+            "name": policy_label(run, name),
+            "fault_success": fmt_metric(s["fault_success_rate"], "pct"),
+            "failed": fmt_metric(s["failed_in_faults"], "count"),
+            "ttf": fmt_metric(s["time_to_failover_s"], "seconds"),
+            "extra": fmt_metric(s["extra_latency_in_faults_s"], "seconds"),
+            "attempts": fmt_metric(s["attempts_per_request"], "ratio"),
+            "limited": fmt_metric(s["rate_limited_share"], "pct"),
+            "hedge": fmt_metric(s["hedge_cost_share"], "pct"),
+            "breaker": fmt_metric(s["breaker_open_s"], "seconds"),
+            "burn": fmt_metric(s["error_budget_burn"], "ratio"),
+        })
+    return rows
+
+
+def fault_rows(run) -> list[dict]:
+    """Per scheduled fault window and policy, means over replications; random incidents pooled per policy."""
+    faults = run.faults
+    if faults is None or faults.empty:
+        return []
+    faults = faults.assign(window=[f"{k.replace('_', ' ')} of {t} {s:g}–{e:g} s" if k != "incident" else
+                                   "random incidents (all)" for k, t, s, e in
+                                   zip(faults.kind, faults.target, faults.start_s, faults.end_s)])
+    table = faults.groupby(["window", "policy"], sort=False).agg(
+        windows=("requests", "size"), requests=("requests", "mean"), failed=("failed", "mean"),
+        success=("success_rate", "mean"), extra=("extra_latency_s", "mean"), ttf=("time_to_failover_s", "mean"))
+    rows = []
+    for (window, policy), r in table.iterrows():
+        rows.append({"window": window, "name": policy_label(run, policy), "windows": int(r.windows),
+                     "requests": f"{r.requests:,.1f}", "failed": f"{r.failed:,.1f}", "success": _pct(r.success),
+                     "extra": _seconds(r.extra), "ttf": _seconds(r.ttf)})
+    return rows
+
+
+def workload_rows(run) -> list[dict]:
+    rows = []
+    for name in run.policies:
+        for workload, r in run.series[name].workloads.iterrows():
+            rows.append({"name": policy_label(run, name), "workload": workload, "requests": f"{r.requests:,.0f}",
+                         "success": _pct(r.success_rate), "quality": f"{r.mean_quality:.4f}",
+                         "cost_1k": f"${r.cost_per_1k_usd:,.4f}"})
+    return rows
+
+
+def decision_rows(run) -> list[dict]:
+    rows = []
+    for r in run.decisions.itertuples():
+        reason = r.reason if pd.isna(r.policy_error) else f"policy error: {r.policy_error}"
+        rows.append({"name": policy_label(run, r.policy), "request": r.request_id, "workload": r.workload,
+                     "candidates": r.candidates.replace(">", " → "), "served": r.model or "—",
+                     "outcome": f"{_STATUS_WORDS.get(r.status, r.status)} after {r.attempts} attempt(s)",
+                     "cost": f"${r.cost_usd:.6f}", "latency": _seconds(r.latency_s), "reason": "" if pd.isna(reason) else reason})
+    return rows
+
+
+def comparison_tables(run) -> list[dict]:
+    """One table per two-model comparison: each router's RouteLLM and RouterBench metrics."""
+    tables = []
+    for c in run.comparisons:
+        rows = [{"name": policy_label(run, name), "share": fmt_metric(m["strong_call_share"], "pct"),
+                 "pgr": fmt_metric(m["pgr"], "ratio"), "apgr": fmt_metric(m["apgr"], "ratio"),
+                 "cpt50": fmt_metric(m["cpt_50"], "pct"), "cpt80": fmt_metric(m["cpt_80"], "pct"),
+                 "aiq": fmt_metric(m["aiq"], "ratio")} for name, m in c["routers"].items()]
+        tables.append({"strong": c["strong_model"], "weak": c["weak_model"], "rows": rows,
+                       "mixing_aiq": fmt_metric(c["random_mix_aiq"], "ratio")})
+    return tables
+
+
+def fault_summary(run) -> str:
+    """The faults, in words: scheduled ones listed, random ones counted."""
+    scheduled = [f"{kind.replace('_', ' ')} of {target} {start:g}–{end:g} s" for start, end, kind, target
+                 in run.fault_windows if kind != "incident"]
+    incidents = sum(1 for w in run.fault_windows if w[2] == "incident")
+    parts = scheduled + ([f"{incidents} random incident(s) over all replications"] if incidents else [])
+    return "; ".join(parts)
+
+
+def report_context(run, figures: dict[str, str]) -> dict:
+    sizes = run.requests_per_replication
+    return {
+        "scenario": run.scenario, "description": run.description, "seed": run.seed,
+        "replications": run.replications, "baseline": run.baseline, "version": __version__,
+        "requests": f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}",
+        "models": len(run.resolved.get("models", {})), "horizon": f"{run.horizon_s:,.0f}",
+        "headline_columns": [title for _, title, _ in headline.HEADLINE], "headline": headline.rows(run),
+        "upper_bounds": run.upper_bounds, "resilience": resilience_rows(run), "faults": fault_summary(run),
+        "fault_rows": fault_rows(run), "workload_rows": workload_rows(run), "decisions": decision_rows(run),
+        "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,
+    }
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x * 100:.2f}%"
+
+
+def _seconds(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"

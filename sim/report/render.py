@@ -1,0 +1,24 @@
+"""Jinja2 rendering of the report templates."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+_MARKDOWN = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
+                        keep_trailing_newline=True)
+_HTML = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
+                    autoescape=select_autoescape(["html", "j2"]))
+
+
+def render_markdown(context: dict) -> str:
+    return _MARKDOWN.get_template("report.md.j2").render(**context)
+
+
+def render_html(context: dict, folder: Path) -> str:
+    """One self-contained file: every figure embedded as a data URI, no network needed."""
+    images = {file: "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
+              for file in context["figures"]}
+    return _HTML.get_template("report.html.j2").render(images=images, **context)

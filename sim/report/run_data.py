@@ -1,0 +1,136 @@
+"""Everything a report needs, read back from a finished run folder.
+
+Reports are built from the files a run leaves (``summary.json``, the Parquet
+tables, ``faults.csv``, ``scenario.resolved.yaml``), never from the simulator's
+memory, so ``routesim report RUN_DIR`` rebuilds exactly what ``routesim run``
+wrote. Per-request tables are read one policy at a time and reduced to series
+over arrival time, so memory stays bounded by one policy's requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from ..errors import InputError, Problem
+
+TIME_BINS = 120  # bins of the series over arrival time
+QUANTILE_POINTS = 201  # of the latency CDFs
+DECISION_SAMPLE = 8  # requests shown per policy in the decision sample
+_COLUMNS = ["replication", "request_id", "arrival_s", "workload", "status", "model", "latency_s", "cost_usd", "quality"]
+
+
+@dataclass
+class PolicySeries:
+    """One policy's series over arrival time, combined over replications."""
+
+    latency_quantiles: np.ndarray  # mean over replications of the quantiles of successful latencies
+    success_ok: np.ndarray  # per time bin, summed over replications
+    success_total: np.ndarray
+    served_by_model: dict[str, np.ndarray]  # per time bin, requests answered by each model, summed
+    cumulative_cost: np.ndarray  # USD spent by the end of each bin, mean over replications
+    workloads: pd.DataFrame  # per workload: requests, success_rate, mean_quality, cost_per_1k_usd (means)
+
+
+@dataclass
+class RunData:
+    folder: Path
+    scenario: str
+    description: str | None
+    seed: int
+    replications: int
+    baseline: str
+    policies: list[str]
+    kinds: dict[str, str]
+    summary: dict[str, dict]  # policy -> metric -> {"mean", "ci95"}
+    upper_bounds: list[str]
+    comparisons: list[dict]
+    decision_budget_ms: float
+    horizon_s: float
+    fault_windows: list[tuple[float, float, str, str]]
+    price_changes: list[float]
+    requests_per_replication: list[int]
+    version: str
+    resolved: dict
+    series: dict[str, PolicySeries] = field(default_factory=dict)
+    faults: pd.DataFrame | None = None
+    decisions: pd.DataFrame | None = None  # a sample, with what happened to each request
+
+
+def load_run(folder: Path) -> RunData:
+    folder = Path(folder)
+    summary_path = folder / "summary.json"
+    if not summary_path.exists():
+        raise InputError(Problem("not a finished routesim run (no summary.json)", file=str(folder)))
+    doc = json.loads(summary_path.read_text(encoding="utf-8"))
+    run = doc.get("run")
+    if run is None:
+        raise InputError(Problem("summary.json has no 'run' block: made by an older routesim; run it again",
+                                 file=str(summary_path)))
+    resolved = yaml.safe_load((folder / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+    data = RunData(
+        folder=folder, scenario=doc["scenario"], description=resolved.get("description"), seed=doc["seed"],
+        replications=doc["replications"], baseline=doc["baseline"], policies=list(doc["policies"]),
+        kinds={name: spec["kind"] for name, spec in resolved["policies"].items()}, summary=doc["policies"],
+        upper_bounds=doc.get("upper_bounds", []), comparisons=doc.get("comparisons", []),
+        decision_budget_ms=run["decision_budget_ms"], horizon_s=run["horizon_s"],
+        fault_windows=[tuple(w) for w in run["fault_windows"]], price_changes=run["price_changes_s"],
+        requests_per_replication=run["requests_per_replication"], version=doc["routesim_version"], resolved=resolved)
+    edges = np.linspace(0.0, max(data.horizon_s, 1e-9), TIME_BINS + 1)
+    for name in data.policies:
+        frame = pq.read_table(folder / "requests.parquet", columns=_COLUMNS, filters=[("policy", "=", name)]).to_pandas()
+        data.series[name] = _series(frame, edges)
+    data.faults = pd.read_csv(folder / "faults.csv")
+    data.decisions = _decision_sample(folder, data.policies)
+    return data
+
+
+def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
+    bins = len(edges) - 1
+    quantiles, cumulative, per_workload = [], [], []
+    ok_total, all_total = np.zeros(bins), np.zeros(bins)
+    served: dict[str, np.ndarray] = {}
+    for replication, run in frame.groupby("replication", sort=True):
+        ok = (run.status == "ok").to_numpy()
+        arrival = run.arrival_s.to_numpy()
+        latency = run.latency_s.to_numpy()[ok]
+        quantiles.append(np.quantile(latency, np.linspace(0, 1, QUANTILE_POINTS)) if len(latency)
+                         else np.full(QUANTILE_POINTS, np.nan))
+        all_total += np.histogram(arrival, bins=edges)[0]
+        ok_total += np.histogram(arrival[ok], bins=edges)[0]
+        for model, rows in run[ok].groupby("model", sort=True):
+            counts = np.histogram(rows.arrival_s.to_numpy(), bins=edges)[0]
+            served[model] = served.get(model, 0) + counts
+        cumulative.append(np.cumsum(np.histogram(arrival, bins=edges, weights=run.cost_usd.to_numpy())[0]))
+        per_workload.append(run.assign(ok=ok).groupby("workload").agg(
+            requests=("ok", "size"), success_rate=("ok", "mean"), mean_quality=("quality", "mean"),
+            cost_usd=("cost_usd", "sum")))
+    workloads = pd.concat(per_workload).groupby(level=0).mean()
+    workloads["cost_per_1k_usd"] = workloads.cost_usd / workloads.requests * 1000.0
+    with np.errstate(invalid="ignore"):
+        mean_quantiles = np.nanmean(np.array(quantiles), axis=0) if not np.isnan(quantiles).all() else quantiles[0]
+    return PolicySeries(mean_quantiles, ok_total, all_total, served, np.mean(cumulative, axis=0),
+                        workloads.drop(columns="cost_usd"))
+
+
+def _decision_sample(folder: Path, policies: list[str]) -> pd.DataFrame:
+    """Evenly spaced requests of the first replication, for every policy: what was decided, why, and what happened."""
+    first = [("replication", "=", 0)]
+    decisions = pq.read_table(folder / "decisions.parquet", columns=["policy", "request_id", "candidates", "reason",
+                                                                     "policy_error"], filters=first).to_pandas()
+    requests = pq.read_table(folder / "requests.parquet", columns=["policy", "request_id", "workload", "status",
+                                                                   "model", "attempts", "cost_usd", "latency_s"],
+                             filters=first).to_pandas()
+    n = int((requests.policy == policies[0]).sum())
+    picks = np.unique(np.linspace(0, max(n - 1, 0), min(DECISION_SAMPLE, n)).round().astype(int))
+    ids = requests[requests.policy == policies[0]].request_id.to_numpy()[picks]
+    merged = decisions.merge(requests, on=["policy", "request_id"])
+    merged = merged[merged.request_id.isin(ids)]
+    merged["policy"] = pd.Categorical(merged.policy, categories=policies, ordered=True)
+    return merged.sort_values(["policy", "request_id"]).reset_index(drop=True)
