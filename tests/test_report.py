@@ -135,3 +135,23 @@ def test_the_html_opens_in_headless_chromium(run, tmp_path):
     pixels = Image.open(shot).convert("L")
     low, high = pixels.getextrema()
     assert high - low > 100 and pixels.size[1] > 2000  # not blank, and the whole report rendered
+
+
+def test_verdicts_follow_the_confidence_intervals():
+    from types import SimpleNamespace
+
+    from sim.report.headline import verdict
+
+    def m(mean, lo=None, hi=None):
+        return {"mean": mean, "ci95": [lo, hi]}
+
+    base = {"cost_per_1k_requests_usd": m(4.0), "mean_quality": m(0.8), "success_rate": m(0.99),
+            "fault_success_rate": m(None), "savings_vs_baseline": m(0.0, 0.0, 0.0),
+            "quality_delta_vs_baseline": m(0.0, 0.0, 0.0)}
+    clear = dict(base, savings_vs_baseline=m(0.2, 0.1, 0.3), quality_delta_vs_baseline=m(-0.05, -0.08, -0.02))
+    unclear = dict(base, savings_vs_baseline=m(0.05, -0.01, 0.11), quality_delta_vs_baseline=m(0.01, -0.01, 0.03))
+    run = SimpleNamespace(summary={"b": base, "clear": clear, "unclear": unclear}, baseline="b", upper_bounds=[])
+    assert verdict(run, "clear").startswith("Cheaper than b") and "worse quality" in verdict(run, "clear")
+    assert verdict(run, "unclear").startswith("No clear cost difference")
+    assert "no clear difference in quality" in verdict(run, "unclear")
+    assert verdict(run, "b").startswith("The baseline")

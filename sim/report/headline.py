@@ -67,39 +67,33 @@ def rows(run) -> list[Row]:
     return out
 
 
-def _direction(lo, hi, mean, better: str, worse: str, same: str) -> str:
-    """Whether a paired difference is clearly above or below zero (its CI excludes zero)."""
+def _sign(metric: dict) -> int:
+    """+1 or -1 when a paired difference is clearly above or below zero (its CI excludes
+    zero; with one replication, the mean's sign), else 0."""
+    mean, (lo, hi) = metric["mean"], metric["ci95"]
     if mean is None:
-        return same
-    if lo is None:  # one replication: no interval, so only the mean speaks
-        return better if mean > 0 else worse if mean < 0 else same
-    return better if lo > 0 else worse if hi < 0 else same
+        return 0
+    if lo is None:
+        return (mean > 0) - (mean < 0)
+    return 1 if lo > 0 else -1 if hi < 0 else 0
+
+
+_COST = {1: "Cheaper", -1: "More expensive", 0: "No clear cost difference"}
+_QUALITY = {1: "better", -1: "worse", 0: "no clear difference in"}
 
 
 def verdict(run, name: str) -> str:
     s, b = run.summary[name], run.summary[run.baseline]
-    cost = fmt_metric(s["cost_per_1k_requests_usd"], "usd", with_ci=False)
     availability = fmt_metric(s["success_rate"], "pct", with_ci=False)
     if name == run.baseline:
-        return (f"The baseline: {cost} per 1k requests, quality {fmt_metric(s['mean_quality'], 'ratio', with_ci=False)}, "
-                f"availability {availability}.")
+        return (f"The baseline: {fmt_metric(s['cost_per_1k_requests_usd'], 'usd', with_ci=False)} per 1k requests, "
+                f"quality {fmt_metric(s['mean_quality'], 'ratio', with_ci=False)}, availability {availability}.")
     savings, delta = s["savings_vs_baseline"], s["quality_delta_vs_baseline"]
-    cost_words = _direction(*savings["ci95"], savings["mean"], "cheaper", "more expensive", "no clearly different in cost")
-    quality_words = _direction(*delta["ci95"], delta["mean"], "better", "worse", "no clear difference in")
     sentence = (f"{'Not deployable (it sees the ground truth); for scale: ' if name in run.upper_bounds else ''}"
-                f"{_cost_phrase(cost_words)} than {run.baseline} (savings {fmt_metric(savings, 'pct')}), "
-                f"{_quality_phrase(quality_words)} quality (Δ {fmt_metric(delta, 'delta')}), "
+                f"{_COST[_sign(savings)]} than {run.baseline} (savings {fmt_metric(savings, 'pct')}), "
+                f"{_QUALITY[_sign(delta)]} quality (Δ {fmt_metric(delta, 'delta')}), "
                 f"availability {availability} vs {fmt_metric(b['success_rate'], 'pct', with_ci=False)}")
-    fault, base_fault = s["fault_success_rate"]["mean"], b["fault_success_rate"]["mean"]
-    if fault is not None and base_fault is not None:
+    if s["fault_success_rate"]["mean"] is not None and b["fault_success_rate"]["mean"] is not None:
         sentence += (f" ({fmt_metric(s['fault_success_rate'], 'pct', with_ci=False)} vs "
                      f"{fmt_metric(b['fault_success_rate'], 'pct', with_ci=False)} during faults)")
     return sentence + "."
-
-
-def _cost_phrase(words: str) -> str:
-    return {"cheaper": "Cheaper", "more expensive": "More expensive"}.get(words, "No clear cost difference")
-
-
-def _quality_phrase(words: str) -> str:
-    return {"better": "better", "worse": "worse"}.get(words, "no clear difference in")
