@@ -80,6 +80,8 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<scenario name>/)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
     replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, help="Override the replications."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip report.html/report.md and the figures "
+                                   "(routesim report RUN_DIR draws them later)."),
 ) -> None:
     """Run every policy of SCENARIO and write the comparison."""
     from .report.terminal import comparison_table
@@ -91,10 +93,11 @@ def run(
         loaded = load_scenario(scenario)
         out = out or Path("reports") / loaded.scenario.name
         with _progress_bar(_interactive()) as progress:
-            result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress)
+            result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
+                                   report=not no_report)
     typer.echo(comparison_table(result))
-    typer.echo(f"\nwrote {out}/ (report.html, report.md, summary.json, requests.parquet, attempts.parquet, "
-               "decisions.parquet)")
+    reports = "" if no_report else "report.html, report.md, "
+    typer.echo(f"\nwrote {out}/ ({reports}summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
 
 
 @app.command()

@@ -309,8 +309,9 @@ def atomic_folder(out: Path) -> Iterator[Path]:
 
 
 def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, replications: int | None = None,
-                  progress: Progress | None = None) -> RunResult:
-    """Run the scenario and write every output into ``out`` atomically."""
+                  progress: Progress | None = None, report: bool = True) -> RunResult:
+    """Run the scenario and write every output into ``out`` atomically (the
+    report too unless ``report`` is False; ``routesim report`` can add it later)."""
     from .report import write_report  # figures load matplotlib: only when reporting
 
     sc = loaded.scenario
@@ -325,5 +326,6 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
             f"#   routesim run scenario.resolved.yaml\n" + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         write_faults(result, folder)
         write_summary(result, folder)
-        write_report(folder)  # from the files just written, as `routesim report` would
+        if report:
+            write_report(folder)  # from the files just written, as `routesim report` would
     return result

@@ -155,3 +155,15 @@ def test_verdicts_follow_the_confidence_intervals():
     assert verdict(run, "unclear").startswith("No clear cost difference")
     assert "no clear difference in quality" in verdict(run, "unclear")
     assert verdict(run, "b").startswith("The baseline")
+
+
+def test_no_report_then_report_later(cli, tmp_path):
+    from conftest import write_scenario
+
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "run"
+    result = cli("run", path, "--out", out, "--no-report")
+    assert result.exit_code == 0 and "report.html" not in result.output
+    assert (out / "summary.json").exists() and not (out / "report.html").exists()
+    assert cli("report", out).exit_code == 0
+    assert (out / "report.html").exists() and (out / "traffic_share.png").exists()
