@@ -97,7 +97,9 @@ class World:
         self._prices: list[list[PricePoint]] = [[p for _, p in schedule] for schedule in catalog.prices]
         #: When each model becomes available (0: from the start).
         self.launch_at = [0.0] * n_models
-        for event in scenario.events:
+        # Price events in time order: one that keeps the cached price keeps the one in force just before it.
+        events = sorted(scenario.events, key=lambda e: e.at_s if isinstance(e, PriceEvent) else -1.0)
+        for event in events:
             if isinstance(event, PriceEvent):
                 m = index[event.model]
                 before = self.price(m, event.at_s)

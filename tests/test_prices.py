@@ -101,3 +101,22 @@ def test_catalog_show(cli):
     result = cli("catalog", "show", "deepseek-chat")
     assert "daily 00:30-16:30 UTC" in result.output
     assert cli("catalog", "show", "gpt-5", "--at", "noon").exit_code == 2
+
+
+def test_price_events_keep_the_cached_price_in_force_whatever_their_order(tmp_path):
+    models = {"m": {"provider": "p", "latency": FAST, "quality": {"default": 1},
+                    "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0, "cached_input_per_mtok": 0.2}}}
+    events = [{"kind": "price", "model": "m", "at_s": 400, "input_per_mtok": 1.0, "output_per_mtok": 4.0},
+              {"kind": "price", "model": "m", "at_s": 200, "input_per_mtok": 3.0, "output_per_mtok": 9.0,
+               "cached_input_per_mtok": 0.5}]
+    data = scenario(models=models, events=events, policies={"s": {"kind": "static", "model": "m"}}, baseline="s",
+                    replications=1, workloads={"chat": {"cache_hit_share": 0.5}, "code": {"cache_hit_share": 0.5}})
+    requests = read(run_scenario_data(tmp_path, data))
+    t = requests.arrival_s  # one attempt each, started at arrival
+    price_in = np.select([t < 200, t < 400], [2.0, 3.0], 1.0)
+    price_out = np.select([t < 200, t < 400], [8.0, 9.0], 4.0)
+    cached_price = np.where(t < 200, 0.2, 0.5)  # the event at 400 keeps the 0.5 set at 200
+    cached = np.rint(requests.input_tokens * 0.5)
+    expected = ((requests.input_tokens - cached) * price_in + cached * cached_price + requests.output_tokens * price_out) / 1e6
+    assert (requests.attempts == 1).all()
+    assert np.allclose(requests.cost_usd, expected)
