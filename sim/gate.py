@@ -10,15 +10,14 @@ there is no interval and the mean decides (the output says so). Paired checks
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import yaml
 
 from .errors import InputError, Problem
+from .run_folder import read_run_files
 from .scenario import Gates
 from .stats import mean_ci
 
@@ -87,11 +86,7 @@ def measure(folder: Path, summary: dict, candidate: str, baseline: str, name: st
 def run_gate(folder: Path, candidate: str | None, baseline: str | None, overrides: dict[str, float]) -> tuple[list[Check], str, str]:
     """The checks, and the candidate and baseline they compared; thresholds from ``overrides`` else the scenario's ``gates``."""
     folder = Path(folder)
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        raise InputError(Problem("not a finished routesim run (no summary.json)", file=str(folder)))
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    resolved = yaml.safe_load((folder / "scenario.resolved.yaml").read_text(encoding="utf-8"))
+    summary, resolved = read_run_files(folder)
     gates = Gates.model_validate(resolved.get("gates") or {})
     candidate = candidate or gates.candidate
     baseline = baseline or gates.baseline or summary["baseline"]

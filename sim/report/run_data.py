@@ -9,16 +9,15 @@ over arrival time, so memory stays bounded by one policy's requests.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import yaml
 
 from ..errors import InputError, Problem
+from ..run_folder import read_run_files
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
@@ -65,15 +64,12 @@ class RunData:
 
 def load_run(folder: Path) -> RunData:
     folder = Path(folder)
+    doc, resolved = read_run_files(folder)
     summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        raise InputError(Problem("not a finished routesim run (no summary.json)", file=str(folder)))
-    doc = json.loads(summary_path.read_text(encoding="utf-8"))
     run = doc.get("run")
     if run is None:
         raise InputError(Problem("summary.json has no 'run' block: made by an older routesim; run it again",
                                  file=str(summary_path)))
-    resolved = yaml.safe_load((folder / "scenario.resolved.yaml").read_text(encoding="utf-8"))
     data = RunData(
         folder=folder, scenario=doc["scenario"], description=resolved.get("description"), seed=doc["seed"],
         replications=doc["replications"], baseline=doc["baseline"], policies=list(doc["policies"]),
