@@ -39,6 +39,7 @@ from .research import comparisons
 from .router import Router
 from .scenario import LoadedScenario
 from .stats import SUMMARY_METRICS, summarize
+from . import transforms
 from .trace import Trace, generate, read_trace
 from .truth import GroundTruth
 from .world import World, draw_difficulty, draw_difficulty_estimate
@@ -73,11 +74,27 @@ class RunResult:
 
 # --------------------------------------------------------------------------- inputs
 def load_trace(loaded: LoadedScenario, seed: int, replication: int) -> Trace:
-    """The trace of one replication: the file's (the same every time) or a fresh synthetic one."""
+    """The trace of one replication: the file's (replayed as ``trace.replay`` says; the
+    same every time unless it samples) or a fresh synthetic one."""
     spec = loaded.scenario.trace
-    if spec.path is not None:
-        return read_trace(loaded.trace_path(), spec.format)
-    return generate(spec.synthetic, generator(seed, replication, Stream.TRACE))
+    if spec.path is None:
+        return generate(spec.synthetic, generator(seed, replication, Stream.TRACE))
+    trace = read_trace(loaded.trace_path(), spec.format)
+    replay = spec.replay
+    if replay is None:
+        return trace
+    try:
+        if replay.window_s is not None:
+            trace = transforms.window(trace, *replay.window_s)
+        if replay.sample is not None:
+            trace = transforms.sample(trace, replay.sample, generator(seed, replication, Stream.TRACE))
+        if replay.speedup is not None:
+            trace = transforms.scale_time(trace, replay.speedup)
+        if replay.rate_per_s is not None:
+            trace = transforms.to_rate(trace, replay.rate_per_s)
+    except InputError as exc:
+        raise InputError([loaded.problem(("trace", "replay"), p.message) for p in exc.problems]) from None
+    return trace
 
 
 def check_trace(loaded: LoadedScenario, trace: Trace) -> None:

@@ -125,17 +125,36 @@ class SyntheticTrace(Strict):
         return {name: (w if isinstance(w, WorkloadMix) else WorkloadMix(share=w)) for name, w in self.workloads.items()}
 
 
+class Replay(Strict):
+    """Shape-preserving replay of a trace file: applied in this order, tokens and order kept."""
+
+    window_s: tuple[NonNegative, Positive] | None = None  # keep arrivals in [start, end), shifted to 0
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None  # keep each request with this chance (per replication)
+    speedup: Positive | None = None  # divide every gap by this
+    rate_per_s: Positive | None = None  # or: scale time to this mean rate
+
+    @model_validator(mode="after")
+    def _one_scale(self):
+        if self.speedup is not None and self.rate_per_s is not None:
+            raise ValueError("give speedup or rate_per_s, not both")
+        if self.window_s is not None and self.window_s[0] >= self.window_s[1]:
+            raise ValueError("window_s: the start must come before the end")
+        return self
+
+
 class TraceSpec(Strict):
     path: Path | None = None  # relative to the scenario file
     format: Literal["csv", "jsonl", "parquet"] | None = None
+    replay: Replay | None = None  # transforms of the file's trace
     synthetic: SyntheticTrace | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
         if (self.path is None) == (self.synthetic is None):
             raise ValueError("give exactly one of 'path' or 'synthetic'")
-        if self.format is not None and self.path is None:
-            raise ValueError("'format' goes with 'path'")
+        for key in ("format", "replay"):
+            if getattr(self, key) is not None and self.path is None:
+                raise ValueError(f"'{key}' goes with 'path'")
         return self
 
 

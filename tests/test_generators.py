@@ -112,3 +112,22 @@ def test_transform_cli_errors_are_clear(tmp_path, cli):
     assert result.exit_code == 2 and "not both" in result.output
     result = cli("trace", "transform", source, tmp_path / "o.csv", "--speedup", "2")
     assert result.exit_code == 0 and read_trace(tmp_path / "o.csv").duration_s == pytest.approx(2.5)
+
+
+def test_a_scenario_replays_a_trace_file_at_another_scale(tmp_path):
+    from conftest import read, run_scenario_data, scenario
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    arrival = np.sort(rng.uniform(0, 3000, n))
+    pd.DataFrame({"arrival_s": arrival, "input_tokens": rng.integers(1, 500, n), "output_tokens": 20}
+                 ).to_csv(tmp_path / "t.csv", index=False)
+    data = scenario(trace={"path": "t.csv", "replay": {"window_s": [1000, 2000], "sample": 0.5, "rate_per_s": 2.0}},
+                    policies={"s": {"kind": "static", "model": "small"}}, baseline="s", replications=2)
+    requests = read(run_scenario_data(tmp_path, data))
+    inside = ((arrival >= 1000) & (arrival < 2000)).sum()
+    for r, run in requests.groupby("replication"):
+        assert abs(len(run) - inside / 2) < 4 * np.sqrt(inside / 4)
+        assert len(run) / run.arrival_s.max() == pytest.approx(2.0)  # the mean rate asked for
+    first, second = (set(run.input_tokens) for _, run in requests.groupby("replication"))
+    assert first != second  # each replication samples afresh
