@@ -61,7 +61,8 @@ class Observations:
         self._view: RouterView | None = None
         self._price_changes = list(world.price_change_times)
         self._next_refresh = self._price_changes[0] if self._price_changes else INF
-        self._prices = [world.price(m, 0.0) for m in range(n)]  # in force now; updated by _refresh
+        # (input, output) list prices in force now, as policies see them; updated by _refresh.
+        self._prices = [world.price(m, 0.0)[:2] for m in range(n)]
         self.launch_at = world.launch_at
         self._launches = sorted(t for t in world.launch_at if t > 0)  # the view changes at each
         self._launch_positions: dict[tuple, MappingProxyType] = {}
@@ -103,7 +104,7 @@ class Observations:
 
     def _refresh(self, now: float) -> None:
         self.dirty.update(range(len(self.names)))
-        self._prices = [self.world.price(m, now) for m in range(len(self.names))]
+        self._prices = [self.world.price(m, now)[:2] for m in range(len(self.names))]
         while self._price_changes and self._price_changes[0] <= now:
             self._price_changes.pop(0)
         pending = [u for u in self.held_until if u > now] + self._price_changes[:1] + self._launches
@@ -115,7 +116,7 @@ class Observations:
         self._next_refresh = min(pending) if pending else INF
 
     def _status(self, m: int, now: float) -> ModelStatus:
-        price_in, price_out = self._prices[m][:2]
+        price_in, price_out = self._prices[m]
         context, prior, ttft, tps, carbon = self._priors[m]
         if self.breakers is None and self.cooldowns is None:
             healthy = now >= self.held_until[m]  # would_send, without the defences it checks
