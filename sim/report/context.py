@@ -6,13 +6,11 @@ the HTML for the approvers never disagree.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from .. import __version__
 from . import headline
-from .format import fmt_metric, policy_label
+from .format import fmt_metric, fmt_value, policy_label
 from .notes import run_warnings
 
 _STATUS_WORDS = {"ok": "answered", "failed": "failed", "rejected": "rejected"}
@@ -51,8 +49,8 @@ def fault_rows(run) -> list[dict]:
     rows = []
     for (window, policy), r in table.iterrows():
         rows.append({"window": window, "name": policy_label(run, policy), "windows": int(r.windows),
-                     "requests": f"{r.requests:,.1f}", "failed": f"{r.failed:,.1f}", "success": _pct(r.success),
-                     "extra": _seconds(r.extra), "ttf": _seconds(r.ttf)})
+                     "requests": f"{r.requests:,.1f}", "failed": f"{r.failed:,.1f}", "success": fmt_value(r.success, "pct"),
+                     "extra": fmt_value(r.extra, "seconds"), "ttf": fmt_value(r.ttf, "seconds")})
     return rows
 
 
@@ -61,7 +59,7 @@ def workload_rows(run) -> list[dict]:
     for name in run.policies:
         for workload, r in run.series[name].workloads.iterrows():
             rows.append({"name": policy_label(run, name), "workload": workload, "requests": f"{r.requests:,.0f}",
-                         "success": _pct(r.success_rate), "quality": f"{r.mean_quality:.4f}",
+                         "success": fmt_value(r.success_rate, "pct"), "quality": f"{r.mean_quality:.4f}",
                          "cost_1k": f"${r.cost_per_1k_usd:,.4f}"})
     return rows
 
@@ -73,7 +71,7 @@ def decision_rows(run) -> list[dict]:
         rows.append({"name": policy_label(run, r.policy), "request": r.request_id, "workload": r.workload,
                      "candidates": r.candidates.replace(">", " → "), "served": r.model or "—",
                      "outcome": f"{_STATUS_WORDS.get(r.status, r.status)} after {r.attempts} attempt(s)",
-                     "cost": f"${r.cost_usd:.6f}", "latency": _seconds(r.latency_s), "reason": "" if pd.isna(reason) else reason})
+                     "cost": f"${r.cost_usd:.6f}", "latency": fmt_value(r.latency_s, "seconds"), "reason": "" if pd.isna(reason) else reason})
     return rows
 
 
@@ -111,11 +109,3 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run), "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,
     }
-
-
-def _pct(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x * 100:.2f}%"
-
-
-def _seconds(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"

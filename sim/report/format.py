@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 
-def _one(value: float | None, kind: str) -> str:
-    if value is None:
+def fmt_value(value: float | None, kind: str) -> str:
+    """One number as the reports show it: ``kind`` is usd, pct, delta, seconds, count or ratio."""
+    if value is None or value != value:  # None or NaN: nothing was measured
         return "n/a"
     if kind == "usd":
         return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
@@ -21,10 +22,10 @@ def _one(value: float | None, kind: str) -> str:
 
 def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
     """``mean [lo, hi]`` for a summary entry ``{"mean": x, "ci95": [lo, hi]}``."""
-    text = _one(metric["mean"], kind)
+    text = fmt_value(metric["mean"], kind)
     lo, hi = metric["ci95"]
     if with_ci and lo is not None and hi is not None:
-        text += f" [{_one(lo, kind)}, {_one(hi, kind)}]"
+        text += f" [{fmt_value(lo, kind)}, {fmt_value(hi, kind)}]"
     return text
 
 
