@@ -37,7 +37,6 @@ CHECKS = {
 class Check:
     name: str
     measured: str
-    rule: str
     threshold: float
     mean: float | None
     lo: float | None
@@ -115,8 +114,7 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
         else:
             decided, basis = (lo, "lower 95% bound") if direction == "min" else (hi, "upper 95% bound")
         passed = decided is not None and (decided >= threshold if direction == "min" else decided <= threshold)
-        checks.append(Check(name, what, f"{'≥' if direction == 'min' else '≤'} {threshold:g}", threshold, m["mean"],
-                            lo, hi, decided, basis, passed))
+        checks.append(Check(name, what, threshold, m["mean"], lo, hi, decided, basis, passed))
     return checks, candidate, baseline
 
 

@@ -78,10 +78,10 @@ class LiteLLMConfig(_Loose):
 
 
 # --------------------------------------------------------------------------- reading
-def read_config(path: Path) -> tuple[LiteLLMConfig, dict]:
+def read_config(path: Path) -> LiteLLMConfig:
     data, lines = load_yaml(path)
     try:
-        return LiteLLMConfig.model_validate(data), lines
+        return LiteLLMConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
@@ -126,7 +126,6 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
     notes = [f"router_settings.{k} has no routesim counterpart and was ignored"
              for k in config.router_settings if k not in _KNOWN_SETTINGS]
     groups: dict[str, list[str]] = {}
-    names: list[str] = []
     counts: dict[str, int] = {}
     for d in config.model_list:
         counts[d.model_name] = counts.get(d.model_name, 0) + 1
@@ -137,7 +136,6 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
         group, p = d.model_name, d.litellm_params
         seen[group] = seen.get(group, 0) + 1
         name = group if counts[group] == 1 else f"{group}-{seen[group]}"
-        names.append(name)
         groups.setdefault(group, []).append(name)
         provider, model_name = _provider_and_name(p)
         spec: dict[str, Any] = {"provider": provider}
@@ -262,7 +260,7 @@ def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tu
     source = Path(source)
     if not source.exists():
         raise InputError(Problem("file not found", file=str(source)))
-    config, _ = read_config(source)
+    config = read_config(source)
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario, comments, notes = convert(config, source, start)
     text = render(scenario, comments, notes, source)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem
-from .trace import Trace, default_request_ids
+from .trace import QUALITY_PREFIX, Trace, from_frame
 
 
 def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
@@ -125,24 +125,15 @@ def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np
         raise InputError(Problem(f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})",
                                  file=str(table)))
     if "prompt_chars" in frame.columns:
-        input_tokens = np.maximum(np.rint(frame["prompt_chars"].to_numpy(float) / chars_per_token), 1).astype(np.int64)
+        input_tokens = np.maximum(np.rint(pd.to_numeric(frame["prompt_chars"], errors="coerce") / chars_per_token), 1)
     else:
-        input_tokens = frame["input_tokens"].to_numpy(np.int64)
+        input_tokens = frame["input_tokens"]
     arrival = np.cumsum(rng.exponential(1.0 / rate_per_s, n))
-    arrival -= arrival[0]
-    quality = {}
+    trace = pd.DataFrame({"arrival_s": arrival - arrival[0], "input_tokens": input_tokens,
+                          "output_tokens": output_tokens,
+                          "workload": table.stem if workload_column is None else frame[workload_column].astype(str)})
     for model, column in models.items():
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(~((values >= 0) & (values <= 1)))
-        if len(bad):
-            raise InputError(Problem(f"{column}: must be in [0, 1] (got {frame[column].iloc[bad[0]]!r})",
-                                     file=str(table), line=int(bad[0]) + 2))
-        quality[model] = values
-    if workload_column is None:
-        workload, workloads = np.zeros(n, dtype=np.int32), [table.stem]
-    else:
-        codes, uniques = pd.factorize(frame[workload_column].astype(str), sort=True)
-        workload, workloads = codes.astype(np.int32), [str(u) for u in uniques]
-    return Trace(arrival, input_tokens, np.full(n, output_tokens, dtype=np.int64), default_request_ids(n), workload,
-                 workloads, None, quality)
+        trace[QUALITY_PREFIX + model] = frame[column]
+    # The trace readers' checks (whole token counts, labels in [0, 1]) with the table's line numbers.
+    return from_frame(trace, source=str(table), first_line=2)
 

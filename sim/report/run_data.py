@@ -109,8 +109,9 @@ def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
             cost_usd=("cost_usd", "sum")))
     workloads = pd.concat(per_workload).groupby(level=0).mean()
     workloads["cost_per_1k_usd"] = workloads.cost_usd / workloads.requests * 1000.0
-    with np.errstate(invalid="ignore"):
-        mean_quantiles = np.nanmean(np.array(quantiles), axis=0) if not np.isnan(quantiles).all() else quantiles[0]
+    # Replications without a successful request have no quantiles; the others are averaged.
+    answered = [q for q in quantiles if not np.isnan(q).all()]
+    mean_quantiles = np.mean(answered, axis=0) if answered else quantiles[0]
     return PolicySeries(mean_quantiles, ok_total, all_total, served, np.mean(cumulative, axis=0),
                         workloads.drop(columns="cost_usd"))
 
