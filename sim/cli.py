@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import typer
 
 from .errors import InputError, Problem
+from .limits import MAX_REPLICATIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate LLM routing policies on request traces before a rollout.")
@@ -79,7 +80,8 @@ def run(
     scenario: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<scenario name>/)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
-    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, help="Override the replications."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, max=MAX_REPLICATIONS,
+                                               help="Override the replications."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html/report.md and the figures "
                                    "(routesim report RUN_DIR draws them later)."),
 ) -> None:
@@ -103,10 +105,10 @@ def run(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A folder written by routesim run.")) -> None:
     """Rebuild report.html, report.md and the figures of a finished run from its files."""
-    from .report import write_report
+    from .report import rebuild_report
 
     with _user_errors():
-        write_report(run_dir)
+        rebuild_report(run_dir)
     typer.echo(f"wrote {run_dir}/report.html and report.md")
 
 
@@ -202,16 +204,12 @@ def trace_generate(
 
 def _write_trace(trace, out: Path) -> None:
     """Write through a temporary file, so a failure leaves nothing half-written."""
+    from .files import atomic_file
     from .trace import format_from_suffix, write_trace
 
     fmt = format_from_suffix(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
+    with atomic_file(out, "trace") as tmp:
         write_trace(trace, tmp, fmt)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     names = trace.workloads
     mix = ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:5])}, ... {len(names)} workloads"
     typer.echo(f"wrote {out}: {len(trace):,} requests over {trace.duration_s:,.0f} s ({mix})")
@@ -330,7 +328,6 @@ def trace_import(
                 raise InputError(Problem(f"--column '{item}': give ROUTESIM=SOURCE, e.g. arrival_s=timestamp"))
             columns[target.strip()] = src.strip()
         options = ImportOptions(columns, time_unit, workload, workload_from, jitter_s, seed, chunk_rows)
-        out.parent.mkdir(parents=True, exist_ok=True)
         summary = import_trace(source, fmt, out, options)
     mix = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.workloads.items()))
     failed = f"; {summary.failed_in_source:,} failed in the source (flagged in failed_in_source)" \
@@ -347,15 +344,18 @@ def trace_inspect(
     no_png: bool = typer.Option(False, "--no-png", help="Print the summary only."),
 ) -> None:
     """Print a trace's size, mean and peak rate, burstiness and token percentiles per workload; draw its figure."""
+    from .files import check_writable
     from .trace import describe, read_trace
 
+    png = png or Path(f"{path.stem}-inspect.png")
     with _user_errors():
+        if not no_png:
+            check_writable(png, "figure")  # before reading a trace that may be large
         trace = read_trace(path, fmt)
     typer.echo(describe(trace))
     if not no_png:
         from .report.trace_figure import trace_figure
 
-        png = png or Path(f"{path.stem}-inspect.png")
         trace_figure(trace, png)
         typer.echo(f"\nwrote {png} (arrival rate over time, token histograms per workload)")
 

@@ -28,7 +28,6 @@ Formats:
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .files import atomic_file
 from .errors import InputError, Problem
 from .rng import Stream, generator
 from .trace import DEFAULT_WORKLOAD, QUALITY_PREFIX, format_from_suffix, json_lines
@@ -87,24 +87,20 @@ def import_trace(source: Path, fmt: str, out: Path, options: ImportOptions | Non
         raise InputError(Problem("file not found", file=str(source)))
     out_format = format_from_suffix(out)
     mapper = _mapper(fmt, source, options)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    writer = _Writer(tmp, out_format)
     summary = ImportSummary()
-    try:
-        ordered = _Ordered(options, source)
-        for chunk in _chunks(source, _reader_format(fmt), options.chunk_rows):
-            for table in ordered.push(mapper(chunk)):
+    with atomic_file(out, "trace") as tmp:
+        writer = _Writer(tmp, out_format)
+        try:
+            ordered = _Ordered(options, source)
+            for chunk in _chunks(source, _reader_format(fmt), options.chunk_rows):
+                for table in ordered.push(mapper(chunk)):
+                    writer.write(table, summary)
+            for table in ordered.finish():
                 writer.write(table, summary)
-        for table in ordered.finish():
-            writer.write(table, summary)
-        writer.close()
+        finally:
+            writer.close()
         if summary.requests == 0:
             raise InputError(Problem("the source has no requests", file=str(source)))
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
     return summary
 
 

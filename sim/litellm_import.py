@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .files import atomic_file
 from .errors import InputError, Problem, describe_error
 from .yamlio import format_path, line_of, load_yaml
 
@@ -264,10 +265,7 @@ def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tu
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario, comments, notes = convert(config, source, start)
     text = render(scenario, comments, notes, source)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    with atomic_file(Path(out), "scenario") as tmp:
+        tmp.write_text(text, encoding="utf-8")
     todo = [name for name, spec in scenario["models"].items() if spec["price"].get("catalog") is None]
     return len(scenario["models"]), len(scenario["policies"]["litellm"]["groups"]), todo

@@ -1,18 +1,240 @@
-"""Reading back a finished run folder (for ``routesim report`` and ``routesim gate``)."""
+"""Run folders: the one place that writes, replaces, locks and reads back the
+folder of a ``routesim run``.
+
+A run folder is proven to be routesim's by its manifest (``routesim-manifest.json``),
+which lists every file routesim wrote there. A later run may replace those files
+and only those: anything else in the folder (the user's notes, the scenario
+itself) is never deleted or overwritten, and a non-empty folder without a
+manifest is refused untouched.
+
+While a run works, the folder is locked (``flock`` on the folder itself, so no
+lock file is left anywhere) and its outputs are written into a hidden partial
+folder inside it. They are moved into place only when complete, with
+SIGINT/SIGTERM held back for the few milliseconds of the move, so an interrupted
+run never leaves a report that looks whole. A partial folder left by a killed
+run (SIGKILL allows no clean-up) is removed by the next run that takes the lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import os
+import shutil
+import signal
+import tempfile
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import yaml
 
 from .errors import InputError, Problem
 
+MANIFEST = "routesim-manifest.json"
+#: What ``routesim run`` writes besides the report (``sim.report.report_files()``).
+RUN_FILES = ("requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
+             "faults.csv", "scenario.resolved.yaml")
+_PARTIAL_PREFIX = ".routesim-partial-"
+_PARTIAL_MARKER = ".routesim-partial"  # inside a partial folder: proves routesim made it
+_LAST = "summary.json"  # moved into place last: a folder without it is not a finished run
 
+
+# --------------------------------------------------------------------------- the manifest
+def read_manifest(folder: Path) -> list[str] | None:
+    """The files routesim wrote in ``folder``, or None when it has no manifest."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(Problem(f"damaged routesim manifest ({exc}); nothing was touched", file=str(path))) from None
+    files = doc.get("files") if isinstance(doc, dict) else None
+    if not isinstance(files, list) or not all(isinstance(f, str) and _plain_name(f) for f in files):
+        raise InputError(Problem("damaged routesim manifest ('files' must list plain file names); nothing was touched",
+                                 file=str(path)))
+    return files
+
+
+def _plain_name(name: str) -> bool:
+    """A file directly in the folder: no separator, no '..', not the manifest itself."""
+    return bool(name) and "/" not in name and "\\" not in name and name not in (".", "..", MANIFEST)
+
+
+def _write_manifest(folder: Path, files: Iterable[str], scratch: Path) -> None:
+    from . import __version__
+
+    doc = {"written_by": "routesim", "routesim_version": __version__,
+           "note": "routesim replaces only the files listed here; anything else in this folder is left alone",
+           "files": sorted(set(files))}
+    tmp = scratch / f".{MANIFEST}.partial"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+# --------------------------------------------------------------------------- locking and checks
+@contextlib.contextmanager
+def _locked(folder: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (an existing directory); exit 2 if another run holds it."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(Problem(f"another routesim process is writing this folder; wait for it to finish "
+                                     f"or choose another {what}", file=str(folder))) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _os_problem(path: Path, doing: str, exc: OSError) -> InputError:
+    reason = exc.strerror or str(exc)
+    return InputError(Problem(f"cannot {doing}: {reason}", file=str(path)))
+
+
+def _own_partials(folder: Path) -> list[Path]:
+    return [p for p in folder.glob(_PARTIAL_PREFIX + "*") if p.is_dir() and (p / _PARTIAL_MARKER).exists()]
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Partial folders of killed runs. Only called under the folder's lock, so no live run owns them."""
+    for partial in _own_partials(folder):
+        shutil.rmtree(partial, ignore_errors=True)
+    # Earlier routesim versions wrote ``.NAME.<random>.partial`` beside the folder; remove
+    # those that hold nothing but routesim's own outputs.
+    known = set(RUN_FILES) | {"report.md", "report.html"}
+    for partial in folder.parent.glob(f".{folder.name}.*.partial"):
+        if partial.is_dir() and all(p.is_file() and (p.name in known or p.suffix == ".png") for p in partial.iterdir()):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _check_replaceable(folder: Path, will_write: Iterable[str], what: str) -> list[str]:
+    """The files of the earlier run in ``folder`` (none if empty); InputError if the folder is
+    not provably a routesim run or a file we would write is the user's."""
+    partials = set(_own_partials(folder))
+    foreign = [p for p in folder.iterdir() if p not in partials and p.name != MANIFEST]
+    listed = read_manifest(folder)
+    if listed is None:
+        if foreign:
+            raise InputError(Problem(f"is not empty and is not a routesim run (no {MANIFEST}); nothing was "
+                                     f"touched: choose another {what}", file=str(folder)))
+        return []
+    clashes = sorted(p.name for p in foreign if p.name in set(will_write) and p.name not in listed)
+    if clashes:
+        raise InputError(Problem(f"holds {', '.join(clashes)}, which routesim did not write; nothing was touched: "
+                                 f"move it or choose another {what}", file=str(folder)))
+    for name in listed:
+        path = folder / name
+        if path.is_file() or path.is_symlink():
+            _probe_replaceable(path)
+    return listed
+
+
+def _probe_replaceable(path: Path) -> None:
+    """Fail now, not after the simulation, on a file we could not replace (immutable, read-only mount)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW))
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:  # a symlink is replaced, not written through
+            raise _os_problem(path, "replace this file of the earlier run", exc) from None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM (delivered when the block ends): the move must not stop halfway."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# --------------------------------------------------------------------------- writing a run
+def check_output_folder(out: Path, will_write: Iterable[str], what: str = "--out") -> None:
+    """Everything ``new_run`` would refuse, checked before any work (no lock, nothing written)."""
+    out = Path(out).absolute()
+    if out.exists() and not out.is_dir():
+        raise InputError(Problem(f"exists and is not a folder; choose another {what}", file=str(out)))
+    if out.is_dir():
+        _check_replaceable(out, will_write, what)
+
+
+@contextlib.contextmanager
+def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterator[Path]:
+    """Yield an empty partial folder to write a run into; when the block completes, its
+    files replace the earlier run's in ``out`` (the user's own files stay)."""
+    out = Path(out).absolute()
+    will_write = list(will_write)
+    check_output_folder(out, will_write, what)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_problem(out, "create the output folder", exc) from None
+    try:
+        with _locked(out, what):
+            _remove_stale_partials(out)
+            listed = _check_replaceable(out, will_write, what)  # again, now that we hold the lock
+            try:
+                partial = Path(tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{os.getpid()}-", dir=out))
+                (partial / _PARTIAL_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            except OSError as exc:
+                raise _os_problem(out, "write in the output folder", exc) from None
+            try:
+                yield partial
+                with _signals_held():
+                    _move_into_place(partial, out, listed)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if still empty: we made it, and the run failed
+        raise
+
+
+def _move_into_place(partial: Path, out: Path, earlier: list[str]) -> None:
+    new = sorted(p.name for p in partial.iterdir() if p.name != _PARTIAL_MARKER)
+    try:
+        # While files move, the manifest lists old and new, so the folder stays provably ours.
+        _write_manifest(out, set(earlier) | set(new), partial)
+        stale = sorted(set(earlier) - set(new), key=lambda n: n != _LAST)  # summary.json goes first
+        for name in ([_LAST] if _LAST in earlier else []) + stale:
+            (out / name).unlink(missing_ok=True)
+        for name in sorted(new, key=lambda n: n == _LAST):  # summary.json comes last
+            os.replace(partial / name, out / name)
+        _write_manifest(out, new, partial)
+    except OSError as exc:
+        raise _os_problem(out, "move the finished run into place", exc) from None
+
+
+@contextlib.contextmanager
+def updating_run(folder: Path, will_write: Iterable[str]) -> Iterator[Path]:
+    """Lock a finished run to add or rewrite ``will_write`` (the report) in place;
+    the manifest then lists them too."""
+    folder = Path(folder)
+    will_write = list(will_write)
+    read_run_files(folder)
+    if read_manifest(folder) is None:
+        raise InputError(Problem(f"has no {MANIFEST}: written by an older routesim or not by routesim, so its files "
+                                 "cannot be proven routesim's; run the scenario again", file=str(folder)))
+    with _locked(folder, "run folder"):
+        listed = _check_replaceable(folder, will_write, "run folder")
+        yield folder
+        _write_manifest(folder, set(listed) | set(will_write), folder)
+
+
+# --------------------------------------------------------------------------- reading a run back
 def read_run_files(folder: Path) -> tuple[dict, dict]:
     """(summary.json, scenario.resolved.yaml) of a finished run; InputError when it is not one."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(Problem("not a folder written by routesim run" if folder.exists() else "folder not found",
+                                 file=str(folder)))
     for name in ("summary.json", "scenario.resolved.yaml", "requests.parquet"):
         if not (folder / name).exists():
             raise InputError(Problem(f"not a finished routesim run (no {name})", file=str(folder)))

@@ -5,22 +5,19 @@ metrics -> stats -> report. Within a replication every policy faces the same
 trace, world and per-attempt variates (common random numbers); each policy runs
 in its own simpy environment, so one cannot disturb another.
 
-Outputs are written into a hidden temporary folder beside ``--out`` and moved
-into place only when complete, so an interrupted run never leaves a report that
-looks whole, and an earlier run in ``--out`` survives a failed one.
+Outputs are written through ``run_folder.new_run``: into a hidden partial folder,
+moved into place only when complete, so an interrupted run never leaves a report
+that looks whole, an earlier run in ``--out`` survives a failed one, and nothing
+routesim did not write is ever replaced.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -34,6 +31,7 @@ from .metrics import RunRecorder, attempts_table, decisions_table, requests_tabl
 from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
+from .run_folder import RUN_FILES, check_output_folder, new_run
 from .resilience import fault_rows, resilience_metrics
 from .research import comparisons
 from .router import Router
@@ -300,42 +298,21 @@ def resolved_scenario(loaded: LoadedScenario, seed: int, replications: int) -> d
     return doc
 
 
-@contextlib.contextmanager
-def atomic_folder(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``out`` only if the block completes."""
-    out = out.resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "summary.json").exists())):
-        raise InputError(Problem("exists and is not an earlier routesim run; choose another --out", file=str(out)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should not be
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
-
-
 def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, replications: int | None = None,
                   progress: Progress | None = None, report: bool = True) -> RunResult:
     """Run the scenario and write every output into ``out`` atomically (the
     report too unless ``report`` is False; ``routesim report`` can add it later)."""
-    from .report import write_report  # figures load matplotlib: only when reporting
-
     sc = loaded.scenario
     seed = sc.seed if seed is None else seed
     replications = sc.replications if replications is None else replications
+    will_write = list(RUN_FILES)
+    if report:
+        from .report import report_files, write_report  # figures load matplotlib: only when reporting
+
+        will_write += report_files()
+    check_output_folder(out, will_write)
     preflight(loaded, seed)  # bad input fails before anything is written
-    with atomic_folder(out) as folder:
+    with new_run(out, will_write) as folder:
         result = run_scenario(loaded, folder, seed, replications, progress)
         resolved = resolved_scenario(loaded, seed, replications)
         (folder / "scenario.resolved.yaml").write_text(

@@ -8,12 +8,14 @@ reported all at once, each with its file, line and field path.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .limits import MAX_REPLICATIONS
 from .errors import InputError, Problem, format_number, describe_error, error_location
 from .yamlio import FieldPath, format_path, line_of, load_yaml
 
@@ -549,11 +551,15 @@ class Features(Strict):
 
 
 # --------------------------------------------------------------------------- scenario
+#: One folder name: the default output folder is reports/<name>/, so a name must not be a path.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
 class Scenario(Strict):
     name: Annotated[str, Field(min_length=1)]
     description: str | None = None
     seed: Annotated[int, Field(ge=0)] = 0
-    replications: Annotated[int, Field(ge=1, le=1000)] = 5
+    replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] = 5
     trace: TraceSpec
     workloads: dict[str, WorkloadSpec] = Field(default_factory=dict)
     models: dict[str, ModelSpec]
@@ -568,6 +574,15 @@ class Scenario(Strict):
     #: The instant simulated time 0 stands for: catalog prices by date and time of day follow it.
     start: Annotated[datetime, Field(strict=False)] | None = None
     routesim_version: str | None = None  # written into scenario.resolved.yaml; informational
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, value):
+        if not SAFE_NAME.fullmatch(value):
+            raise ValueError(f"must be a plain folder name (it names the default output folder reports/<name>/): "
+                             f"letters, digits, '-', '_' and '.', starting with a letter or digit, at most 100 "
+                             f"characters (got {value!r})")
+        return value
 
     @field_validator("models", "policies")
     @classmethod

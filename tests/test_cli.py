@@ -91,37 +91,44 @@ def test_refuses_to_replace_a_folder_that_is_not_a_run(cli, tmp_path):
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work")
     result = cli("run", path, "--out", precious)
-    assert result.exit_code == 2 and "not an earlier routesim run" in result.output
+    assert result.exit_code == 2 and "is not a routesim run" in result.output
     assert (precious / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]
 
 
-def test_a_killed_run_leaves_no_report_that_looks_complete(tmp_path):
+def _partials(out):
+    return [p for p in out.iterdir() if p.name.startswith(".routesim-partial-")] if out.exists() else []
+
+
+def _start_and_stop(path, out, stop) -> subprocess.Popen:
+    """Start a run, wait until it is writing its partial folder, then ``stop`` it."""
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
+                            cwd=path.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not _partials(out):
+        time.sleep(0.05)
+    time.sleep(0.5)  # let it write some runs
+    stop(proc)
+    proc.wait(timeout=60)
+    return proc
+
+
+def test_a_killed_run_leaves_no_report_that_looks_complete(cli, tmp_path):
     data = scenario(replications=200)  # long enough to be killed midway
     path = write_scenario(tmp_path, data)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
-        time.sleep(0.05)
-    time.sleep(0.5)  # let it write some runs
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
+    proc = _start_and_stop(path, out, lambda p: p.send_signal(signal.SIGTERM))
     assert proc.returncode != 0
-    assert not out.exists()
-    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())  # cleaned up on SIGTERM
-    # SIGKILL allows no clean-up: the partial folder stays hidden and unnamed, out still absent.
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while time.time() < deadline + 60 and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.kill()
-    proc.wait(timeout=60)
-    assert not out.exists()
-    partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
-    assert partial and all(p.name.startswith(".") for p in partial)
+    assert not out.exists()  # it made the folder, and removed it again with its partial files
+    # SIGKILL allows no clean-up: the partial folder stays, hidden, in an output folder without a summary.
+    proc = _start_and_stop(path, out, lambda p: p.kill())
+    partial = _partials(out)
+    assert len(partial) == 1 and sorted(p.name for p in out.iterdir()) == [partial[0].name]
     assert not any((p / "summary.json").exists() or (p / "report.html").exists() for p in partial)
+    # The next run into the folder removes the killed run's partial folder.
+    path = write_scenario(tmp_path, scenario(replications=1))
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    assert not _partials(out) and (out / "summary.json").exists()
 
 
 def test_import_sim_policies_does_not_import_simpy():

@@ -1,0 +1,9 @@
+"""Input limits, documented in docs/scenario.md and traces/README.md: beyond them
+an input is refused with exit 2 before any work, instead of exhausting memory or
+overflowing a number halfway through a run."""
+
+MAX_REPLICATIONS = 1000  # the scenario's replications and --replications alike
+MAX_TOKENS = 10_000_000  # input, output or cached tokens of one request
+MAX_REQUESTS = 50_000_000  # requests of one replication (a synthetic trace's expected count, or a file's rows)
+MAX_YAML_BYTES = 5 * 1024 * 1024  # a scenario file
+MAX_YAML_NODES = 200_000  # YAML nodes with every alias expanded (a scenario has a few thousand)

@@ -1,0 +1,196 @@
+"""Issue 10, first part: a run never deletes or overwrites a file it did not write,
+never writes where nobody asked, and refuses an output it cannot write before simulating."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import scenario, write_scenario
+
+RUN_NAMES = {"requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
+             "faults.csv", "scenario.resolved.yaml"}
+
+
+def _manifest(out):
+    return json.loads((out / "routesim-manifest.json").read_text())["files"]
+
+
+def test_a_rerun_keeps_the_users_files_in_the_run_folder(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out).exit_code == 0
+    # The user keeps notes, and even the scenario, in the run folder.
+    (out / "notes.md").write_text("why we ran this")
+    shutil.copy(path, out / "scenario.yaml")
+    assert cli("run", out / "scenario.yaml", "--out", out, "--seed", "5").exit_code == 0
+    assert (out / "notes.md").read_text() == "why we ran this"
+    assert (out / "scenario.yaml").read_text() == path.read_text()
+    assert json.loads((out / "summary.json").read_text())["seed"] == 5  # the run was replaced
+    listed = set(_manifest(out))
+    assert RUN_NAMES | {"report.md", "report.html", "latency_cdf.png"} <= listed
+    assert not listed & {"notes.md", "scenario.yaml"}
+
+
+def test_a_folder_with_a_summary_but_no_manifest_is_not_replaced(cli, tmp_path):
+    # Before manifests, a summary.json was taken as proof; the user's files beside it were deleted.
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text('{"mine": true}')
+    (out / "notes.txt").write_text("precious")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 2
+    assert f"{out}: is not empty and is not a routesim run (no routesim-manifest.json)" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_file_of_ours_by_name_but_not_in_the_manifest_is_not_overwritten(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    (out / "report.md").write_text("my own report")  # not written by routesim: not in its manifest
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 2 and "holds report.md, which routesim did not write" in result.output
+    assert (out / "report.md").read_text() == "my own report"
+    result = cli("report", out)
+    assert result.exit_code == 2 and "holds report.md, which routesim did not write" in result.output
+    assert (out / "report.md").read_text() == "my own report"
+
+
+def test_a_rerun_without_report_removes_the_earlier_runs_report(cli, tmp_path):
+    # A report left from the earlier run would describe numbers that are no longer in the folder.
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out).exit_code == 0
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_NAMES | {"routesim-manifest.json"})
+    assert sorted(_manifest(out)) == sorted(RUN_NAMES)
+    assert cli("report", out).exit_code == 0  # the report is added later, and listed
+    assert {"report.html", "cost_vs_quality.png"} <= set(_manifest(out))
+
+
+@pytest.mark.parametrize("name", ["/an/absolute/folder", "../../escaped", "..", "a/b", "", ".hidden", "x" * 101])
+def test_a_scenario_name_must_be_one_folder_name(cli, tmp_path, monkeypatch, name):
+    victim = tmp_path / "an" / "absolute" / "folder"
+    victim.mkdir(parents=True)
+    (victim / "keep.txt").write_text("keep")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    path = write_scenario(work, scenario(name=name))
+    result = cli("run", path)
+    assert result.exit_code == 2
+    assert f"{path}:1: name:" in result.output
+    assert (victim / "keep.txt").read_text() == "keep"
+    assert sorted(p.name for p in work.iterdir()) == ["scenario.yaml"]  # no reports/ either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["an", "work"]
+
+
+def test_a_locked_folder_is_refused_untouched(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # what a run in progress holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = cli("run", path, "--out", out, "--seed", "3")
+        assert result.exit_code == 2
+        assert "another routesim process is writing this folder" in result.output
+        result = cli("report", out)
+        assert result.exit_code == 2 and "another routesim process" in result.output
+    finally:
+        os.close(fd)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_two_runs_into_one_folder_at_once(tmp_path):
+    """Started together, one run writes the folder and the other exits 2 (or runs after it):
+    never a traceback, never a partial folder left behind."""
+    import sys
+
+    path = write_scenario(tmp_path, scenario(replications=3))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sim", "run", str(path), "--out", str(out), "--no-report"]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 0], [0, 2]), results
+    assert not any("Traceback" in err for _, err in results)
+    if codes == [0, 2]:
+        assert any("another routesim process is writing this folder" in err for _, err in results)
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_NAMES | {"routesim-manifest.json"})
+
+
+def test_an_output_under_a_file_is_refused_before_simulating(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    result = cli("run", path, "--out", blocker / "out")
+    assert result.exit_code == 2
+    assert f"{blocker / 'out'}: cannot create the output folder: Not a directory" in result.output
+    result = cli("run", path, "--out", blocker)
+    assert result.exit_code == 2 and "exists and is not a folder" in result.output
+    assert "Traceback" not in result.output
+
+
+def _chattr(flag: str, path) -> bool:
+    return shutil.which("chattr") is not None and subprocess.run(["chattr", flag, str(path)],
+                                                                 capture_output=True).returncode == 0
+
+
+def test_an_immutable_earlier_run_is_refused_before_simulating(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    if not _chattr("+i", out / "summary.json"):
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        before = (out / "summary.json").read_bytes()
+        result = cli("run", path, "--out", out, "--seed", "4", "--no-report")
+        assert result.exit_code == 2
+        assert f"{out / 'summary.json'}: cannot replace this file of the earlier run: Operation not permitted" \
+            in result.output
+        assert (out / "summary.json").read_bytes() == before
+        assert not [p for p in out.iterdir() if p.name.startswith(".routesim-partial")]
+    finally:
+        _chattr("-i", out / "summary.json")
+
+
+def test_an_immutable_output_folder_is_refused(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    out.mkdir()
+    if not _chattr("+i", out):
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        result = cli("run", path, "--out", out)
+        assert result.exit_code == 2
+        assert f"{out}: cannot write in the output folder: Operation not permitted" in result.output
+    finally:
+        _chattr("-i", out)
+
+
+def test_replications_on_the_command_line_share_the_scenarios_cap(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario())
+    result = cli("run", path, "-r", "1000000000", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "1000" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_figure_path_is_refused_before_reading_the_trace(cli, tmp_path):
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    missing_trace = tmp_path / "absent.csv"  # not read: the figure's path is checked first
+    result = cli("trace", "inspect", missing_trace, "--png", blocker / "fig.png")
+    assert result.exit_code == 2
+    assert f"{blocker / 'fig.png'}: cannot write the figure here: {blocker} is not a folder" in result.output
+    result = cli("trace", "inspect", missing_trace, "--png", tmp_path)
+    assert result.exit_code == 2 and "is a folder; give a file name for the figure" in result.output
