@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -38,12 +39,12 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show tracebacks f
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Bad input -> its problems on stderr and exit 2."""
+    """Bad input -> its problems on stderr and exit 2 (with the traceback first under --debug)."""
     try:
         yield
     except InputError as exc:
         if _state["debug"]:
-            raise
+            traceback.print_exc()
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2) from None
@@ -72,7 +73,7 @@ def _progress_bar(enabled: bool):
 
 
 def _terminate_as_interrupt(signum, frame):  # pragma: no cover - exercised by a subprocess test
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt  # so a killed run cleans up exactly as an interrupted one
 
 
 @app.command()
@@ -97,6 +98,8 @@ def run(
         with _progress_bar(_interactive()) as progress:
             result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
                                    report=not no_report)
+    if not (out / "summary.json").is_file():  # never exit 0 without the outputs
+        raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
     typer.echo(comparison_table(result))
     reports = "" if no_report else "report.html, report.md, "
     typer.echo(f"\nwrote {out}/ ({reports}summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
@@ -406,12 +409,28 @@ def _instant(text: str, option: str):
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C (or SIGTERM)
+
+
 def main() -> None:
+    """Exit codes: 0 ok, 1 a gate failed, 2 bad input, 3 a bug of ours, 130 interrupted."""
+    debug = "--debug" in sys.argv[1:]
     try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted; no output was left half-written", err=True)
-        sys.exit(130)
+        code = app(standalone_mode=False)  # typer returns Ctrl-C as 130 and typer.Exit(n) as n
+    except (KeyboardInterrupt, typer.Abort):
+        code = INTERRUPTED
+    except Exception as exc:
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # a usage error (unknown option, value out of range): typer's message, exit 2
+            sys.exit(exc.exit_code)
+        if debug:
+            traceback.print_exc()
+        typer.echo("internal error: this is a bug in routesim; please report it with the command you ran"
+                   + ("" if debug else " and the traceback that --debug prints"), err=True)
+        sys.exit(3)
+    if code == INTERRUPTED:
+        typer.echo("interrupted: nothing was written (an earlier run in the output folder is as it was)", err=True)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -41,7 +41,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR
                       ATTEMPT_TIMEOUT, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import BasePolicy, Judge, Outcome, Request
+from .policies.base import POLICY_FAILURES, BasePolicy, Judge, Outcome, Request
 from .prices import charge_usd
 from .provider import Providers
 from .rng import BLOCK_SIZE
@@ -171,7 +171,7 @@ class Router:
         start = thread_time_ns()
         try:
             decision = self.policy.route(request, view)
-        except Exception as exc:  # a policy bug must not stop the run
+        except POLICY_FAILURES as exc:  # a policy bug must not stop the run
             decision = None
             error = f"{type(exc).__name__}: {exc}"
         decision_us = (thread_time_ns() - start) / 1000.0
@@ -494,6 +494,6 @@ class Router:
                               quality if status == REQUEST_OK else None)
             try:
                 self._observe(request, outcome)
-            except Exception as exc:  # feedback errors are policy errors too, not run failures
+            except POLICY_FAILURES as exc:  # feedback errors are policy errors too, not run failures
                 self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
 

@@ -28,6 +28,7 @@ from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
 from .metrics import RunRecorder, attempts_table, decisions_table, requests_table, run_columns, run_metrics
+from .policies.base import POLICY_FAILURES
 from .policies.registry import PolicyConfigError, build, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
@@ -125,22 +126,28 @@ def preflight(loaded: LoadedScenario, seed: int | None = None) -> Trace:
     seed = loaded.scenario.seed if seed is None else seed
     trace = load_trace(loaded, seed, 0)
     check_trace(loaded, trace)
-    for name, spec in loaded.scenario.policies.items():
-        try:
-            build(spec.kind, spec.all_params(), seed=0)
-        except PolicyConfigError as exc:
-            raise InputError([loaded.problem(("policies", name), m) for _, m in exc.problems]) from None
-        except Exception as exc:
-            raise InputError(loaded.problem(("policies", name), f"cannot construct the policy: {type(exc).__name__}: {exc}")) from None
+    for name in loaded.scenario.policies:
+        construct(loaded, name, seed=0)
     return trace
+
+
+def construct(loaded: LoadedScenario, name: str, seed: int):
+    """Policy ``name`` built from its own deep copy of the parameters; its constructor's
+    failure (even SystemExit) is bad input naming the policy, not a crash."""
+    spec = loaded.scenario.policies[name]
+    try:
+        return build(spec.kind, spec.all_params(), seed=seed)
+    except PolicyConfigError as exc:
+        raise InputError([loaded.problem(("policies", name), m) for _, m in exc.problems]) from None
+    except POLICY_FAILURES as exc:
+        raise InputError(loaded.problem(("policies", name), f"cannot construct the policy: {type(exc).__name__}: {exc}")) from None
 
 
 # --------------------------------------------------------------------------- one run
 def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world: World, catalog: Catalog,
              estimate: np.ndarray | None, seed: int, replication: int) -> tuple[RunRecorder, float]:
     """One policy through one replication; returns its records and its breakers' total open time."""
-    spec = loaded.scenario.policies[policy_name]
-    policy = build(spec.kind, spec.all_params(), seed=policy_seed(seed, replication, policy_index))
+    policy = construct(loaded, policy_name, policy_seed(seed, replication, policy_index))
     router_spec = loaded.scenario.router_for(policy_name)
     if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
         policy.bind_ground_truth(GroundTruth(world, catalog, router_spec))

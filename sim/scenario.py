@@ -7,6 +7,7 @@ reported all at once, each with its file, line and field path.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from datetime import datetime, timezone
@@ -519,7 +520,8 @@ class PolicySpec(BaseModel):
         overlap = sorted(set(inline) & set(self.params))
         if overlap:
             raise ValueError(f"{', '.join(overlap)} given both inline and under 'params'")
-        return {**self.params, **inline}
+        # A deep copy: whoever uses them (a policy's constructor) cannot change the scenario.
+        return copy.deepcopy({**self.params, **inline})
 
 
 class Gates(Strict):

@@ -18,6 +18,13 @@ import math
 from typing import Any, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 
+#: What the harness catches from a policy's own code (constructor, route, observe) and
+#: records as a policy error: any exception, and SystemExit too, since a policy that
+#: calls sys.exit() must not end the run (least of all with exit 0 and nothing written).
+#: KeyboardInterrupt is not caught: Ctrl-C still stops the run.
+POLICY_FAILURES = (Exception, SystemExit)
+
+
 class Request(NamedTuple):
     """What the router knows about a request when it must decide."""
 

@@ -3,12 +3,15 @@ paths, and the ``routesim.policies`` entry-point group for installed plug-ins.""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .base import POLICY_FAILURES
 
 ENTRY_POINT_GROUP = "routesim.policies"
 _BUILTINS: dict[str, type] = {}
@@ -49,20 +52,31 @@ def register(name: str):
 
 
 def available() -> dict[str, type]:
-    """Built-ins and installed plug-ins, by name."""
+    """Built-ins and installed plug-ins, by name (``routesim policies``: this imports the plug-ins)."""
     _load_builtins()
     found = dict(_BUILTINS)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in found:
             try:
-                found[ep.name] = ep.load()
-            except Exception:  # a broken plug-in must not hide the others
+                found[ep.name] = _policy_class(ep.load(), f"entry point '{ep.name}'")
+            except (*POLICY_FAILURES, PolicyConfigError):  # a broken plug-in must not hide the others
                 continue
     return found
 
 
+def known_names() -> list[str]:
+    """Built-in and plug-in names, without importing any plug-in (for error messages)."""
+    _load_builtins()
+    return sorted(set(_BUILTINS) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 def resolve(kind: str) -> type:
-    """The class for ``kind``; raises ``PolicyConfigError`` naming what is wrong."""
+    """The class for ``kind``; raises ``PolicyConfigError`` naming what is wrong.
+
+    An import path imports its module (as a pytest plug-in would), so a scenario
+    naming one runs that module's code; what it names must then be a class with a
+    ``route`` method, which is checked before anything is called.
+    """
     _load_builtins()
     if kind in _BUILTINS:
         return _BUILTINS[kind]
@@ -70,19 +84,31 @@ def resolve(kind: str) -> type:
         module_name, _, attr = kind.partition(":")
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:
-            raise PolicyConfigError([((), f"cannot import module '{module_name}' for policy kind '{kind}': {exc}")]) from None
-        cls = getattr(module, attr, None)
-        if cls is None:
+        except POLICY_FAILURES as exc:
+            raise PolicyConfigError([((), f"cannot import module '{module_name}' for policy kind '{kind}': "
+                                          f"{type(exc).__name__}: {exc}")]) from None
+        if not hasattr(module, attr):
             raise PolicyConfigError([((), f"module '{module_name}' has no '{attr}'")])
-        return cls
+        return _policy_class(getattr(module, attr), f"'{kind}'")
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=kind):
         try:
-            return ep.load()
-        except Exception as exc:
-            raise PolicyConfigError([((), f"entry point '{kind}' failed to load: {exc}")]) from None
-    names = ", ".join(sorted(available()))
-    raise PolicyConfigError([((), f"unknown policy kind '{kind}' (available: {names}; or 'package.module:Class')")])
+            loaded = ep.load()
+        except POLICY_FAILURES as exc:
+            raise PolicyConfigError([((), f"entry point '{kind}' failed to load: {type(exc).__name__}: {exc}")]) from None
+        return _policy_class(loaded, f"entry point '{kind}'")
+    raise PolicyConfigError([((), f"unknown policy kind '{kind}' (available: {', '.join(known_names())}; "
+                                  "or 'package.module:Class')")])
+
+
+def _policy_class(obj: Any, what: str) -> type:
+    """``obj`` if it is a class with a ``route`` method; nothing else is ever called."""
+    if not isinstance(obj, type):
+        kind = "module" if inspect.ismodule(obj) else "function" if callable(obj) else type(obj).__name__
+        raise PolicyConfigError([((), f"{what} is a {kind}, not a policy class (a class with a "
+                                      "route(request, view) method)")])
+    if not callable(getattr(obj, "route", None)):
+        raise PolicyConfigError([((), f"{what} is a class without a route(request, view) method, not a policy")])
+    return obj
 
 
 def validate_params(kind: str, params: dict[str, Any]) -> list[tuple[str, tuple]]:
@@ -120,13 +146,10 @@ def workload_problems(kind: str, params: dict[str, Any], workloads: list[str]) -
 def build(kind: str, params: dict[str, Any], seed: int | None = None):
     """Construct the policy; a ``seed`` is passed when the constructor accepts one."""
     cls = resolve(kind)
-    kwargs = dict(params)
+    kwargs = copy.deepcopy(params)  # the policy's own: a constructor that mutates them cannot change the scenario
     if seed is not None and _accepts(cls, "seed"):
         kwargs["seed"] = seed
-    policy = cls(**kwargs)
-    if not callable(getattr(policy, "route", None)):
-        raise PolicyConfigError([((), f"{cls.__name__} has no route(request, view) method")])
-    return policy
+    return cls(**kwargs)
 
 
 def _accepts(cls: type, name: str) -> bool:
