@@ -10,14 +10,14 @@ there is no interval and the mean decides (the output says so). Paired checks
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from .errors import InputError, Problem
-from .run_folder import read_run_files
+from .run_folder import read_run_files, read_table
 from .scenario import Gates
 from .stats import mean_ci
 
@@ -47,8 +47,8 @@ class Check:
 
 
 def _per_replication(folder: Path, policy: str) -> dict[int, dict[str, float]]:
-    table = pq.read_table(folder / "requests.parquet", columns=["replication", "status", "latency_s", "cost_usd",
-                                                                "quality"], filters=[("policy", "=", policy)]).to_pandas()
+    table = read_table(folder, "requests", ["replication", "status", "latency_s", "cost_usd", "quality"],
+                       filters=[("policy", "=", policy)])
     out = {}
     for r, run in table.groupby("replication"):
         ok = run.latency_s[run.status == "ok"].to_numpy()
@@ -99,6 +99,11 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
         raise InputError(Problem(f"'{candidate}' is an upper bound that sees the ground truth; it cannot be rolled out"))
     thresholds = {k: v for k, v in gates.model_dump().items() if k in CHECKS and v is not None}
     thresholds.update({k: v for k, v in overrides.items() if v is not None})
+    problems = threshold_problems(overrides, lambda name: "--" + name.replace("_", "-"))
+    problems += threshold_problems(gates.model_dump(), lambda name: f"gates.{name}",
+                                   str(folder / "scenario.resolved.yaml"))
+    if problems:
+        raise InputError(problems)
     if not thresholds:
         raise InputError(Problem("nothing to check: give thresholds such as --min-savings 0.2 "
                                  "(or a gates: section in the scenario)"))
@@ -116,6 +121,25 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
         passed = decided is not None and (decided >= threshold if direction == "min" else decided <= threshold)
         checks.append(Check(name, what, threshold, m["mean"], lo, hi, decided, basis, passed))
     return checks, candidate, baseline
+
+
+#: Thresholds that are fractions: a value beyond 1 is a percent given by mistake.
+FRACTIONS = ("min_savings", "max_quality_drop", "min_success_rate", "min_fault_success_rate")
+
+
+def threshold_problems(thresholds: dict, label, file: str = "") -> list[Problem]:
+    """Thresholds that cannot mean what the user wants: NaN or infinite, or a percent where a fraction goes."""
+    problems = []
+    for name, value in thresholds.items():
+        if value is None or name not in CHECKS:
+            continue
+        if not math.isfinite(value):
+            problems.append(Problem(f"{label(name)} {value}: must be a finite number", file=file))
+        elif name in FRACTIONS and abs(value) > 1:
+            problems.append(Problem(f"{label(name)} {value:g}: thresholds are fractions, e.g. 0.2 for 20%", file=file))
+        elif value < 0 and name != "min_savings":  # only savings may be negative: a cost rise you accept
+            problems.append(Problem(f"{label(name)} {value:g}: must be >= 0", file=file))
+    return problems
 
 
 def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:

@@ -26,9 +26,10 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Annotated, Any, Iterable, Iterator
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError, Problem
 
@@ -229,18 +230,113 @@ def updating_run(folder: Path, will_write: Iterable[str]) -> Iterator[Path]:
 
 
 # --------------------------------------------------------------------------- reading a run back
+class _Checked(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+class _Metric(_Checked):
+    mean: float | None
+    ci95: tuple[float | None, float | None]
+
+
+class _RunBlock(_Checked):
+    horizon_s: Annotated[float, Field(ge=0)]
+    requests_per_replication: list[Annotated[int, Field(ge=0)]]
+    fault_windows: list[tuple[float, float, str, str]]
+    price_changes_s: list[float]
+    decision_budget_ms: Annotated[float, Field(gt=0)]
+
+
+class _Summary(_Checked):
+    """summary.json as ``write_summary`` writes it; anything else is a damaged file."""
+
+    scenario: str
+    seed: int
+    replications: Annotated[int, Field(ge=1)]
+    baseline: str
+    upper_bounds: list[str] = []
+    routesim_version: str
+    run: _RunBlock | None = None
+    policies: dict[str, dict[str, _Metric]]
+    comparisons: list[dict[str, Any]] = []
+
+    @model_validator(mode="after")
+    def _complete(self):
+        from .stats import SUMMARY_METRICS
+
+        if not self.policies:
+            raise ValueError("policies: no policy in the run")
+        if self.baseline not in self.policies:
+            raise ValueError(f"baseline '{self.baseline}' is not among the policies ({', '.join(self.policies)})")
+        for name, metrics in self.policies.items():
+            missing = [m for m in SUMMARY_METRICS if m not in metrics]
+            if missing:
+                raise ValueError(f"policies.{name}: missing metric(s) {', '.join(missing)}")
+        return self
+
+
 def read_run_files(folder: Path) -> tuple[dict, dict]:
-    """(summary.json, scenario.resolved.yaml) of a finished run; InputError when it is not one."""
+    """(summary.json, scenario.resolved.yaml) of a finished run, both checked; InputError
+    naming the file and what is wrong when the folder is not a whole, undamaged run."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(Problem("not a folder written by routesim run" if folder.exists() else "folder not found",
                                  file=str(folder)))
     for name in ("summary.json", "scenario.resolved.yaml", "requests.parquet"):
-        if not (folder / name).exists():
+        if not (folder / name).is_file():
             raise InputError(Problem(f"not a finished routesim run (no {name})", file=str(folder)))
+    summary, resolved = _read_summary(folder / "summary.json"), _read_resolved(folder / "scenario.resolved.yaml")
+    unknown = [name for name in summary["policies"] if name not in resolved["policies"]]
+    if unknown:
+        raise _damaged(folder / "scenario.resolved.yaml", f"no policy {', '.join(unknown)}, which summary.json has")
+    return summary, resolved
+
+
+def _damaged(path: Path, what: str) -> InputError:
+    return InputError(Problem(f"damaged run file: {what}", file=str(path)))
+
+
+def _read_summary(path: Path) -> dict:
+    from .errors import describe_error
+    from .yamlio import format_path
+
     try:
-        doc = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        resolved = yaml.safe_load((folder / "scenario.resolved.yaml").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError(Problem(f"a run file is damaged: {exc}", file=str(folder))) from None
-    return doc, resolved
+        return _Summary.model_validate_json(path.read_bytes()).model_dump()
+    except ValidationError as exc:
+        problems = [Problem(f"damaged run file: {describe_error(e)}", path=format_path(e["loc"]), file=str(path))
+                    for e in exc.errors()[:10]]
+        raise InputError(problems) from None
+    except OSError as exc:
+        raise _damaged(path, exc.strerror or str(exc)) from None
+
+
+def _read_resolved(path: Path) -> dict:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise _damaged(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise _damaged(path, "empty, or not a YAML mapping")
+    policies = doc.get("policies")
+    if not isinstance(policies, dict) or not all(isinstance(p, dict) and isinstance(p.get("kind"), str)
+                                                 for p in policies.values()):
+        raise _damaged(path, "'policies' must map each policy to its kind and params")
+    return doc
+
+
+def read_table(folder: Path, name: str, columns: list[str], filters=None):
+    """Columns of one of the run's Parquet tables as pandas; InputError when the file is
+    damaged, not Parquet, or lacks a column the reader needs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / f"{name}.parquet"
+    try:
+        present = pq.read_schema(path).names
+        needed = list(columns) + [f[0] for f in filters or []]
+        missing = [c for c in dict.fromkeys(needed) if c not in present]
+        if missing:
+            raise _damaged(path, f"missing column(s) {', '.join(missing)}")
+        return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise _damaged(path, f"cannot read it as Parquet ({str(exc).splitlines()[0]})") from None

@@ -275,7 +275,8 @@ def write_faults(result: RunResult, folder: Path) -> None:
 
 def write_summary(result: RunResult, folder: Path) -> None:
     doc = summary_document(result)
-    (folder / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    # allow_nan=False: a non-finite number here is a bug of ours, not a value a reader should meet.
+    (folder / "summary.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     header = ["policy"] + [f"{m}_{part}" for m in SUMMARY_METRICS for part in ("mean", "ci95_lo", "ci95_hi")]
     lines = [",".join(header)]
     for name, metrics in doc["policies"].items():

@@ -47,7 +47,8 @@ def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE, bounds: tup
     """``{"mean": x, "ci95": [lo, hi]}``; the interval is None with one replication
     (no spread to estimate) and collapses to the mean when every value is equal.
     ``bounds`` clips the interval to a metric's possible range."""
-    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    # A replication without the measurement (NaN; an infinite ratio) has nothing to average.
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     if len(x) == 0:
         return {"mean": None, "ci95": [None, None]}
     mean = float(x.mean())

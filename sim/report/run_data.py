@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from ..errors import InputError, Problem
-from ..run_folder import read_run_files
+from ..run_folder import read_run_files, read_table
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
@@ -80,11 +79,18 @@ def load_run(folder: Path) -> RunData:
         requests_per_replication=run["requests_per_replication"], version=doc["routesim_version"], resolved=resolved)
     edges = np.linspace(0.0, max(data.horizon_s, 1e-9), TIME_BINS + 1)
     for name in data.policies:
-        frame = pq.read_table(folder / "requests.parquet", columns=_COLUMNS, filters=[("policy", "=", name)]).to_pandas()
+        frame = read_table(folder, "requests", _COLUMNS, filters=[("policy", "=", name)])
         data.series[name] = _series(frame, edges)
-    data.faults = pd.read_csv(folder / "faults.csv")
+    data.faults = _read_faults(folder / "faults.csv")
     data.decisions = _decision_sample(folder, data.policies)
     return data
+
+
+def _read_faults(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:  # pandas' parser and empty-data errors are ValueErrors
+        raise InputError(Problem(f"damaged run file: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
 def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
@@ -119,11 +125,10 @@ def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
 def _decision_sample(folder: Path, policies: list[str]) -> pd.DataFrame:
     """Evenly spaced requests of the first replication, for every policy: what was decided, why, and what happened."""
     first = [("replication", "=", 0)]
-    decisions = pq.read_table(folder / "decisions.parquet", columns=["policy", "request_id", "candidates", "reason",
-                                                                     "policy_error"], filters=first).to_pandas()
-    requests = pq.read_table(folder / "requests.parquet", columns=["policy", "request_id", "workload", "status",
-                                                                   "model", "attempts", "cost_usd", "latency_s"],
-                             filters=first).to_pandas()
+    decisions = read_table(folder, "decisions", ["policy", "request_id", "candidates", "reason", "policy_error"],
+                           filters=first)
+    requests = read_table(folder, "requests", ["policy", "request_id", "workload", "status", "model", "attempts",
+                                               "cost_usd", "latency_s"], filters=first)
     n = int((requests.policy == policies[0]).sum())
     picks = np.unique(np.linspace(0, max(n - 1, 0), min(DECISION_SAMPLE, n)).round().astype(int))
     ids = requests[requests.policy == policies[0]].request_id.to_numpy()[picks]
