@@ -320,6 +320,8 @@ def trace_import(
                                              "uniformly over this many seconds (3 matches its rounding)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the jitter."),
     chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows read at a time (bounds memory)."),
+    sort: bool = typer.Option(False, "--sort", help="Sort by time (a source whose clock restarts, or unsorted rows): "
+                              "in memory, up to 20 million rows."),
 ) -> None:
     """Convert a public or generic trace into routesim's trace format, in bounded memory."""
     from .importers import ImportOptions, import_trace
@@ -331,7 +333,7 @@ def trace_import(
             if not sep or not target or not src:
                 raise InputError(Problem(f"--column '{item}': give ROUTESIM=SOURCE, e.g. arrival_s=timestamp"))
             columns[target.strip()] = src.strip()
-        options = ImportOptions(columns, time_unit, workload, workload_from, jitter_s, seed, chunk_rows)
+        options = ImportOptions(columns, time_unit, workload, workload_from, jitter_s, seed, chunk_rows, sort)
         summary = import_trace(source, fmt, out, options)
     mix = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.workloads.items()))
     failed = f"; {summary.failed_in_source:,} failed in the source (flagged in failed_in_source)" \

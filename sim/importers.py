@@ -40,8 +40,11 @@ import pyarrow.parquet as pq
 
 from .files import atomic_file
 from .errors import InputError, Problem
+from .limits import MAX_SORT_ROWS
 from .rng import Stream, generator
-from .trace import DEFAULT_WORKLOAD, QUALITY_PREFIX, format_from_suffix, json_lines
+from .table_checks import Locate, csv_rows, numbers, table_rows, text_lines, token_counts
+from .trace import (DEFAULT_WORKLOAD, QUALITY_PREFIX, check_input_file, check_text_file, format_from_suffix, json_lines,
+                    read_csv_table)
 
 FORMATS = ("azure", "mooncake", "burstgpt", "csv", "jsonl", "parquet")
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}  # plus "datetime"
@@ -59,6 +62,7 @@ class ImportOptions:
     jitter_s: float | None = None  # Mooncake: spread rounded timestamps over this many seconds
     seed: int = 0
     chunk_rows: int = 200_000
+    sort: bool = False  # sort by time in memory (up to MAX_SORT_ROWS) instead of refusing an unsorted source
 
 
 @dataclass
@@ -72,8 +76,7 @@ class ImportSummary:
 @dataclass
 class _Chunk:
     frame: pd.DataFrame  # the source's columns, as read
-    first: int  # line (text) or row (Parquet) number of the frame's first row
-    rows_named: str  # "line" or "row"
+    locate: Locate  # where each of its rows came from
 
 
 # --------------------------------------------------------------------------- entry point
@@ -83,8 +86,7 @@ def import_trace(source: Path, fmt: str, out: Path, options: ImportOptions | Non
     source, out = Path(source), Path(out)
     if fmt not in FORMATS:
         raise InputError(Problem(f"unknown import format '{fmt}' (formats: {', '.join(FORMATS)})", file=str(source)))
-    if not source.exists():
-        raise InputError(Problem("file not found", file=str(source)))
+    check_input_file(source)
     out_format = format_from_suffix(out)
     mapper = _mapper(fmt, source, options)
     summary = ImportSummary()
@@ -92,8 +94,9 @@ def import_trace(source: Path, fmt: str, out: Path, options: ImportOptions | Non
         writer = _Writer(tmp, out_format)
         try:
             ordered = _Ordered(options, source)
-            for chunk in _chunks(source, _reader_format(fmt), options.chunk_rows):
-                for table in ordered.push(mapper(chunk)):
+            mapped = (mapper(chunk) for chunk in _chunks(source, _reader_format(fmt), options.chunk_rows))
+            for part in ([_sorted_whole(mapped, source)] if options.sort else mapped):
+                for table in ordered.push(part):
                     writer.write(table, summary)
             for table in ordered.finish():
                 writer.write(table, summary)
@@ -117,38 +120,36 @@ def _chunks(path: Path, fmt: str, rows: int) -> Iterator[_Chunk]:
     else:
         try:
             batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
-            first = 1
+            first = 0
             for batch in batches:
-                yield _Chunk(batch.to_pandas(), first, "row")
+                yield _Chunk(batch.to_pandas(), table_rows(str(path), first))
                 first += batch.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(Problem(f"cannot read Parquet: {exc}", file=str(path))) from None
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(Problem(f"cannot read Parquet: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
 def _csv_chunks(path: Path, rows: int) -> Iterator[_Chunk]:
+    check_text_file(path, max_bytes=float("inf"))  # streamed: any size, but no binary data
+    first = 0
     try:
-        # Everything as text: values are checked below, with their line numbers.
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, chunksize=rows)
-        first = 2  # line 1 is the header
-        for frame in reader:
-            yield _Chunk(frame, first, "line")
+        for frame in read_csv_table(path, chunksize=rows):
+            yield _Chunk(frame, csv_rows(path, first))
             first += len(frame)
-    except pd.errors.EmptyDataError:
-        raise InputError(Problem("empty file (no header, no rows)", file=str(path))) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(Problem(f"not valid CSV: {exc}", file=str(path))) from None
+        raise InputError(Problem(f"not valid CSV: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[_Chunk]:
     batch: list[dict] = []
-    first = 1
+    lines: list[int] = []
     for number, row in json_lines(path):
         batch.append(row)
+        lines.append(number)
         if len(batch) == rows:
-            yield _Chunk(pd.DataFrame(batch), first, "line")
-            first, batch = number + 1, []
+            yield _Chunk(pd.DataFrame(batch), text_lines(str(path), lines))
+            batch, lines = [], []
     if batch:
-        yield _Chunk(pd.DataFrame(batch), first, "line")
+        yield _Chunk(pd.DataFrame(batch), text_lines(str(path), lines))
 
 
 # --------------------------------------------------------------------------- checking values
@@ -159,10 +160,7 @@ class _Check:
         self.chunk, self.source = chunk, source
 
     def where(self, i: int) -> dict:
-        number = self.chunk.first + i
-        if self.chunk.rows_named == "line":
-            return {"file": str(self.source), "line": number}
-        return {"file": str(self.source), "path": f"row {number}"}
+        return self.chunk.locate(i)
 
     def column(self, name: str) -> pd.Series:
         frame = self.chunk.frame
@@ -172,20 +170,10 @@ class _Check:
         return frame[name]
 
     def numbers(self, name: str, label: str | None = None) -> np.ndarray:
-        raw = self.column(name)
-        values = pd.to_numeric(raw.replace("", np.nan), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise InputError(Problem(f"{label or name}: not a number ({raw.iloc[bad[0]]!r})", **self.where(int(bad[0]))))
-        return values
+        return numbers(self.column(name), label or name, self.where)
 
     def tokens(self, name: str, label: str) -> np.ndarray:
-        values = self.numbers(name, label)
-        bad = np.flatnonzero((values < 0) | (values != np.round(values)))
-        if len(bad):
-            raise InputError(Problem(f"{label}: must be a whole number >= 0 (got {self.column(name).iloc[bad[0]]!r})",
-                                     **self.where(int(bad[0]))))
-        return values.astype(np.int64)
+        return token_counts(self.column(name), label, self.where)
 
     def timestamps(self, name: str) -> np.ndarray:
         """Date-times (with or without a zone; naive ones are UTC) as seconds since the epoch."""
@@ -304,6 +292,21 @@ def _generic_mapper(source: Path, options: ImportOptions):
 
 
 # --------------------------------------------------------------------------- order, jitter, ids
+def _sorted_whole(mapped: Iterator[tuple[pd.DataFrame, _Check]], source: Path) -> tuple[pd.DataFrame, _Check]:
+    """Every chunk in memory, stably sorted by time (``--sort``): for sources whose clock
+    restarts or whose rows are out of order. Refused beyond ``MAX_SORT_ROWS`` rows."""
+    frames, rows = [], 0
+    for frame, _ in mapped:
+        rows += len(frame)
+        if rows > MAX_SORT_ROWS:
+            raise InputError(Problem(f"--sort holds the whole trace in memory, and this one has more than "
+                                     f"{MAX_SORT_ROWS:,} rows: sort the source by time first", file=str(source)))
+        frames.append(frame)
+    whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"time": []})
+    whole = whole.sort_values("time", kind="stable", ignore_index=True)
+    return whole, _Check(_Chunk(whole, table_rows(f"{source} (sorted)")), source)
+
+
 class _Ordered:
     """Checks that time never goes back, makes times relative to the first
     request, applies seeded jitter, and hands out rows in arrival order.
@@ -329,7 +332,8 @@ class _Ordered:
         if len(back):
             i = int(back[0])
             raise InputError(Problem(f"time goes back ({time[i]:.6f} s after {self.last_time if i == 0 else time[i - 1]:.6f} s): "
-                                     "the source must be sorted by time", **check.where(i)))
+                                     "the source must be sorted by time (--sort sorts it in memory, up to "
+                                     f"{MAX_SORT_ROWS:,} rows)", **check.where(i)))
         self.last_time = float(time[-1])
         if self.t0 is None:
             self.t0 = float(time[0])

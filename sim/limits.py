@@ -7,3 +7,4 @@ MAX_TOKENS = 10_000_000  # input, output or cached tokens of one request
 MAX_REQUESTS = 50_000_000  # requests of one replication (a synthetic trace's expected count, or a file's rows)
 MAX_YAML_BYTES = 5 * 1024 * 1024  # a scenario file
 MAX_YAML_NODES = 200_000  # YAML nodes with every alias expanded (a scenario has a few thousand)
+MAX_SORT_ROWS = 20_000_000  # rows ``routesim trace import --sort`` sorts in memory (about 2 GB at that size)

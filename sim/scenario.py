@@ -27,7 +27,9 @@ TRACE_FORMATS = ("csv", "jsonl", "parquet")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    # strict: a boolean or a quoted string is not a number ('1.0' in YAML is text); an
+    # integer is still a valid float. Fields that convert on purpose say strict=False.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
 
 def require_order(model: BaseModel, low: str, high: str, strict: bool = False) -> None:
@@ -131,7 +133,7 @@ class SyntheticTrace(Strict):
 class Replay(Strict):
     """Shape-preserving replay of a trace file: applied in this order, tokens and order kept."""
 
-    window_s: tuple[NonNegative, Positive] | None = None  # keep arrivals in [start, end), shifted to 0
+    window_s: Annotated[tuple[NonNegative, Positive], Field(strict=False)] | None = None  # a YAML list; keep arrivals in [start, end), shifted to 0
     sample: Annotated[float, Field(gt=0, le=1)] | None = None  # keep each request with this chance (per replication)
     speedup: Positive | None = None  # divide every gap by this
     rate_per_s: Positive | None = None  # or: scale time to this mean rate
@@ -146,7 +148,7 @@ class Replay(Strict):
 
 
 class TraceSpec(Strict):
-    path: Path | None = None  # relative to the scenario file
+    path: Annotated[Path, Field(strict=False)] | None = None  # relative to the scenario file
     format: Literal["csv", "jsonl", "parquet"] | None = None
     replay: Replay | None = None  # transforms of the file's trace
     synthetic: SyntheticTrace | None = None

@@ -20,7 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import table_checks
 from .errors import InputError, Problem
+from .limits import MAX_REQUESTS
+from .table_checks import Locate, csv_rows, table_rows, text_lines
 from .scenario import SyntheticTrace, TokenCounts
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
@@ -72,25 +75,68 @@ class Trace:
 
 
 # --------------------------------------------------------------------------- reading
+#: CSV and JSON-lines traces are read whole into memory; beyond this size, convert them to
+#: Parquet in bounded memory with ``routesim trace import`` (which streams in chunks).
+MAX_TEXT_TRACE_BYTES = 1 << 30
+
+
 def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     """Read a CSV, JSON-lines or Parquet trace and validate it."""
     path = Path(path)
     fmt = fmt or format_from_suffix(path)
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise InputError(Problem(f"unknown trace format '{fmt}' (csv, jsonl, parquet)", file=str(path)))
+    check_input_file(path)
+    if fmt == "csv":
+        check_text_file(path, MAX_TEXT_TRACE_BYTES)
+        return from_frame(read_csv_table(path), str(path), csv_rows(path))
+    if fmt == "jsonl":
+        check_text_file(path, MAX_TEXT_TRACE_BYTES)
+        lines, rows = [], []
+        for number, row in json_lines(path):
+            lines.append(number)
+            rows.append(row)
+        return from_frame(pd.DataFrame(rows), str(path), text_lines(str(path), lines))
+    return from_frame(_read_parquet(path), str(path), table_rows(str(path)))
+
+
+def check_input_file(path: Path) -> None:
+    """An input must be a readable regular file (not a folder, device or missing)."""
     if not path.exists():
         raise InputError(Problem("file not found", file=str(path)))
-    if fmt == "csv":
-        frame, first_line = _read_csv(path), 2  # line 1 is the header
-    elif fmt == "jsonl":
-        frame, first_line = _read_jsonl(path), 1
-    elif fmt == "parquet":
-        try:
-            frame = pq.read_table(path).to_pandas()
-        except Exception as exc:
-            raise InputError(Problem(f"cannot read Parquet: {exc}", file=str(path))) from None
-        first_line = None
-    else:
-        raise InputError(Problem(f"unknown trace format '{fmt}' (csv, jsonl, parquet)", file=str(path)))
-    return from_frame(frame, source=str(path), first_line=first_line)
+    if path.is_dir():
+        raise InputError(Problem("is a folder, not a file", file=str(path)))
+    if not path.is_file():
+        raise InputError(Problem("is not a regular file", file=str(path)))
+
+
+def check_text_file(path: Path, max_bytes: int) -> None:
+    """Refuse, before parsing, a text file too large to read whole or holding binary data
+    (a sparse or binary file would otherwise be parsed as one enormous line)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+    except OSError as exc:
+        raise InputError(Problem(f"cannot read: {exc.strerror or exc}", file=str(path))) from None
+    if size > max_bytes:
+        raise InputError(Problem(f"{size / (1 << 30):.1f} GiB is more than this reader takes ({max_bytes / (1 << 30):g} GiB): "
+                                 f"convert it to Parquet in bounded memory with routesim trace import "
+                                 f"--format {format_from_suffix(path)} {path} OUT.parquet", file=str(path)))
+    nul = head.find(b"\0")
+    if nul >= 0:
+        raise InputError(Problem(f"binary data (a NUL byte at byte {nul:,}): not a text trace", file=str(path)))
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if rows > MAX_REQUESTS:
+            raise InputError(Problem(f"{rows:,} rows: more than the {MAX_REQUESTS:,} requests a replication may have; "
+                                     "take a window or a sample with routesim trace transform", file=str(path)))
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(Problem(f"cannot read Parquet: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
 def format_from_suffix(path: Path) -> str:
@@ -101,67 +147,61 @@ def format_from_suffix(path: Path) -> str:
     return known[suffix]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv_table(path: Path, chunksize: int | None = None):
+    """A CSV file as text columns (numbers are parsed by the checks, with line numbers), or
+    an iterator of chunks of ``chunksize`` rows."""
     try:
-        # Everything as text first: numbers are parsed below, with row numbers on failure.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        # Everything as text first: numbers are parsed later, with line numbers on failure.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, chunksize=chunksize)
     except pd.errors.EmptyDataError:
         raise InputError(Problem("empty file (no header, no rows)", file=str(path))) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(Problem(f"not valid CSV: {exc}", file=str(path))) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(Problem(f"not valid CSV: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
 def json_lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each line of a JSON-lines file; a bad line is an InputError naming it."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(Problem(f"not valid JSON: {exc.msg}", file=str(path), line=number)) from None
-            if not isinstance(row, dict):
-                raise InputError(Problem("each line must be a JSON object", file=str(path), line=number))
-            yield number, row
+    """(line number, object) for each non-blank line of a JSON-lines file; a bad line
+    (not UTF-8, not JSON, not an object) is an InputError naming it."""
+    try:
+        with path.open("rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue  # blank lines, such as the one many files end with
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise InputError(Problem(f"not UTF-8 text (byte {exc.start + 1} of the line)", file=str(path),
+                                             line=number)) from None
+                except json.JSONDecodeError as exc:
+                    raise InputError(Problem(f"not valid JSON: {exc.msg}", file=str(path), line=number)) from None
+                if not isinstance(row, dict):
+                    raise InputError(Problem("each line must be a JSON object", file=str(path), line=number))
+                yield number, row
+    except OSError as exc:
+        raise InputError(Problem(f"cannot read: {exc.strerror or exc}", file=str(path))) from None
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    return pd.DataFrame([row for _, row in json_lines(path)])
-
-
-def from_frame(frame: pd.DataFrame, source: str = "trace", first_line: int | None = 1) -> Trace:
+def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None = None) -> Trace:
     """Validate a table and turn it into a ``Trace``.
 
-    ``first_line`` is the file line of row 0 (None: report 1-based row numbers).
+    ``locate`` maps a row to where it came from (default: 1-based row numbers of ``source``).
     """
-
-    def where(row: int) -> dict:
-        if first_line is None:
-            return {"file": source, "path": f"row {row + 1}"}
-        return {"file": source, "line": row + first_line}
-
+    where = locate or table_rows(source)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(Problem(f"missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})",
                                  file=source))
     if len(frame) == 0:
         raise InputError(Problem("the trace has no requests", file=source))
+    if len(frame) > MAX_REQUESTS:
+        raise InputError(Problem(f"{len(frame):,} requests: more than the {MAX_REQUESTS:,} a replication may have",
+                                 file=source))
 
     def numbers(column: str) -> np.ndarray:
-        raw = frame[column]
-        # Empty CSV cells are empty strings (read as text): missing, like NaN.
-        values = pd.to_numeric(raw.replace("", np.nan), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise InputError(Problem(f"{column}: not a finite number ({raw.iloc[bad[0]]!r})", **where(int(bad[0]))))
-        return values
+        return table_checks.numbers(frame[column], column, where)
 
     def tokens(column: str) -> np.ndarray:
-        values = numbers(column)
-        bad = np.flatnonzero((values < 0) | (values != np.round(values)))
-        if len(bad):
-            raise InputError(Problem(f"{column}: must be a whole number >= 0 (got {frame[column].iloc[bad[0]]!r})",
-                                     **where(int(bad[0]))))
-        return values.astype(np.int64)
+        return table_checks.token_counts(frame[column], column, where)
 
     arrival = numbers("arrival_s")
     negative = np.flatnonzero(arrival < 0)

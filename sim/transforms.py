@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem
-from .trace import QUALITY_PREFIX, Trace, from_frame
+from .table_checks import csv_rows, numbers
+from .trace import QUALITY_PREFIX, Trace, check_input_file, from_frame, read_csv_table
 
 
 def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
@@ -110,9 +111,8 @@ def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np
     Input tokens come from ``prompt_chars`` / ``chars_per_token`` when the table
     has that column, else ``input_tokens``."""
     table = Path(table)
-    if not table.exists():
-        raise InputError(Problem("file not found", file=str(table)))
-    frame = pd.read_csv(table)
+    check_input_file(table)
+    frame = read_csv_table(table)
     n = len(frame)
     if n == 0:
         raise InputError(Problem("the table has no rows", file=str(table)))
@@ -125,7 +125,8 @@ def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np
         raise InputError(Problem(f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})",
                                  file=str(table)))
     if "prompt_chars" in frame.columns:
-        input_tokens = np.maximum(np.rint(pd.to_numeric(frame["prompt_chars"], errors="coerce") / chars_per_token), 1)
+        chars = numbers(frame["prompt_chars"], "prompt_chars", csv_rows(table))
+        input_tokens = np.maximum(np.rint(chars / chars_per_token), 1)
     else:
         input_tokens = frame["input_tokens"]
     arrival = np.cumsum(rng.exponential(1.0 / rate_per_s, n))
@@ -135,5 +136,5 @@ def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np
     for model, column in models.items():
         trace[QUALITY_PREFIX + model] = frame[column]
     # The trace readers' checks (whole token counts, labels in [0, 1]) with the table's line numbers.
-    return from_frame(trace, source=str(table), first_line=2)
+    return from_frame(trace, str(table), csv_rows(table))
 

@@ -81,7 +81,7 @@ def test_bad_trace_exits_2_with_the_line_and_keeps_an_earlier_run(cli, tmp_path)
     good.write_text("arrival_s,input_tokens,output_tokens\n0,1,1\n1,-2,2\n")
     result = cli("run", path, "--out", out)
     assert result.exit_code == 2
-    assert "trace.csv:3: input_tokens: must be a whole number >= 0" in result.output
+    assert "trace.csv:3: input_tokens: must be a whole number from 0 to 10,000,000" in result.output
     assert (out / "requests.parquet").read_bytes() == before  # the earlier run is untouched
 
 

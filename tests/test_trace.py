@@ -64,8 +64,8 @@ def csv_with(tmp_path, rows: list[str], header="arrival_s,input_tokens,output_to
 @pytest.mark.parametrize("rows, header, expected", [
     (["0,1,1", "2,1,1", "1,1,1"], None, "t.csv:4: arrival_s: not sorted (1.0 comes after 2.0)"),
     (["0,1,1", "-1,1,1"], None, "t.csv:3: arrival_s: must be >= 0"),
-    (["0,1,1", "1,1.5,1"], None, "t.csv:3: input_tokens: must be a whole number >= 0 (got '1.5')"),
-    (["0,1,1", "1,1,-4"], None, "t.csv:3: output_tokens: must be a whole number >= 0 (got '-4')"),
+    (["0,1,1", "1,1.5,1"], None, "t.csv:3: input_tokens: must be a whole number from 0 to 10,000,000 (got '1.5')"),
+    (["0,1,1", "1,1,-4"], None, "t.csv:3: output_tokens: must be a whole number from 0 to 10,000,000 (got '-4')"),
     (["0,1,1", "1,abc,1"], None, "t.csv:3: input_tokens: not a finite number ('abc')"),
     (["0,1,1", ",1,1"], None, "t.csv:3: arrival_s: not a finite number"),
     (["0,1"], "arrival_s,input_tokens", "missing required column(s) output_tokens"),

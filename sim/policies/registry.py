@@ -20,7 +20,7 @@ _BUILTINS: dict[str, type] = {}
 class PolicyParams(BaseModel):
     """Base of built-in policies' parameter models."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)  # as the scenario
 
     def referenced_models(self) -> list[tuple[str, tuple]]:
         """(model name, field path) for every model name these parameters mention."""
