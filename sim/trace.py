@@ -83,10 +83,10 @@ MAX_TEXT_TRACE_BYTES = 1 << 30
 def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     """Read a CSV, JSON-lines or Parquet trace and validate it."""
     path = Path(path)
+    check_input_file(path)
     fmt = fmt or format_from_suffix(path)
     if fmt not in ("csv", "jsonl", "parquet"):
         raise InputError(Problem(f"unknown trace format '{fmt}' (csv, jsonl, parquet)", file=str(path)))
-    check_input_file(path)
     if fmt == "csv":
         check_text_file(path, MAX_TEXT_TRACE_BYTES)
         return from_frame(read_csv_table(path), str(path), csv_rows(path))
@@ -125,7 +125,7 @@ def check_text_file(path: Path, max_bytes: int) -> None:
                                  f"--format {format_from_suffix(path)} {path} OUT.parquet", file=str(path)))
     nul = head.find(b"\0")
     if nul >= 0:
-        raise InputError(Problem(f"binary data (a NUL byte at byte {nul:,}): not a text trace", file=str(path)))
+        raise InputError(Problem(f"binary data (a NUL byte at byte {nul + 1:,}): not a text trace", file=str(path)))
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

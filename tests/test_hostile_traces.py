@@ -1,0 +1,165 @@
+"""Issue 10: trace files that overflow, lie about their types or are not traces at all
+are exit 2 naming the file, the line (or row) and what is wrong; messy real files import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from sim.errors import InputError
+from sim.trace import read_trace
+
+GOOD = {"arrival_s": [0.0, 1.0, 2.0], "input_tokens": [10, 20, 30], "output_tokens": [5, 6, 7]}
+
+
+def _refused(path, *fragments):
+    with pytest.raises(InputError) as caught:
+        read_trace(path)
+    text = str(caught.value)
+    for fragment in fragments:
+        assert fragment in text, text
+    return text
+
+
+@pytest.mark.parametrize("value", ["1e30", "99999999999999999999", "10000001"])
+def test_token_counts_beyond_the_limit_are_refused_with_their_line(tmp_path, value):
+    path = tmp_path / "t.csv"
+    path.write_text(f"arrival_s,input_tokens,output_tokens\n0,10,5\n1,{value},5\n")
+    _refused(path, f"t.csv:3: input_tokens: must be a whole number from 0 to 10,000,000 (got '{value}')")
+
+
+def test_a_parquet_uint64_above_2_63_is_refused_not_wrapped(tmp_path):
+    path = tmp_path / "t.parquet"
+    table = pa.table({"arrival_s": [0.0, 1.0], "input_tokens": pa.array([10, 2**63 + 5], type=pa.uint64()),
+                      "output_tokens": [1, 1]})
+    pq.write_table(table, path)
+    _refused(path, "t.parquet: row 2: input_tokens: must be a whole number from 0 to 10,000,000")
+
+
+def test_the_limit_itself_is_accepted(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_s,input_tokens,output_tokens\n0,10000000,0\n")
+    assert read_trace(path).input_tokens.tolist() == [10_000_000]
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("arrival_s", pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]), "arrival_s: holds datetime64"),
+    ("arrival_s", pd.to_timedelta([0, 1, 2], unit="s"), "arrival_s: holds timedelta64"),
+    ("input_tokens", [True, False, True], "input_tokens: holds booleans (true/false), not numbers"),
+    ("output_tokens", [[1, 2], [3], [4]], "output_tokens: not a number (ndarray"),
+])
+def test_parquet_columns_of_the_wrong_kind_are_refused(tmp_path, column, values, message):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({**GOOD, column: values}).to_parquet(path)
+    _refused(path, f"t.parquet: row 1: {message}")
+
+
+def test_jsonl_booleans_are_not_token_counts(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"arrival_s": 0, "input_tokens": 3, "output_tokens": 1}\n'
+                    '{"arrival_s": 1, "input_tokens": true, "output_tokens": 1}\n')
+    _refused(path, "t.jsonl:2: input_tokens: not a number (bool True)")
+
+
+def test_jsonl_with_an_invalid_utf8_byte_names_the_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"arrival_s": 0, "input_tokens": 3, "output_tokens": 1}\n'
+                     b'{"arrival_s": 1, "input_tokens": 3, "output_tokens": 1, "workload": "caf\xe9"}\n')
+    _refused(path, "t.jsonl:2: not UTF-8 text")
+
+
+def test_jsonl_blank_lines_are_skipped_and_lines_stay_true(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"arrival_s": 0, "input_tokens": 3, "output_tokens": 1}\n\n'
+                    '{"arrival_s": 1, "input_tokens": 4, "output_tokens": 1}\n\n')
+    assert read_trace(path).input_tokens.tolist() == [3, 4]
+    path.write_text('{"arrival_s": 0, "input_tokens": 3, "output_tokens": 1}\n\n\n'
+                    '{"arrival_s": 1, "input_tokens": -4, "output_tokens": 1}\n')
+    _refused(path, "t.jsonl:4: input_tokens:")
+
+
+def test_csv_errors_after_a_multi_line_field_name_the_true_line(tmp_path):
+    rows = ["arrival_s,input_tokens,output_tokens,workload"]  # line 1
+    rows += [f"{i},10,5,chat" for i in range(8)]  # lines 2-9
+    rows += ['8,10,5,"a workload name\nspread over\nthree lines"']  # lines 10-12
+    rows += ["9,10,5,chat"]  # line 13
+    rows += ["10,-1,5,chat"]  # line 14: the bad row (row 11 of the data)
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(rows) + "\n")
+    _refused(path, "t.csv:14: input_tokens:")
+
+
+def test_a_folder_or_a_device_is_not_a_trace(tmp_path):
+    _refused(tmp_path, f"{tmp_path}: is a folder, not a file")
+    with pytest.raises(InputError) as caught:
+        read_trace("/proc/self/mem", "csv")
+    assert "/proc/self/mem: cannot read" in str(caught.value)
+
+
+def test_a_huge_sparse_csv_is_refused_at_once_by_its_size(tmp_path):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as f:
+        f.truncate(2 * 10**9)  # 2 GB of nothing: sparse, no disk used
+    _refused(path, "huge.csv: 1.9 GiB is more than this reader takes (1 GiB)", "routesim trace import --format csv")
+
+
+def test_a_binary_csv_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "zeros.csv"
+    path.write_bytes(b"arrival_s,input_tokens,output_tokens\n" + b"\0" * 10_000_000)
+    _refused(path, "zeros.csv: binary data (a NUL byte at byte 38)")
+
+
+def _import(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "sim", "trace", "import", *map(str, args)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_trace_whose_clock_restarts_imports_with_sort(tmp_path):
+    # Two sorted segments: the clock restarts halfway, as in one public trace.
+    source = tmp_path / "two.csv"
+    source.write_text("ts,input_tokens,output_tokens\n100,1,1\n105,2,1\n110,3,1\n0,4,1\n7,5,1\n")
+    out = tmp_path / "out.csv"
+    proc = _import(tmp_path, "--format", "csv", source, out, "--column", "arrival_s=ts")
+    assert proc.returncode == 2
+    assert "two.csv:5: time goes back" in proc.stderr and "--sort sorts it in memory" in proc.stderr
+    assert not out.exists()
+    proc = _import(tmp_path, "--format", "csv", source, out, "--column", "arrival_s=ts", "--sort")
+    assert proc.returncode == 0, proc.stderr
+    imported = pd.read_csv(out)
+    expected = pd.read_csv(source).sort_values("ts", kind="stable")
+    assert imported.arrival_s.tolist() == (expected.ts - expected.ts.min()).astype(float).tolist()
+    assert imported.input_tokens.tolist() == expected.input_tokens.tolist() == [4, 5, 1, 2, 3]
+
+
+def test_timestamps_stored_as_strings_of_numbers_import(tmp_path):
+    source = tmp_path / "s.jsonl"
+    source.write_text('{"t": "82", "i": "10", "o": 5}\n{"t": "90.5", "i": 3, "o": "7"}\n\n')
+    out = tmp_path / "out.parquet"
+    proc = _import(tmp_path, "--format", "jsonl", source, out, "--column", "arrival_s=t", "--column",
+                   "input_tokens=i", "--column", "output_tokens=o", "--time-unit", "s")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_parquet(out)
+    assert table.arrival_s.tolist() == [0.0, 8.5]
+    assert table.input_tokens.tolist() == [10, 3] and table.output_tokens.tolist() == [5, 7]
+
+
+@pytest.mark.parametrize("command", [
+    ["validate", "absent.yaml"], ["run", "absent.yaml"], ["trace", "inspect", "absent.csv", "--no-png"],
+    ["trace", "import", "--format", "csv", "absent.csv", "out.csv"], ["gate", "absent-run", "--min-savings", "0.1"],
+    ["report", "absent-run"], ["import", "litellm", "absent.yaml", "-o", "s.yaml"],
+    ["trace", "labels", "absent.csv", "out.csv", "--model", "a=b"]])
+def test_every_file_not_found_is_one_whole_line(tmp_path, command):
+    proc = subprocess.run([sys.executable, "-m", "sim", *command], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.endswith("\n") and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: absent") and "not found" in lines[0], lines
