@@ -50,6 +50,11 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _warn(problems) -> None:
+    for problem in problems:
+        typer.echo(f"warning: {problem}", err=True)
+
+
 def _interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -100,6 +105,7 @@ def run(
                                    report=not no_report)
     if not (out / "summary.json").is_file():  # never exit 0 without the outputs
         raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
+    _warn(result.warnings)
     typer.echo(comparison_table(result))
     reports = "" if no_report else "report.html, report.md, "
     typer.echo(f"\nwrote {out}/ ({reports}summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
@@ -147,12 +153,13 @@ def gate(
 @app.command()
 def validate(scenario: Path = typer.Argument(..., help="Scenario YAML file.")) -> None:
     """Check SCENARIO (and its trace and policies) without running it."""
-    from .runner import preflight
+    from .runner import event_warnings, preflight
     from .scenario import load_scenario
 
     with _user_errors():
         loaded = load_scenario(scenario)
         trace = preflight(loaded)
+    _warn(event_warnings(loaded, trace))
     sc = loaded.scenario
     typer.echo(f"OK: {scenario}: {len(sc.models)} models, {len(sc.policies)} policies, {len(sc.events)} events, "
                f"trace of {len(trace):,} requests over {trace.duration_s:,.0f} s")

@@ -81,7 +81,9 @@ def describe_error(error: dict) -> str:
     else:
         message = error["msg"][:1].lower() + error["msg"][1:]
     value = error.get("input")
-    if kind not in ("missing", "extra_forbidden") and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+    if kind not in ("missing", "extra_forbidden") and isinstance(value, bool):
+        return message + f" (got {str(value).lower()})"
+    if kind not in ("missing", "extra_forbidden") and isinstance(value, (int, float, str)):
         if isinstance(value, float) and math.isnan(value):
             value = "nan"
         message += f" (got {value!r})" if isinstance(value, str) else f" (got {value})"

@@ -69,6 +69,7 @@ class RunResult:
     decision_budget_ms: float = 100.0
     upper_bounds: list[str] = field(default_factory=list)  # policies that see the ground truth (the oracle)
     comparisons: list[dict] = field(default_factory=list)  # two-model research metrics (research.py)
+    warnings: list[Problem] = field(default_factory=list)  # about the scenario, for the terminal
 
 
 # --------------------------------------------------------------------------- inputs
@@ -129,6 +130,18 @@ def preflight(loaded: LoadedScenario, seed: int | None = None) -> Trace:
     for name in loaded.scenario.policies:
         construct(loaded, name, seed=0)
     return trace
+
+
+def event_warnings(loaded: LoadedScenario, trace: Trace) -> list[Problem]:
+    """Events that can never apply: they begin after the trace's last arrival."""
+    horizon = _horizon(loaded, trace)
+    warnings = []
+    for i, event in enumerate(loaded.scenario.events):
+        start = getattr(event, "start_s", getattr(event, "at_s", 0.0))
+        if start > horizon:
+            warnings.append(loaded.problem(("events", i), f"{event.kind} at {start:g} s begins after the trace ends "
+                                                          f"({horizon:g} s): it never applies"))
+    return warnings
 
 
 def construct(loaded: LoadedScenario, name: str, seed: int):
@@ -319,9 +332,10 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
 
         will_write += report_files()
     check_output_folder(out, will_write)
-    preflight(loaded, seed)  # bad input fails before anything is written
+    warnings = event_warnings(loaded, preflight(loaded, seed))  # bad input fails before anything is written
     with new_run(out, will_write) as folder:
         result = run_scenario(loaded, folder, seed, replications, progress)
+        result.warnings = warnings
         resolved = resolved_scenario(loaded, seed, replications)
         (folder / "scenario.resolved.yaml").write_text(
             f"# Resolved by routesim {__version__}: every default filled in. Rerun with\n"

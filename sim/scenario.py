@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .limits import MAX_REPLICATIONS
+from .limits import MAX_REPLICATIONS, MAX_REQUESTS
 from .errors import InputError, Problem, format_number, describe_error, error_location
 from .yamlio import FieldPath, format_path, line_of, load_yaml
 
@@ -124,6 +124,19 @@ class SyntheticTrace(Strict):
         if not value:
             raise ValueError("needs at least one workload")
         return value
+
+    @model_validator(mode="after")
+    def _bounded(self):
+        expected = self.expected_requests()
+        if not expected <= MAX_REQUESTS:  # also catches an overflow to infinity
+            raise ValueError(f"expects about {expected:.3g} requests per replication (rate_per_s x duration_s, plus "
+                             f"spikes); at most {MAX_REQUESTS:,} can be simulated")
+        return self
+
+    def expected_requests(self) -> float:
+        """The mean request count: every arrival process here has mean rate ``rate_per_s``."""
+        spikes = sum(sp.rate_per_s * max(0.0, min(sp.end_s, self.duration_s) - sp.start_s) for sp in self.spikes)
+        return self.rate_per_s * self.duration_s + spikes
 
     def mix(self) -> dict[str, WorkloadMix]:
         """Every workload as a ``WorkloadMix`` (a bare number is its share)."""
@@ -674,20 +687,71 @@ def load_scenario(path: str | Path) -> LoadedScenario:
                                  file=str(path), line=1))
     holder = LoadedScenario(None, path, lines)  # type: ignore[arg-type]
     try:
-        scenario = Scenario.model_validate(data)
+        holder.scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise InputError(pydantic_problems(exc, data, holder)) from None
-    holder.scenario = scenario
+        problems = pydantic_problems(exc, data, holder)
+        # Report every problem in one pass: cross-check what did validate, with the
+        # names the file declares (an entry with an error is still declared).
+        pruned = _without_invalid(data, exc)
+        try:
+            holder.scenario = Scenario.model_validate(pruned) if pruned is not None else None
+        except ValidationError:
+            holder.scenario = None
+        if holder.scenario is not None:
+            problems += [p for p in reference_problems(holder, _declared_names(data)) if p not in problems]
+        raise InputError(problems) from None
     problems = reference_problems(holder)
     if problems:
         raise InputError(problems)
     return holder
 
 
-def reference_problems(loaded: LoadedScenario) -> list[Problem]:
-    """Names that must refer to something declared elsewhere in the scenario."""
+_NAMED_SECTIONS = ("models", "policies", "workloads", "providers")
+#: Stand-ins for required sections with an error, so the rest can still be cross-checked.
+_PLACEHOLDERS = {"name": "x", "trace": {"synthetic": {"duration_s": 1.0, "rate_per_s": 1.0}}}
+
+
+def _without_invalid(data: dict, exc: ValidationError) -> dict | None:
+    """``data`` without the entries pydantic refused (a model, a policy, an event, a
+    top-level setting, which then takes its default); None when a whole required
+    section is unusable."""
+    pruned = copy.deepcopy(data)
+    drop_events: set[int] = set()
+    for err in exc.errors():
+        loc = err["loc"]
+        top = loc[0] if loc else None
+        if top in _NAMED_SECTIONS and len(loc) >= 2 and isinstance(pruned.get(top), dict):
+            pruned[top].pop(loc[1], None)
+        elif top == "events" and len(loc) >= 2 and isinstance(loc[1], int):
+            drop_events.add(loc[1])
+        elif top in _PLACEHOLDERS:
+            pruned[top] = _PLACEHOLDERS[top]
+        elif top in ("models", "policies"):
+            return None  # the section itself is wrong (empty, not a mapping)
+        elif top is not None:
+            pruned.pop(top, None)
+    if drop_events and isinstance(pruned.get("events"), list):
+        pruned["events"] = [e for i, e in enumerate(pruned["events"]) if i not in drop_events]
+    return pruned
+
+
+def _declared_names(data: dict) -> dict[str, set]:
+    """Names the file declares, valid entries or not."""
+    names = {key: set(data[key]) if isinstance(data.get(key), dict) else set() for key in _NAMED_SECTIONS}
+    models = data.get("models") if isinstance(data.get("models"), dict) else {}
+    names["model_providers"] = {m.get("provider") for m in models.values()
+                                if isinstance(m, dict) and isinstance(m.get("provider"), str)}
+    return names
+
+
+def reference_problems(loaded: LoadedScenario, declared: dict[str, set] | None = None) -> list[Problem]:
+    """Names that must refer to something declared elsewhere in the scenario
+    (``declared``: the names to accept, when some entries were left out for errors)."""
     sc = loaded.scenario
-    models, providers = set(sc.models), {m.provider for m in sc.models.values()}
+    declared = declared or {"models": set(sc.models), "policies": set(sc.policies), "workloads": set(sc.workloads),
+                            "model_providers": {m.provider for m in sc.models.values()}}
+    models, providers = declared["models"], declared["model_providers"]
+    workloads, policies = declared["workloads"], declared["policies"]
     problems: list[Problem] = []
 
     def need_model(name: str | None, path: FieldPath) -> None:
@@ -699,9 +763,9 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
         for key in ("quality", "quality_prior"):
             table = getattr(spec, key) or {}
             for workload in table:
-                if workload != "default" and sc.workloads and workload not in sc.workloads:
+                if workload != "default" and workloads and workload not in workloads:
                     problems.append(loaded.problem(("models", name, key, workload),
-                                                   f"unknown workload '{workload}' (workloads: {', '.join(sorted(sc.workloads))})"))
+                                                   f"unknown workload '{workload}' (workloads: {', '.join(sorted(workloads))})"))
     for i, event in enumerate(sc.events):
         if getattr(event, "model", None) is not None:
             need_model(event.model, ("events", i, "model"))
@@ -713,12 +777,12 @@ def reference_problems(loaded: LoadedScenario) -> list[Problem]:
             problems.append(loaded.problem(("providers", name),
                                            f"unknown provider '{name}' (providers: {', '.join(sorted(providers))})"))
     _router_references(sc.router, ("router",), need_model)
-    if sc.baseline is not None and sc.baseline not in sc.policies:
-        problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sc.policies)})"))
+    if sc.baseline is not None and sc.baseline not in policies:
+        problems.append(loaded.problem(("baseline",), f"unknown policy '{sc.baseline}' (policies: {', '.join(sorted(policies))})"))
     for key in ("candidate", "baseline"):
         name = getattr(sc.gates, key)
-        if name is not None and name not in sc.policies:
-            problems.append(loaded.problem(("gates", key), f"unknown policy '{name}' (policies: {', '.join(sc.policies)})"))
+        if name is not None and name not in policies:
+            problems.append(loaded.problem(("gates", key), f"unknown policy '{name}' (policies: {', '.join(sorted(policies))})"))
     if sc.baseline is not None and sc.baseline in sc.policies and sc.is_upper_bound(sc.baseline):
         problems.append(loaded.problem(("baseline",), f"'{sc.baseline}' is an upper bound that sees the ground truth; "
                                                       "the baseline must be a policy you could deploy"))
