@@ -42,7 +42,7 @@ from .files import atomic_file
 from .errors import InputError, Problem
 from .limits import MAX_SORT_ROWS
 from .rng import Stream, generator
-from .table_checks import Locate, csv_rows, numbers, table_rows, text_lines, token_counts
+from .table_checks import Locate, csv_rows, found_columns, numbers, table_rows, text_lines, token_counts
 from .trace import (DEFAULT_WORKLOAD, QUALITY_PREFIX, check_input_file, check_text_file, format_from_suffix, json_lines,
                     read_csv_table)
 
@@ -165,8 +165,7 @@ class _Check:
     def column(self, name: str) -> pd.Series:
         frame = self.chunk.frame
         if name not in frame.columns:
-            found = ", ".join(map(str, frame.columns))
-            raise InputError(Problem(f"missing column '{name}' (found: {found})", file=str(self.source)))
+            raise InputError(Problem(f"missing column '{name}' ({found_columns(frame.columns)})", file=str(self.source)))
         return frame[name]
 
     def numbers(self, name: str, label: str | None = None) -> np.ndarray:

@@ -11,6 +11,7 @@ from (blank lines are skipped), a Parquet row is its 1-based row number.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -49,6 +50,20 @@ def text_lines(source: str, lines) -> Locate:
 def table_rows(source: str, first_row: int = 0) -> Locate:
     """Row i is row ``first_row + i + 1`` of ``source`` (Parquet, or a table built in memory)."""
     return lambda i: {"file": source, "path": f"row {first_row + i + 1}"}
+
+
+_COLUMN_NAME = re.compile(r"[\w. -]{1,40}")
+
+
+def found_columns(columns) -> str:
+    """What a table's header holds, for a 'missing column' message: names that look like
+    column names, never a quote of whatever line a wrong file starts with."""
+    names = [str(c) for c in columns]
+    plain = [n for n in names if _COLUMN_NAME.fullmatch(n)]
+    if not plain:
+        return f"its first line has {len(names)} field(s), none of which looks like a column name: is it a trace?"
+    shown = ", ".join(plain[:12]) + (", ..." if len(plain) > 12 else "")
+    return f"found: {shown}" + (f"; and {len(names) - len(plain)} other field(s)" if len(plain) < len(names) else "")
 
 
 def _refuse_kinds(raw: pd.Series, label: str, locate: Locate) -> None:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from . import table_checks
 from .errors import InputError, Problem
 from .limits import MAX_REQUESTS
-from .table_checks import Locate, csv_rows, table_rows, text_lines
+from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
 from .scenario import SyntheticTrace, TokenCounts
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
@@ -189,7 +189,7 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
     where = locate or table_rows(source)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise InputError(Problem(f"missing required column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))})",
+        raise InputError(Problem(f"missing required column(s) {', '.join(missing)} ({found_columns(frame.columns)})",
                                  file=source))
     if len(frame) == 0:
         raise InputError(Problem("the trace has no requests", file=source))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem
-from .table_checks import csv_rows, numbers
+from .table_checks import csv_rows, found_columns, numbers
 from .trace import QUALITY_PREFIX, Trace, check_input_file, from_frame, read_csv_table
 
 
@@ -122,7 +122,7 @@ def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np
     if "prompt_chars" not in frame.columns and "input_tokens" not in frame.columns:
         missing.append("prompt_chars or input_tokens")
     if missing:
-        raise InputError(Problem(f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})",
+        raise InputError(Problem(f"missing column(s) {', '.join(missing)} ({found_columns(frame.columns)})",
                                  file=str(table)))
     if "prompt_chars" in frame.columns:
         chars = numbers(frame["prompt_chars"], "prompt_chars", csv_rows(table))

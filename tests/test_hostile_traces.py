@@ -163,3 +163,17 @@ def test_every_file_not_found_is_one_whole_line(tmp_path, command):
     assert proc.stderr.endswith("\n") and proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: absent") and "not found" in lines[0], lines
+
+
+def test_a_file_that_is_not_a_trace_is_not_quoted_back(tmp_path):
+    path = tmp_path / "os-release.csv"
+    path.write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n')
+    text = _refused(path, "missing required column(s) arrival_s, input_tokens, output_tokens",
+                    "none of which looks like a column name")
+    assert "Debian" not in text and "PRETTY_NAME" not in text
+
+
+def test_a_near_miss_header_is_listed_to_help(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival,input_tokens,output_tokens\n0,1,1\n")
+    _refused(path, "missing required column(s) arrival_s (found: arrival, input_tokens, output_tokens)")

@@ -167,3 +167,21 @@ def test_no_report_then_report_later(cli, tmp_path):
     assert (out / "summary.json").exists() and not (out / "report.html").exists()
     assert cli("report", out).exit_code == 0
     assert (out / "report.html").exists() and (out / "traffic_share.png").exists()
+
+
+def test_report_md_shows_markup_in_names_as_text(tmp_path):
+    # Names come from user files: a policy (YAML key) and a workload (trace column).
+    from conftest import run_scenario_data, scenario
+
+    data = scenario(replications=1)
+    data["trace"]["synthetic"]["workloads"] = {"<svg onload=alert(1)>": 1.0}
+    data["policies"] = {"<script>alert(1)</script>": {"kind": "static", "model": "big"},
+                        "pipe|name": {"kind": "static", "model": "small"}}
+    data["baseline"] = "<script>alert(1)</script>"
+    out = run_scenario_data(tmp_path, data)
+    markdown = (out / "report.md").read_text()
+    assert "<script" not in markdown and "<svg" not in markdown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown and "&lt;svg onload=alert(1)&gt;" in markdown
+    assert "pipe\\|name" in markdown  # a table cell is not split by a name
+    html = (out / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "<svg onload" not in html

@@ -7,8 +7,18 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+
+def markdown_text(value):
+    """Every value printed into report.md: names and reasons come from user files, so
+    HTML is shown as text (as report.html escapes it) and cannot break a table."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 _MARKDOWN = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
-                        keep_trailing_newline=True)
+                        keep_trailing_newline=True, finalize=markdown_text)
 _HTML = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
                     autoescape=select_autoescape(["html", "j2"]))
 
