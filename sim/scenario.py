@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .limits import MAX_REPLICATIONS, MAX_REQUESTS
+from .limits import MAX_REPLICATIONS, MAX_REQUESTS, MAX_TOKENS
 from .errors import InputError, Problem, format_number, describe_error, error_location
 from .yamlio import FieldPath, format_path, line_of, load_yaml
 
@@ -66,9 +66,16 @@ class MedianP5(Strict):
 
 
 class TokenCounts(MedianP95):
-    """Lognormal token counts, rounded to whole tokens, at least 1, at most ``max``."""
+    """Lognormal token counts, rounded to whole tokens, at least 1, at most ``max``
+    (and never above MAX_TOKENS, the limit of a trace file's counts)."""
 
-    max: Annotated[int, Field(ge=1)] | None = None
+    max: Annotated[int, Field(ge=1, le=MAX_TOKENS)] | None = None
+
+    @model_validator(mode="after")
+    def _within_limit(self):
+        if self.p95 > MAX_TOKENS:
+            raise ValueError(f"p95 ({format_number(self.p95)}) must be at most {MAX_TOKENS:,} tokens")
+        return self
 
 
 # --------------------------------------------------------------------------- trace

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from . import table_checks
 from .errors import InputError, Problem
-from .limits import MAX_REQUESTS
+from .limits import MAX_REQUESTS, MAX_TOKENS
 from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
 from .scenario import SyntheticTrace, TokenCounts
 
@@ -214,7 +214,10 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
     input_tokens, output_tokens = tokens("input_tokens"), tokens("output_tokens")
 
     if "request_id" in frame.columns:
-        request_id = frame["request_id"].astype(str).to_numpy(dtype=object)
+        request_id = _text(frame["request_id"])
+        empty = np.flatnonzero(request_id == "")
+        if len(empty):
+            raise InputError(Problem("request_id: missing", **where(int(empty[0]))))
         duplicated = pd.Series(request_id).duplicated().to_numpy()
         if duplicated.any():
             i = int(np.flatnonzero(duplicated)[0])
@@ -223,7 +226,8 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
         request_id = default_request_ids(len(frame))
 
     if "workload" in frame.columns:
-        names = frame["workload"].astype(str).replace("", DEFAULT_WORKLOAD)
+        names = _text(frame["workload"])
+        names[names == ""] = DEFAULT_WORKLOAD
         codes, uniques = pd.factorize(names, sort=True)
         workload, workloads = codes.astype(np.int32), [str(u) for u in uniques]
     else:
@@ -246,6 +250,11 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
                 raise InputError(Problem(f"{column}: must be in [0, 1] (got {values[bad[0]]})", **where(int(bad[0]))))
             labels[str(column)[len(QUALITY_PREFIX):]] = values
     return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels, cached)
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """A column as Python strings; a missing cell (NaN, None, null) is the empty string."""
+    return np.array(["" if pd.isna(v) else str(v) for v in column.astype(object)], dtype=object)
 
 
 def default_request_ids(n: int) -> np.ndarray:
@@ -276,9 +285,7 @@ def lognormal_sigma(median: float, upper: float, z: float = Z95) -> float:
 def token_counts(rng: np.random.Generator, spec: TokenCounts, n: int) -> np.ndarray:
     sigma = lognormal_sigma(spec.median, spec.p95)
     values = np.rint(spec.median * np.exp(sigma * rng.standard_normal(n)))
-    values = np.maximum(values, 1)
-    if spec.max is not None:
-        values = np.minimum(values, spec.max)
+    values = np.clip(values, 1, MAX_TOKENS if spec.max is None else spec.max)  # also before the int cast overflows
     return values.astype(np.int64)
 
 

@@ -186,12 +186,16 @@ class World:
         hi = min(lo + BLOCK_SIZE, len(self.trace))
         n = hi - lo
         draws = draw_block(self.seed, self.replication, b, n, len(cat.names), self.n_attempts)
-        ttft = np.exp(cat.ttft_mu[None, :, None] + cat.ttft_sigma[None, :, None] * draws.ttft_z)
-        tps = np.exp(cat.tps_mu[None, :, None] + cat.tps_sigma[None, :, None] * draws.tps_z)
-        output = self.trace.output_tokens[lo:hi].astype(float)
-        latency = ttft + output[:, None, None] / tps
-        ability = cat.ability[:, self.trace.workload[lo:hi]].T  # (requests, models)
-        p_ok = 1.0 / (1.0 + np.exp(-(ability - self.difficulty[lo:hi, None])))
+        # Extreme scenario values may overflow exp to inf: an endless answer (the attempt
+        # times out) or a sure failure (sigmoid 0), which is the right limit in both cases.
+        with np.errstate(over="ignore"):
+            ttft = np.exp(cat.ttft_mu[None, :, None] + cat.ttft_sigma[None, :, None] * draws.ttft_z)
+            tps = np.exp(cat.tps_mu[None, :, None] + cat.tps_sigma[None, :, None] * draws.tps_z)
+            tps = np.maximum(tps, np.finfo(float).tiny)  # an underflow to 0 would make 0/0 latencies NaN
+            output = self.trace.output_tokens[lo:hi].astype(float)
+            latency = ttft + output[:, None, None] / tps
+            ability = cat.ability[:, self.trace.workload[lo:hi]].T  # (requests, models)
+            p_ok = 1.0 / (1.0 + np.exp(-(ability - self.difficulty[lo:hi, None])))
         for m, labels in enumerate(self._labels):
             if labels is not None:
                 p_ok[:, m] = labels[lo:hi]

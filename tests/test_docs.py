@@ -69,3 +69,16 @@ def test_every_builtin_policy_is_documented():
     text = (ROOT / "docs" / "policies.md").read_text()
     missing = [kind for kind in available() if f"`{kind}`" not in text]
     assert not missing, f"policies missing from docs/policies.md: {missing}"
+
+
+def test_the_documented_limits_are_the_codes():
+    from sim import limits
+    from sim.trace import MAX_TEXT_TRACE_BYTES
+
+    text = (ROOT / "docs" / "scenario.md").read_text()
+    for value in (limits.MAX_YAML_BYTES, limits.MAX_YAML_NODES, limits.MAX_REPLICATIONS, limits.MAX_REQUESTS,
+                  limits.MAX_TOKENS, limits.MAX_SORT_ROWS):
+        assert f"{value:,}" in text, value
+    assert MAX_TEXT_TRACE_BYTES == 1 << 30 and "| 1 GiB" in text
+    traces = (ROOT / "traces" / "README.md").read_text()
+    assert f"{limits.MAX_TOKENS:,}" in traces and f"{limits.MAX_REQUESTS:,}" in traces
