@@ -254,7 +254,8 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
 
 def _text(column: pd.Series) -> np.ndarray:
     """A column as Python strings; a missing cell (NaN, None, null) is the empty string."""
-    return np.array(["" if pd.isna(v) else str(v) for v in column.astype(object)], dtype=object)
+    values = column.astype(object)
+    return values.where(values.notna(), "").astype(str).to_numpy(dtype=object)
 
 
 def default_request_ids(n: int) -> np.ndarray:

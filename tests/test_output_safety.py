@@ -194,3 +194,25 @@ def test_an_unwritable_figure_path_is_refused_before_reading_the_trace(cli, tmp_
     assert f"{blocker / 'fig.png'}: cannot write the figure here: {blocker} is not a folder" in result.output
     result = cli("trace", "inspect", missing_trace, "--png", tmp_path)
     assert result.exit_code == 2 and "is a folder; give a file name for the figure" in result.output
+
+
+def test_partial_folders_left_by_older_versions_are_removed_but_not_lookalikes(cli, tmp_path):
+    # Before this version a run wrote `.NAME.<random>.partial` beside the output folder.
+    path = write_scenario(tmp_path, scenario(replications=1))
+    stale = tmp_path / ".out.k3j2.partial"
+    stale.mkdir()
+    (stale / "requests.parquet").write_bytes(b"half")
+    (stale / "latency_cdf.png").write_bytes(b"half")
+    lookalike = tmp_path / ".out.mine.partial"
+    lookalike.mkdir()
+    (lookalike / "draft.txt").write_text("not routesim's")
+    assert cli("run", path, "--out", tmp_path / "out", "--no-report").exit_code == 0
+    assert not stale.exists()
+    assert (lookalike / "draft.txt").read_text() == "not routesim's"
+
+
+def test_an_output_folder_under_proc_is_refused_before_simulating(cli, tmp_path):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    result = cli("run", path, "--out", "/proc/routesim-cannot-be-here")
+    assert result.exit_code == 2
+    assert "/proc/routesim-cannot-be-here: cannot create the output folder:" in result.output
