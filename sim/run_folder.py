@@ -119,6 +119,10 @@ def _check_replaceable(folder: Path, will_write: Iterable[str], what: str) -> li
     foreign = [p for p in folder.iterdir() if p not in partials and p.name != MANIFEST]
     listed = read_manifest(folder)
     if listed is None:
+        if foreign and {"summary.json", "requests.parquet"} <= {p.name for p in foreign}:
+            raise InputError(Problem(f"looks like a run of an older routesim, which has no {MANIFEST} to prove "
+                                     f"which files are its own; nothing was touched: remove it yourself or choose "
+                                     f"another {what}", file=str(folder)))
         if foreign:
             raise InputError(Problem(f"is not empty and is not a routesim run (no {MANIFEST}); nothing was "
                                      f"touched: choose another {what}", file=str(folder)))

@@ -49,6 +49,12 @@ def test_a_folder_with_a_summary_but_no_manifest_is_not_replaced(cli, tmp_path):
     assert result.exit_code == 2
     assert f"{out}: is not empty and is not a routesim run (no routesim-manifest.json)" in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "requests.parquet").write_bytes(b"an older routesim's table")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = cli("run", path, "--out", out)
+    assert result.exit_code == 2
+    assert f"{out}: looks like a run of an older routesim, which has no routesim-manifest.json" in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_a_file_of_ours_by_name_but_not_in_the_manifest_is_not_overwritten(cli, tmp_path):
