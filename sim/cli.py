@@ -92,13 +92,14 @@ def run(
                                    "(routesim report RUN_DIR draws them later)."),
 ) -> None:
     """Run every policy of SCENARIO and write the comparison."""
-    from .report.terminal import comparison_table
-    from .runner import run_to_folder
     from .scenario import load_scenario
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up the partial output on kill
     with _user_errors():
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario)  # first: a bad file fails before the heavy imports below
+        from .report.terminal import comparison_table
+        from .runner import run_to_folder
+
         out = out or Path("reports") / loaded.scenario.name
         with _progress_bar(_interactive()) as progress:
             result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
@@ -153,11 +154,12 @@ def gate(
 @app.command()
 def validate(scenario: Path = typer.Argument(..., help="Scenario YAML file.")) -> None:
     """Check SCENARIO (and its trace and policies) without running it."""
-    from .runner import event_warnings, preflight
     from .scenario import load_scenario
 
     with _user_errors():
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario)  # first: a bad file fails before the heavy imports below
+        from .runner import event_warnings, preflight
+
         trace = preflight(loaded)
     _warn(event_warnings(loaded, trace))
     sc = loaded.scenario
