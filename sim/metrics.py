@@ -9,6 +9,7 @@ are combined.
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,7 @@ class RunRecorder:
         self.a_judge_cost = array("d")
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")
+        self.d_score = array("d")  # NaN where the policy gave none
         self.d_reason: list[Any] = []
         self.d_error: list[str | None] = []
         self.d_candidates: list[tuple[int, ...]] = []
@@ -97,8 +99,9 @@ class RunRecorder:
         self.a_verdict.append(verdict)
         self.a_judge_cost.append(judge_cost)
 
-    def decision(self, i, decision_us, reason, error, candidates) -> None:
+    def decision(self, i, decision_us, reason, error, candidates, score=math.nan) -> None:
         self.d_us.append(decision_us)
+        self.d_score.append(score)
         self.d_reason.append(reason)
         self.d_error.append(error)
         self.d_candidates.append(candidates)
@@ -224,6 +227,7 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, mode
         "candidates": pa.array(candidates, type=pa.string()),
         "reason": pa.array(reasons, type=pa.string()),
         "policy_error": pa.array(rec.d_error, type=pa.string()),
+        "score": pa.array(np.asarray(rec.d_score, dtype=float), from_pandas=True),  # NaN -> null
         "decision_us": pa.array(np.asarray(rec.d_us, dtype=float)),
     })
 

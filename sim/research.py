@@ -26,7 +26,6 @@ from .stats import mean_ci
 
 #: Per router and comparison, in the order of summary.json.
 RESEARCH_METRICS = ("strong_call_share", "pgr", "apgr", "cpt_50", "cpt_80", "aiq")
-_SCORE = r'"score": (-?[0-9.]+(?:[eE][-+]?[0-9]+)?)'
 _HULL_POINTS = 1001  # operating points of a swept curve kept for the hull
 
 
@@ -154,9 +153,9 @@ def comparisons(folder: Path, static_models: dict[str, str], upper_bounds: list[
 
 
 def _scores(folder: Path) -> dict[tuple[str, int], np.ndarray]:
-    """Per (policy, replication), the numeric ``score`` of each decision, where the policy gives one."""
-    decisions = pq.read_table(folder / "decisions.parquet", columns=["policy", "replication", "reason"]).to_pandas()
-    found = decisions.reason.str.extract(_SCORE, expand=False).astype(float)
+    """Per (policy, replication), the ``score`` of each decision, where the policy gives one."""
+    decisions = pq.read_table(folder / "decisions.parquet", columns=["policy", "replication", "score"]).to_pandas()
+    found = decisions.score.astype(float)
     out = {}
     for key, index in decisions.groupby(["policy", "replication"], sort=False).groups.items():
         values = found[index].to_numpy()

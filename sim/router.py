@@ -32,6 +32,7 @@ Semantics:
 
 from __future__ import annotations
 
+import math
 from time import thread_time_ns
 from typing import Callable
 
@@ -176,14 +177,17 @@ class Router:
             error = f"{type(exc).__name__}: {exc}"
         decision_us = (thread_time_ns() - start) / 1000.0
         candidates = judge = None
+        score = math.nan
         if error is None:
             candidates, error = self._candidates(decision)
         if error is None:
             judge, error = self._judge(decision)
+        if error is None:
+            score, error = self._score(decision)
         if error is not None:
             candidates, judge = () if self._default is None else (self._default,), None
         self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
-                          error, candidates)
+                          error, candidates, score)
         flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:
             self.budget.active_requests += 1
@@ -220,6 +224,16 @@ class Router:
                 and judge.cost_usd >= 0 and judge.latency_s >= 0:
             return judge, None
         return None, f"Decision.judge must be a Judge with rates in [0, 1] and no negative cost or latency, not {judge!r}"
+
+    @staticmethod
+    def _score(decision) -> tuple[float, str | None]:
+        """The decision's score as a float (NaN when it has none), or a policy-error message."""
+        score = getattr(decision, "score", None)
+        if score is None:
+            return math.nan, None
+        if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
+            return float(score), None
+        return math.nan, f"Decision.score must be a finite number or None, not {score!r}"
 
     # ------------------------------------------------------------------ attempts
     def _next_candidate(self, f: _Flight, now: float, hedging: bool = False) -> None:

@@ -47,7 +47,7 @@ PLUGIN = textwrap.dedent('''
         def route(self, request, view):
             score = self.random.random()
             order = ("big", "small") if score > 0.5 else ("small", "big")
-            return Decision(order, {"score": score})
+            return Decision(order, "random order", score=score)
 ''')
 
 
@@ -81,7 +81,8 @@ def test_comparisons_in_a_run(tmp_path, monkeypatch):
     decisions = decisions[decisions.policy == "threshold"]
     apgr, pgr_at_share = [], []
     for r, rep in decisions.groupby("replication"):
-        score = rep.reason.map(lambda text: json.loads(text)["score"]).to_numpy()
+        score = rep.score.to_numpy(dtype=float)
+        assert "score" not in " ".join(rep.reason)  # the score is a column; reasons stay prose
         strong = requests.loc[("static-big", r)].quality.to_numpy()
         weak = requests.loc[("static-small", r)].quality.to_numpy()
         shares, pgr = [], []
@@ -139,3 +140,20 @@ def test_routellm_mmlu_labels_replayed(tmp_path, monkeypatch):
     # It pays for GPT-4 only where Mixtral was wrong and GPT-4 right.
     assert routers["oracle"]["strong_call_share"]["mean"] == pytest.approx(((strong == 1) & (weak == 0)).mean())
     assert routers["oracle"]["upper_bound"] is True
+
+
+def test_a_score_that_is_not_a_finite_number_is_a_policy_error(tmp_path, monkeypatch):
+    (tmp_path / "bad_score.py").write_text(
+        "from sim.policies import Decision\n"
+        "class BadScore:\n"
+        "    def route(self, request, view):\n"
+        "        return Decision(('big',), 'x', score=float('nan') if request.workload == 'chat' else 'high')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = scenario(replications=1, router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
+                    policies={"bad": {"kind": "bad_score:BadScore"}})
+    out = run_scenario_data(tmp_path, data, report=False)
+    decisions = read(out, "decisions")
+    requests = read(out)
+    assert decisions.policy_error.str.startswith("Decision.score must be a finite number or None").all()
+    assert decisions.score.isna().all()
+    assert set(requests.model[requests.status == "ok"]) == {"small"}  # the default model served them

@@ -109,7 +109,8 @@ class Judge(NamedTuple):
 
 
 class Decision(NamedTuple):
-    """Ordered candidates (primary, then fallbacks) and the policy's reason.
+    """Ordered candidates (primary, then fallbacks), the policy's reason (prose or a
+    mapping, for people) and optionally a numeric ``score`` (for the report's curves).
 
     With a ``judge`` the candidates are the stages of a cascade: an answer from
     any stage but the last is judged, and a rejected one is escalated to the
@@ -119,6 +120,9 @@ class Decision(NamedTuple):
     candidates: tuple[str, ...]
     reason: str | Mapping[str, Any] = ""
     judge: Judge | None = None
+    # How much this request deserves the stronger model (higher: more), for routers that
+    # split traffic by a threshold on it; the report sweeps the whole routing curve over it.
+    score: float | None = None
 
 
 class Outcome(NamedTuple):

@@ -63,7 +63,7 @@ class Threshold(BasePolicy):
         if len(self._recent) >= self.p.warmup and self._since_calibration >= 50:
             self._calibrate()
             self._since_calibration = 0
-        # The score in the reason lets the report sweep the whole routing curve (APGR, AIQ).
+        # The score lets the report sweep the whole routing curve (APGR, AIQ).
         if estimate >= self._threshold:
-            return Decision(self._strong_first, {"route": "strong", "score": estimate, "threshold": self._threshold})
-        return Decision(self._weak_first, {"route": "weak", "score": estimate, "threshold": self._threshold})
+            return Decision(self._strong_first, {"route": "strong", "threshold": self._threshold}, score=estimate)
+        return Decision(self._weak_first, {"route": "weak", "threshold": self._threshold}, score=estimate)
