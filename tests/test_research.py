@@ -150,7 +150,7 @@ def test_a_score_that_is_not_a_finite_number_is_a_policy_error(tmp_path, monkeyp
         "        return Decision(('big',), 'x', score=float('nan') if request.workload == 'chat' else 'high')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     data = scenario(replications=1, router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
-                    policies={"bad": {"kind": "bad_score:BadScore"}})
+                    policies={"bad": {"kind": "bad_score:BadScore"}}, baseline="bad")
     out = run_scenario_data(tmp_path, data, report=False)
     decisions = read(out, "decisions")
     requests = read(out)
