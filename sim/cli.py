@@ -172,7 +172,10 @@ def policies() -> None:
     """List the available policies and their parameters."""
     from .policies.registry import available
 
-    for name, cls in sorted(available().items()):
+    found, broken = available()
+    for name, why in sorted(broken.items()):
+        typer.echo(f"warning: installed plug-in '{name}' cannot be used: {why}", err=True)
+    for name, cls in sorted(found.items()):
         description = getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0:1]
         typer.echo(f"{name}: {description if isinstance(description, str) else ' '.join(description)}")
         params = getattr(cls, "Params", None)
@@ -247,20 +250,16 @@ def trace_transform(
     with _user_errors():
         if speedup is not None and rate is not None:
             raise InputError(Problem("give --speedup or --rate, not both"))
-        format_from_suffix(out)
-        trace = read_trace(source)
+        window_s = None
         if window is not None:
-            start, sep, end = window.partition(":")
+            start, _, end = window.partition(":")
             try:
-                trace = transforms.window(trace, float(start), float(end))
+                window_s = (float(start), float(end))
             except ValueError:
                 raise InputError(Problem(f"--window '{window}': give START:END in seconds, e.g. 600:1800")) from None
-        if sample is not None:
-            trace = transforms.sample(trace, sample, generator(seed, 0, Stream.TRACE))
-        if speedup is not None:
-            trace = transforms.scale_time(trace, speedup)
-        if rate is not None:
-            trace = transforms.to_rate(trace, rate)
+        format_from_suffix(out)
+        trace = transforms.replay(read_trace(source), window_s, sample, generator(seed, 0, Stream.TRACE), speedup,
+                                  rate)
         _write_trace(trace, out)
 
 

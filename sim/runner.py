@@ -29,7 +29,7 @@ from .engine import Engine
 from .errors import InputError, Problem
 from .metrics import RunRecorder, attempts_table, decisions_table, requests_table, run_columns, run_metrics
 from .policies.base import POLICY_FAILURES
-from .policies.registry import PolicyConfigError, build, workload_problems
+from .policies.registry import PolicyConfigError, build, is_builtin, workload_problems
 from .rng import Stream, generator, policy_seed
 from .provider import Providers
 from .run_folder import RUN_FILES, check_output_folder, new_run
@@ -84,17 +84,10 @@ def load_trace(loaded: LoadedScenario, seed: int, replication: int) -> Trace:
     if replay is None:
         return trace
     try:
-        if replay.window_s is not None:
-            trace = transforms.window(trace, *replay.window_s)
-        if replay.sample is not None:
-            trace = transforms.sample(trace, replay.sample, generator(seed, replication, Stream.TRACE))
-        if replay.speedup is not None:
-            trace = transforms.scale_time(trace, replay.speedup)
-        if replay.rate_per_s is not None:
-            trace = transforms.to_rate(trace, replay.rate_per_s)
+        return transforms.replay(trace, replay.window_s, replay.sample, generator(seed, replication, Stream.TRACE),
+                                 replay.speedup, replay.rate_per_s)
     except InputError as exc:
         raise InputError([loaded.problem(("trace", "replay"), p.message) for p in exc.problems]) from None
-    return trace
 
 
 def check_trace(loaded: LoadedScenario, trace: Trace) -> None:
@@ -153,6 +146,8 @@ def construct(loaded: LoadedScenario, name: str, seed: int):
     except PolicyConfigError as exc:
         raise InputError([loaded.problem(("policies", name), m) for _, m in exc.problems]) from None
     except POLICY_FAILURES as exc:
+        if is_builtin(spec.kind):
+            raise  # its parameters were validated: a crash in a built-in policy is our bug (exit 3)
         raise InputError(loaded.problem(("policies", name), f"cannot construct the policy: {type(exc).__name__}: {exc}")) from None
 
 

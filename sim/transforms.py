@@ -32,6 +32,25 @@ def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
                  None if trace.cached_input_tokens is None else trace.cached_input_tokens[rows])
 
 
+def replay(trace: Trace, window_s: tuple[float, float] | None = None, keep: float | None = None,
+           rng: np.random.Generator | None = None, speedup: float | None = None,
+           rate_per_s: float | None = None) -> Trace:
+    """The replay pipeline, in its one order (``trace transform`` and ``trace.replay`` alike):
+    keep a window (shifted to 0), then each request with probability ``keep`` (drawn
+    from ``rng``), then scale time by a speedup or to a mean rate."""
+    if speedup is not None and rate_per_s is not None:
+        raise InputError(Problem("give a speedup or a rate, not both"))
+    if window_s is not None:
+        trace = window(trace, *window_s)
+    if keep is not None:
+        trace = sample(trace, keep, rng)
+    if speedup is not None:
+        trace = scale_time(trace, speedup)
+    if rate_per_s is not None:
+        trace = to_rate(trace, rate_per_s)
+    return trace
+
+
 def scale_time(trace: Trace, speedup: float) -> Trace:
     """Compress time by ``speedup`` (> 1 is faster): every gap divided by it."""
     if not speedup > 0:

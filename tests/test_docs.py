@@ -67,7 +67,7 @@ def test_every_builtin_policy_is_documented():
     from sim.policies import available
 
     text = (ROOT / "docs" / "policies.md").read_text()
-    missing = [kind for kind in available() if f"`{kind}`" not in text]
+    missing = [kind for kind in available()[0] if f"`{kind}`" not in text]
     assert not missing, f"policies missing from docs/policies.md: {missing}"
 
 

@@ -185,3 +185,32 @@ def test_an_unknown_kind_lists_plug_ins_without_importing_them(tmp_path):
     assert not marker.exists()
     proc = _routesim("policies", cwd=tmp_path, env=env)  # listing the policies does load them: that is its job
     assert proc.returncode == 0 and "noisy" in proc.stdout and marker.exists()
+
+
+def test_a_broken_plug_in_is_reported_not_hidden(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "broken_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[routesim.policies]\nbroken = broken_module:Missing\n"
+                                           "notaclass = broken_module:helper\n")
+    (site / "broken_module.py").write_text("def helper():\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    proc = _routesim("policies", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "static:" in proc.stdout
+    assert "warning: installed plug-in 'broken' cannot be used: broken_module:Missing failed to load: " \
+           "AttributeError" in proc.stderr
+    assert "warning: installed plug-in 'notaclass' cannot be used: entry point 'notaclass' is a function" in proc.stderr
+
+
+def test_a_crash_inside_a_built_in_policy_is_our_bug(tmp_path, monkeypatch):
+    # A built-in's parameters are validated first, so its constructor failing is a bug of ours: exit 3.
+    path = write_scenario(tmp_path, scenario(replications=1))
+    code = ("import sys\nfrom sim.policies import static\n"
+            "def broken(self, *a, **k):\n    raise KeyError('planted')\n"
+            "static.StaticPolicy.__init__ = broken\nfrom sim.cli import main\n"
+            "sys.argv = ['routesim'] + sys.argv[1:]\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert "internal error: this is a bug in routesim" in proc.stderr

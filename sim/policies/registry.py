@@ -51,17 +51,26 @@ def register(name: str):
     return wrap
 
 
-def available() -> dict[str, type]:
-    """Built-ins and installed plug-ins, by name (``routesim policies``: this imports the plug-ins)."""
+def available() -> tuple[dict[str, type], dict[str, str]]:
+    """Built-ins and installed plug-ins by name, and the plug-ins that failed to load with
+    why (``routesim policies`` lists both; this imports every plug-in)."""
     _load_builtins()
-    found = dict(_BUILTINS)
+    found, broken = dict(_BUILTINS), {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name not in found:
             try:
                 found[ep.name] = _policy_class(ep.load(), f"entry point '{ep.name}'")
-            except (*POLICY_FAILURES, PolicyConfigError):  # a broken plug-in must not hide the others
-                continue
-    return found
+            except PolicyConfigError as exc:  # loaded, but not a policy class
+                broken[ep.name] = str(exc)
+            except POLICY_FAILURES as exc:  # a broken plug-in is reported, and must not hide the others
+                broken[ep.name] = f"{ep.value} failed to load: {type(exc).__name__}: {exc}"
+    return found, broken
+
+
+def is_builtin(kind: str) -> bool:
+    """A policy shipped with routesim: a crash inside it is our bug, not bad input."""
+    _load_builtins()
+    return kind in _BUILTINS
 
 
 def known_names() -> list[str]:
