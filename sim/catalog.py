@@ -1,13 +1,11 @@
 """The scenario's models as arrays indexed by model number, for the engine.
 
 Lognormal TTFT is given by median and p95, tokens/s by median and p5 (its slow
-tail); ``mu = ln(median)`` and ``sigma = ln(p95 / median) / z95`` (resp.
-``ln(median / p5) / z95``).
+tail); their parameters come from ``distributions.Lognormal``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -16,7 +14,6 @@ import numpy as np
 from .errors import InputError
 from .prices import PricePoint, Tier, catalog_schedule
 from .scenario import LoadedScenario, ModelSpec, start_instant
-from .trace import Z95
 
 #: Catalog prices are resolved this far past the last arrival (attempts outlive it).
 _PRICE_MARGIN_S = 3600.0
@@ -67,15 +64,17 @@ def build_catalog(loaded: LoadedScenario, workloads: list[str], horizon_s: float
     if problems:
         raise InputError(problems)
     lat = [s.latency for s in specs]
+    ttft = [l.ttft_s.distribution() for l in lat]
+    tps = [l.tokens_per_s.distribution() for l in lat]
     return Catalog(
         names=list(sc.models),
         providers=[s.provider for s in specs],
         context_window=[s.context_window for s in specs],
         prices=[price_schedule(loaded, name, spec, horizon_s) for name, spec in sc.models.items()],
-        ttft_mu=np.log([l.ttft_s.median for l in lat]),
-        ttft_sigma=np.array([math.log(l.ttft_s.p95 / l.ttft_s.median) / Z95 for l in lat]),
-        tps_mu=np.log([l.tokens_per_s.median for l in lat]),
-        tps_sigma=np.array([math.log(l.tokens_per_s.median / l.tokens_per_s.p5) / Z95 for l in lat]),
+        ttft_mu=np.array([t.mu for t in ttft]),
+        ttft_sigma=np.array([t.sigma for t in ttft]),
+        tps_mu=np.array([r.mu for r in tps]),
+        tps_sigma=np.array([r.sigma for r in tps]),
         ttft_median_s=[l.ttft_s.median for l in lat],
         tps_median=[l.tokens_per_s.median for l in lat],
         fail_fast_s=[l.fail_fast_s for l in lat],

@@ -8,7 +8,6 @@ reported all at once, each with its file, line and field path.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .distributions import Lognormal
 from .limits import MAX_REPLICATIONS, MAX_REQUESTS, MAX_TOKENS
 from .errors import InputError, Problem, format_number, describe_error, error_location
 from .yamlio import FieldPath, format_path, line_of, load_yaml
@@ -47,6 +47,9 @@ class MedianP95(Strict):
     median: Positive
     p95: Positive
 
+    def distribution(self) -> Lognormal:
+        return Lognormal.from_percentile(self.median, self.p95, 95)
+
     @model_validator(mode="after")
     def _ordered(self):
         require_order(self, "median", "p95")
@@ -58,6 +61,9 @@ class MedianP5(Strict):
 
     median: Positive
     p5: Positive
+
+    def distribution(self) -> Lognormal:
+        return Lognormal.from_percentile(self.median, self.p5, 5)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -359,6 +365,9 @@ class DurationP90(Strict):
     median: Positive
     p90: Positive
 
+    def distribution(self) -> Lognormal:
+        return Lognormal.from_percentile(self.median, self.p90, 90)
+
     @model_validator(mode="after")
     def _ordered(self):
         require_order(self, "median", "p90")
@@ -394,7 +403,7 @@ class OutageProcess(Strict):
         if self.preset is None and (self.mtbf_s is None or self.duration_s is None):
             raise ValueError("give a 'preset', or both 'mtbf_s' and 'duration_s'")
         mtbf, duration, _ = self.resolved()
-        mean_duration = lognormal_mean(duration.median, duration.p90, Z90)
+        mean_duration = duration.distribution().mean
         if mtbf <= mean_duration:
             raise ValueError(f"mtbf_s ({format_number(mtbf)}) must exceed the mean incident duration "
                              f"({mean_duration:.0f} s): it is the time from one incident's start to the next")
@@ -408,19 +417,10 @@ class OutageProcess(Strict):
         if self.error_rate is not None:
             rate = self.error_rate
         elif preset:
-            rate = min(1.0, (1 - preset["availability"]) * mtbf / lognormal_mean(duration.median, duration.p90, Z90))
+            rate = min(1.0, (1 - preset["availability"]) * mtbf / duration.distribution().mean)
         else:
             rate = 1.0
         return mtbf, duration, rate
-
-
-Z90 = 1.2815515655446004  # standard normal 90th percentile
-
-
-def lognormal_mean(median: float, upper: float, z: float) -> float:
-    """Mean of a lognormal with this median and this value at the ``z`` quantile."""
-    sigma = math.log(upper / median) / z
-    return median * math.exp(sigma * sigma / 2)
 
 
 class ProviderSpec(Strict):

@@ -10,7 +10,6 @@ value with its line (text files) or row (Parquet).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +29,6 @@ REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens")
 QUALITY_PREFIX = "quality."
 DEFAULT_WORKLOAD = "default"
-Z95 = 1.6448536269514722  # standard normal 95th percentile
 
 
 @dataclass
@@ -278,14 +276,8 @@ def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- generating
-def lognormal_sigma(median: float, upper: float, z: float = Z95) -> float:
-    """Sigma of a lognormal with this median and this value at the ``z`` quantile."""
-    return math.log(upper / median) / z
-
-
 def token_counts(rng: np.random.Generator, spec: TokenCounts, n: int) -> np.ndarray:
-    sigma = lognormal_sigma(spec.median, spec.p95)
-    values = np.rint(spec.median * np.exp(sigma * rng.standard_normal(n)))
+    values = np.rint(spec.distribution().sample(rng, n))
     values = np.clip(values, 1, MAX_TOKENS if spec.max is None else spec.max)  # also before the int cast overflows
     return values.astype(np.int64)
 

@@ -10,7 +10,6 @@ faster than numpy scalars.
 from __future__ import annotations
 
 import bisect
-import math
 import zlib
 from collections import OrderedDict
 from typing import NamedTuple
@@ -20,7 +19,7 @@ import numpy as np
 from .catalog import Catalog
 from .prices import PricePoint
 from .rng import BLOCK_SIZE, Stream, draw_block, generator
-from .scenario import Z90, LaunchEvent, OutageProcess, PriceEvent, Scenario, lognormal_mean
+from .scenario import LaunchEvent, OutageProcess, PriceEvent, Scenario
 from .trace import Trace
 
 # Blocks kept: requests in flight (up to the longest deadline) must find theirs
@@ -58,16 +57,16 @@ def draw_incidents(process: OutageProcess, horizon_s: float, seed: int, replicat
     stream of each provider is keyed by its name, so adding a provider does not
     change another's incidents.
     """
-    mtbf, duration, rate = process.resolved()
-    up_time = mtbf - lognormal_mean(duration.median, duration.p90, Z90)
+    mtbf, duration_spec, rate = process.resolved()
+    duration = duration_spec.distribution()
+    up_time = mtbf - duration.mean
     rng = generator(seed, replication, Stream.WORLD, zlib.crc32(provider.encode()))
-    mu, sigma = math.log(duration.median), math.log(duration.p90 / duration.median) / Z90
     incidents, t = [], 0.0
     while True:
         t += rng.exponential(up_time)
         if t >= horizon_s:
             return incidents
-        length = float(math.exp(mu + sigma * rng.standard_normal()))
+        length = float(duration.from_normal(rng.standard_normal()))
         incidents.append((t, t + length, rate))
         t += length
 
