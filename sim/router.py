@@ -36,22 +36,18 @@ import math
 from time import thread_time_ns
 from typing import Callable
 
+from .attempts import DONE, Attempt, AttemptService
+from .billing import Billing
 from .catalog import Catalog
 from .defences import RetryBudget, backoff_s
-from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_RATE_LIMITED,
-                      ATTEMPT_TIMEOUT, OUTCOME_NAMES,
-                      REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
+from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, OUTCOME_NAMES, REQUEST_FAILED,
+                      REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
 from .policies.base import POLICY_FAILURES, BasePolicy, Judge, Outcome, Request
-from .prices import charge_usd
 from .provider import Providers
-from .rng import BLOCK_SIZE
 from .scenario import RouterSpec
 from .world import World
 
-_BLOCK_SHIFT = BLOCK_SIZE.bit_length() - 1
-assert 1 << _BLOCK_SHIFT == BLOCK_SIZE, "BLOCK_SIZE must be a power of two"
-_BLOCK_MASK = BLOCK_SIZE - 1
 INF = float("inf")
 
 Schedule = Callable[[float, Callable, object], None]
@@ -77,35 +73,12 @@ class _Flight:
         self.retries = 0
         self.last_backoff: float | None = None
         self.holds_retry = False  # a retry of this request counts against the budget
-        self.running: list[_Attempt] = []  # more than one only while hedging
+        self.running: list[Attempt] = []  # more than one only while hedging
         self.hedges = 0
         self.done = False
         self.judge = judge  # a cascade's judge, or None
         self.kept: tuple[int, float] | None = None  # (model, accept) of the last answer the judge rejected
         self.escalated = False
-
-
-QUEUED, SERVING, DONE = 0, 1, 2
-
-
-class _Attempt:
-    """One attempt; scheduled events carry it, and ignore it once it is DONE."""
-
-    __slots__ = ("flight", "model", "number", "start", "timeout_at", "state", "outcome", "end", "service_s",
-                 "service_start", "ttft", "speed", "accept", "generation", "holds_slot", "retry_after")
-
-    def __init__(self, flight: _Flight, model: int, number: int, start: float, timeout_at: float, generation):
-        self.flight = flight
-        self.model = model
-        self.number = number
-        self.start = self.end = self.service_start = start
-        self.timeout_at = timeout_at
-        self.state = SERVING
-        self.outcome = ATTEMPT_OK
-        self.service_s = self.retry_after = 0.0  # service_s: how long the provider takes, once serving
-        self.ttft = self.speed = self.accept = None
-        self.generation = generation
-        self.holds_slot = False
 
 
 class Router:
@@ -117,25 +90,18 @@ class Router:
         self.schedule = schedule
         self.rec = recorder
         self.known = Observations(world, catalog, spec)
+        self.service = AttemptService(world, catalog, providers, schedule, self._complete)
+        self.billing = Billing(world, catalog, spec.abandoned_charge)
         trace = world.trace
         # Plain lists: indexing them is several times faster than numpy scalars.
         self._arrival = trace.arrival_s.tolist()
         self._input = trace.input_tokens.tolist()
-        self._cached = world.cached_input_tokens.tolist()
         self._output = trace.output_tokens.tolist()
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
         self._names = catalog.names
         self._index = catalog.index
-        self._context = catalog.context_window
-        self._n_models = len(catalog.names)
-        self._n_attempts = world.n_attempts
-        self._faults = world.faults
-        self._block_number, self._block = -1, None
-        self._fail_fast_s = catalog.fail_fast_s
-        self._error_rate = catalog.error_rate
-        self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
         self._default = None if spec.default_model is None else self._index[spec.default_model]
         self._context_fallbacks = {self._index[m]: [self._index[f] for f in fs]
                                    for m, fs in spec.context_window_fallbacks.items()}
@@ -148,9 +114,6 @@ class Router:
         self._timeout_s = spec.timeout_s
         self._deadline_s = INF if spec.deadline_s is None else spec.deadline_s
         self._max_attempts = spec.max_attempts
-        self.providers = providers
-        self._limited = [bool(limits) for limits in providers.limits]
-        self._capacity = providers.capacity
         self._observe = self._observer(policy)
         self._candidate_cache: dict[tuple, tuple[int, ...]] = {}
 
@@ -270,106 +233,29 @@ class Router:
         timeout_at = now + self._timeout_s
         if f.deadline < timeout_at:
             timeout_at = f.deadline  # only what is left of the request's deadline
-        a = _Attempt(f, m, f.attempts, now, timeout_at, generation)
+        a = Attempt(f, m, f.attempts, now, timeout_at, generation)
         f.attempts += 1
         f.running.append(a)
         self.known.started(m)
-        i = f.i
-        if self._faults[m]:  # most models have no fault at all: skip the look-up
-            down, error_rate, latency_x = self.world.state(m, now)
-        else:
-            down, error_rate, latency_x = False, self._error_rate[m], 1.0
         if self._hedge is not None and f.hedges < self._hedge.max_hedges:
             delay = self._hedge_delay(m)
             if delay is not None:
                 self.schedule(delay, self._on_hedge, (a, now + delay))
-        if down:
-            return self._fail_fast(a, ATTEMPT_ERROR, now)
-        if self._input[i] + self._output[i] > self._context[m]:
-            return self._fail_fast(a, ATTEMPT_CONTEXT_OVERFLOW, now)
-        if self._limited[m]:
-            a.retry_after = self.providers.admit(m, now, self._input[i] + self._output[i])
-            if a.retry_after > 0.0:
-                return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
-        block = self._block_of(i)
-        at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-        if block.error_u.item(at) < error_rate:
-            return self._fail_fast(a, ATTEMPT_ERROR, now)
-        a.ttft, a.speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
-        a.accept, a.service_s = block.accept.item(at), block.latency_s.item(at)
-        if latency_x != 1.0:  # a brownout or spike slows the whole answer down
-            a.ttft, a.speed, a.service_s = a.ttft * latency_x, a.speed / latency_x, a.service_s * latency_x
-        capacity = self._capacity[m]
-        if capacity is None:  # the common case, inlined from _serve
-            a.end = now + a.service_s
-            if a.end > a.timeout_at:  # the router stops waiting
-                a.outcome, a.end = ATTEMPT_TIMEOUT, a.timeout_at
-            self.schedule(a.end - now, self._on_attempt_end, a)
-            return
-        if capacity.busy < capacity.concurrency:
-            capacity.busy += 1
-            a.holds_slot = True
-            return self._serve(a, now)
-        a.state = QUEUED
-        capacity.queue.append(a)
-        give_up = a.timeout_at
-        if capacity.queue_timeout_s is not None and now + capacity.queue_timeout_s < give_up:
-            give_up = now + capacity.queue_timeout_s
-        a.end = give_up
-        self.schedule(give_up - now, self._on_queue_timeout, a)
+        self.service.start(a, f.i, k, now)
 
-    def _fail_fast(self, a: _Attempt, outcome: int, now: float) -> None:
-        a.outcome = outcome
-        delay = self._fail_fast_s[a.model]
-        if now + delay > a.timeout_at:
-            a.outcome, delay = ATTEMPT_TIMEOUT, a.timeout_at - now
-        a.end = now + delay
-        self.schedule(delay, self._on_attempt_end, a)
-
-    def _serve(self, a: _Attempt, now: float) -> None:
-        """The provider starts on the answer; it ends with it or with the router's timeout."""
-        a.state = SERVING
-        a.service_start = now
-        a.end = now + a.service_s
-        if a.end > a.timeout_at:  # the router stops waiting
-            a.outcome, a.end = ATTEMPT_TIMEOUT, a.timeout_at
-        self.schedule(a.end - now, self._on_attempt_end, a)
-
-    def _on_queue_timeout(self, a: _Attempt) -> None:
-        if a.state != QUEUED:
-            return  # it left the queue in time: a stale timer
-        # Still waiting: the router's timeout, or else the provider's queue timeout (an error).
-        a.outcome = ATTEMPT_TIMEOUT if a.end >= a.timeout_at else ATTEMPT_ERROR
-        a.service_start = a.end  # never served (stays in the deque, skipped when it comes up)
-        self._complete(a, a.end)
-
-    def _on_attempt_end(self, a: _Attempt) -> None:
-        if a.state == DONE:
-            return  # cancelled: a stale timer
-        self._complete(a, a.end)
-
-    def _complete(self, a: _Attempt, end: float) -> None:
+    def _complete(self, a: Attempt, end: float) -> None:
+        """Attempt ``a`` ended (the service calls this): bill it, tell the breaker, decide what next."""
         f, m, i = a.flight, a.model, a.flight.i
-        if a.holds_slot:
-            self._release(m, end)
-        a.state = DONE
+        self.service.finished(a, end)
         f.running.remove(a)
         outcome = a.outcome
-        cost = 0.0
         verdict = None
-        if outcome == ATTEMPT_OK:
-            output = self._output[i]
-            if f.judge is not None and f.next < len(f.candidates) and f.attempts < self._max_attempts:
-                verdict = self._verdict(f, a)  # a later stage could still answer: judge this one
-        elif (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None and a.service_start < end
-              and self.spec.abandoned_charge != "none"):
-            output = self._abandoned_output(i, a, end)
-        else:
-            output = None  # nothing to charge
-        if output is not None:
-            cost = charge_usd(self.world.price(m, a.start), self._input[i], self._cached[i], output)
-            f.carbon += (self._input[i] + output) * self._carbon[m] / 1e6
-            f.cost += cost
+        if (outcome == ATTEMPT_OK and f.judge is not None and f.next < len(f.candidates)
+                and f.attempts < self._max_attempts):
+            verdict = self._verdict(f, a)  # a later stage could still answer: judge this one
+        cost, carbon = self.billing.charge(a, i, end)
+        f.carbon += carbon
+        f.cost += cost
         self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start,
                          -1 if verdict is None else verdict, 0.0 if verdict is None else f.judge.cost_usd)
         self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation,
@@ -382,9 +268,7 @@ class Router:
         if outcome == ATTEMPT_OK:
             if f.running:  # a hedge lost the race
                 for other in list(f.running):
-                    other.outcome = ATTEMPT_CANCELLED
-                    if other.state == QUEUED:
-                        other.service_start = end  # it waited until now and was never served
+                    self.service.cancel(other, end)
                     self._complete(other, end)
             if verdict is None:
                 self._finish(f, REQUEST_OK, end, m, (a.service_start - f.request.arrival_s + a.ttft, a.accept))
@@ -395,11 +279,9 @@ class Router:
         elif not f.running:  # another attempt (a hedge) may still answer
             self._after_failure(f, a, end)
 
-    def _verdict(self, f: _Flight, a: _Attempt) -> int:
+    def _verdict(self, f: _Flight, a: Attempt) -> int:
         """The judge's verdict on an answer (1 accepts, 0 rejects); it costs what the judge costs."""
-        m, i = a.model, f.i
-        at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + f.tries[m] - 1
-        u = self._block_of(i).judge_u.item(at)
+        u = self.service.judge_u(f.i, a.model, f.tries[a.model] - 1)
         f.cost += f.judge.cost_usd
         return int(u < f.judge.accept_good) if a.accept else int(u >= f.judge.reject_bad)
 
@@ -412,27 +294,8 @@ class Router:
         f.kept, f.escalated = (a.model, a.accept), True
         self._next_candidate(f, now)
 
-    def _release(self, m: int, now: float) -> None:
-        """A serving slot frees up: the next queued attempt starts."""
-        capacity = self._capacity[m]
-        capacity.busy -= 1
-        queue = capacity.queue
-        while queue:
-            waiting = queue.popleft()
-            if waiting.state == QUEUED:
-                capacity.busy += 1
-                waiting.holds_slot = True
-                self._serve(waiting, now)
-                return
-
-    def _abandoned_output(self, i: int, a: _Attempt, end: float) -> float:
-        if self.spec.abandoned_charge == "full":
-            return float(self._output[i])
-        # 'generated': the tokens streamed before the router gave up.
-        return min(float(self._output[i]), max(0.0, (end - a.service_start - a.ttft) * a.speed))
-
     # ------------------------------------------------------------------ after a failure
-    def _after_failure(self, f: _Flight, a: _Attempt, now: float) -> None:
+    def _after_failure(self, f: _Flight, a: Attempt, now: float) -> None:
         m, outcome = a.model, a.outcome
         if outcome == ATTEMPT_CONTEXT_OVERFLOW:
             extra = self._context_fallbacks.get(m)
@@ -447,15 +310,8 @@ class Router:
                 return
         self._next_candidate(f, now)
 
-    def _block_of(self, i: int):
-        """The variates of request i's block; arrivals advance block by block, so the current one is kept at hand."""
-        b = i >> _BLOCK_SHIFT
-        if b != self._block_number:
-            self._block, self._block_number = self.world.block(b), b
-        return self._block
-
     def _backoff(self, f: _Flight) -> float:
-        u = self._block_of(f.i).retry_u.item((f.i & _BLOCK_MASK) * self._n_attempts + f.retries)
+        u = self.service.retry_u(f.i, f.retries)
         f.last_backoff = backoff_s(self._retry.backoff, f.retries, u, f.last_backoff)
         return f.last_backoff
 

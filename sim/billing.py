@@ -1,0 +1,51 @@
+"""What an attempt costs: the tokens the provider bills, at the price in force
+when the attempt started, and the carbon of those tokens.
+
+An answer is billed in full. An attempt the router abandoned (timed out, or a
+hedge that lost the race) after the provider began streaming is billed as
+``router.abandoned_charge`` says: the tokens generated until then
+(``generated``), the whole answer (``full``), or nothing (``none``). Errors,
+429s, context overflows and attempts that never reached the provider cost
+nothing. Prices by input size (tiers) and cached input are ``prices.charge_usd``.
+"""
+
+from __future__ import annotations
+
+from .attempts import Attempt
+from .catalog import Catalog
+from .metrics import ATTEMPT_CANCELLED, ATTEMPT_OK, ATTEMPT_TIMEOUT
+from .prices import charge_usd
+from .world import World
+
+
+class Billing:
+    def __init__(self, world: World, catalog: Catalog, abandoned_charge: str):
+        trace = world.trace
+        self.world = world
+        self.abandoned_charge = abandoned_charge
+        self._input = trace.input_tokens.tolist()
+        self._cached = world.cached_input_tokens.tolist()
+        self._output = trace.output_tokens.tolist()
+        self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
+
+    def charge(self, a: Attempt, i: int, end: float) -> tuple[float, float]:
+        """(USD, grams CO2e) for attempt ``a`` of request i, ended at ``end``."""
+        output = self.billed_output(a, i, end)
+        if output is None:
+            return 0.0, 0.0
+        m = a.model
+        cost = charge_usd(self.world.price(m, a.start), self._input[i], self._cached[i], output)
+        return cost, (self._input[i] + output) * self._carbon[m] / 1e6
+
+    def billed_output(self, a: Attempt, i: int, end: float) -> float | None:
+        """The output tokens billed, or None when nothing is."""
+        outcome = a.outcome
+        if outcome == ATTEMPT_OK:
+            return self._output[i]
+        if (outcome in (ATTEMPT_TIMEOUT, ATTEMPT_CANCELLED) and a.ttft is not None and a.service_start < end
+                and self.abandoned_charge != "none"):
+            if self.abandoned_charge == "full":
+                return float(self._output[i])
+            # 'generated': the tokens streamed before the router gave up.
+            return min(float(self._output[i]), max(0.0, (end - a.service_start - a.ttft) * a.speed))
+        return None
