@@ -172,11 +172,8 @@ class AttemptService:
         if a.state == QUEUED:
             a.service_start = now  # it waited until now and was never served
 
-    def finished(self, a: Attempt, now: float) -> None:
-        """``a`` has ended: it frees its serving slot, and the next queued attempt starts."""
-        a.state = DONE
-        if not a.holds_slot:
-            return
+    def release(self, a: Attempt, now: float) -> None:
+        """``a`` ended holding a serving slot: it frees it, and the next queued attempt starts."""
         capacity = self._capacity[a.model]
         capacity.busy -= 1
         queue = capacity.queue

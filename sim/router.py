@@ -145,8 +145,8 @@ class Router:
             candidates, error = self._candidates(decision)
         if error is None:
             judge, error = self._judge(decision)
-        if error is None:
-            score, error = self._score(decision)
+        if error is None and getattr(decision, "score", None) is not None:  # most policies give none
+            score, error = self._score(decision.score)
         if error is not None:
             candidates, judge = () if self._default is None else (self._default,), None
         self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
@@ -189,11 +189,8 @@ class Router:
         return None, f"Decision.judge must be a Judge with rates in [0, 1] and no negative cost or latency, not {judge!r}"
 
     @staticmethod
-    def _score(decision) -> tuple[float, str | None]:
-        """The decision's score as a float (NaN when it has none), or a policy-error message."""
-        score = getattr(decision, "score", None)
-        if score is None:
-            return math.nan, None
+    def _score(score) -> tuple[float, str | None]:
+        """A decision's score as a float, or a policy-error message."""
         if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
             return float(score), None
         return math.nan, f"Decision.score must be a finite number or None, not {score!r}"
@@ -246,7 +243,9 @@ class Router:
     def _complete(self, a: Attempt, end: float) -> None:
         """Attempt ``a`` ended (the service calls this): bill it, tell the breaker, decide what next."""
         f, m, i = a.flight, a.model, a.flight.i
-        self.service.finished(a, end)
+        if a.holds_slot:
+            self.service.release(a, end)
+        a.state = DONE  # timers still pending for it are stale from now on
         f.running.remove(a)
         outcome = a.outcome
         verdict = None
