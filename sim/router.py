@@ -1,11 +1,12 @@
-"""Carries out a policy's decision: attempts, retries, fallbacks, timeouts and
-deadlines, behind the router's defences (breaker, cooldown, retry budget).
+"""What the router does next: it asks the policy, then carries out the decision
+(which candidate to try, retries, fallbacks, hedges, timeouts and deadlines)
+behind its defences (breaker, cooldown, retry budget), and reports each
+request's end to the recorder and to the policy's ``observe``.
 
-The router knows nothing of simpy: the engine gives it ``schedule(delay,
-callback, token)`` and calls ``on_arrival(i)`` for each request. Attempts are
-decided when they start: the world's ground truth (fault state, error draw,
-latency) at that moment fixes how the attempt ends and when, so one scheduled
-event per attempt suffices; its timeout is the same event, earlier.
+What happens to an attempt once sent is ``attempts.py`` (the provider's side:
+faults, limits, capacity, latency), what it costs is ``billing.py``. The router
+knows nothing of simpy: the engine gives it ``schedule(delay, callback, token)``
+and calls ``on_arrival(i)`` for each request.
 
 Semantics:
 - candidates are tried in order; a failed attempt moves on to the next
@@ -21,8 +22,8 @@ Semantics:
   attempt at all is ``rejected``;
 - a policy that raises or returns nothing usable is a policy error: the request
   goes to ``router.default_model`` alone, or is rejected when there is none;
-- an attempt is charged at the price in force when it started; a timed-out one
-  as ``router.abandoned_charge`` says;
+- an attempt is charged as ``billing.py`` says (the price in force when it
+  started; an abandoned one as ``router.abandoned_charge`` says);
 - a decision with a ``judge`` is a cascade: an answer that a later stage could
   still replace is judged (its verdict drawn from the JUDGE stream with the
   judge's error rates, its cost and latency added to the request); a rejected
