@@ -1,9 +1,9 @@
 """Per-request and per-attempt records, their Parquet tables, and per-run metrics.
 
 Records go into per-column lists during a run (never a list of dicts) and become
-Arrow tables at its end. ``run_metrics`` defines every per-run metric; see
-docs/metrics.md for the formal definitions and stats.py for how replications
-are combined.
+Arrow tables at its end. ``run_metrics`` computes every per-run metric declared
+in ``metric_registry.py`` (their definitions, also in docs/metrics.md); stats.py
+combines replications.
 """
 
 from __future__ import annotations
@@ -17,21 +17,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .metric_registry import names
+
 REQUEST_OK, REQUEST_FAILED, REQUEST_REJECTED = 0, 1, 2
 STATUS_NAMES = ("ok", "failed", "rejected")
 ATTEMPT_OK, ATTEMPT_ERROR, ATTEMPT_RATE_LIMITED, ATTEMPT_TIMEOUT, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_CANCELLED = range(6)
 OUTCOME_NAMES = ("ok", "error", "rate_limited", "timeout", "context_overflow", "cancelled")
 
-#: Metrics of one (policy, replication) run, in the order of summary.csv.
-RUN_METRICS = (
-    "requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "cost_per_1k_successes_usd", "mean_quality",
-    "latency_p50_s",
-    "latency_p95_s", "latency_p99_s", "fallback_rate", "escalation_rate", "attempts_per_request",
-    "slo_attainment",
-    "decision_us_p50", "decision_us_p99", "carbon_g", "policy_error_rate",
-)
-#: Metrics that compare a policy with the baseline in the same replication.
-PAIRED_METRICS = ("savings_vs_baseline", "quality_delta_vs_baseline")
+#: Metrics of one (policy, replication) run (declared in metric_registry.py), and those
+#: that compare a policy with the baseline in the same replication.
+RUN_METRICS = names("run")
+PAIRED_METRICS = names("paired")
 _NAN = float("nan")
 
 

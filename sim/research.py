@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from .metric_registry import names
 from .stats import mean_ci
 
 #: Per router and comparison, in the order of summary.json.
-RESEARCH_METRICS = ("strong_call_share", "pgr", "apgr", "cpt_50", "cpt_80", "aiq")
+#: Per router (declared in metric_registry.py); ``random_mix_aiq`` is per comparison.
+RESEARCH_METRICS = tuple(n for n in names("research") if n != "random_mix_aiq")
 _HULL_POINTS = 1001  # operating points of a swept curve kept for the hull
 
 

@@ -1,17 +1,15 @@
 """Resilience metrics of one run: what faults did to the traffic, and what the
-defences cost. Definitions in docs/metrics.md."""
+defences cost. Declared and defined in metric_registry.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .metric_registry import names
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_RATE_LIMITED, REQUEST_OK, RunColumns, RunRecorder
 
-#: Per-run resilience metrics, in summary order.
-RESILIENCE_METRICS = (
-    "fault_success_rate", "failed_in_faults", "extra_latency_in_faults_s", "time_to_failover_s",
-    "rate_limited_share", "hedge_cost_share", "breaker_open_s", "error_budget_burn",
-)
+#: Per-run resilience metrics (declared in metric_registry.py), in summary order.
+RESILIENCE_METRICS = names("resilience")
 FAILOVER_WINDOW_S = 30.0  # look-ahead of the success rate that defines recovery
 FAILOVER_TARGET = 0.99
 

@@ -266,7 +266,7 @@ class _Summary(_Checked):
 
     @model_validator(mode="after")
     def _complete(self):
-        from .stats import SUMMARY_METRICS
+        from .metric_registry import SUMMARY_METRICS
 
         if not self.policies:
             raise ValueError("policies: no policy in the run")

@@ -37,7 +37,8 @@ from .resilience import fault_rows, resilience_metrics
 from .research import comparisons
 from .router import Router
 from .scenario import LoadedScenario
-from .stats import SUMMARY_METRICS, summarize
+from .metric_registry import SUMMARY_METRICS
+from .stats import summarize
 from . import transforms
 from .trace import Trace, generate, read_trace
 from .truth import GroundTruth
