@@ -3,9 +3,11 @@
 Every check is decided on the 95% confidence interval over replications, not
 only on the mean: a minimum passes only if the interval's lower bound reaches
 it, a maximum only if the upper bound stays within it. With one replication
-there is no interval and the mean decides (the output says so). Paired checks
-(savings, quality drop, latency ratios) are computed per replication from
-``requests.parquet``, so any two policies of the run can be compared.
+there is no interval and the mean decides (the output says so). Checks against the
+baseline (savings, quality drop, latency ratios) pair the two policies'
+per-replication metrics from ``replications.parquet`` with the registry's rules
+(metric_registry.py), as the summary does, so any two policies of the run can be
+compared.
 """
 
 from __future__ import annotations
@@ -14,22 +16,35 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .errors import InputError, Problem
 from .run_folder import read_run_files, read_table
 from .scenario import Gates
-from .stats import mean_ci
+from .metric_registry import BY_NAME
+from .stats import PER_RUN, mean_ci
 
-#: threshold -> (what is measured, "min" or "max", unit for display)
+@dataclass(frozen=True)
+class Threshold:
+    """A gate check: a metric of metric_registry.py, taken as it is, against the
+    baseline (its paired rule), or as a ratio to the baseline's value."""
+
+    metric: str
+    measured: str  # what the output calls it
+    direction: str  # "min" or "max"
+    against_baseline: str = ""  # "", "paired", "negated paired" (a drop) or "ratio"
+
+    @property
+    def unit(self) -> str:
+        return "ratio" if self.against_baseline in ("ratio", "negated paired") else BY_NAME[self.metric].unit
+
+
 CHECKS = {
-    "min_savings": ("savings vs baseline", "min", "pct"),
-    "max_quality_drop": ("quality drop vs baseline", "max", "ratio"),
-    "min_success_rate": ("success rate", "min", "pct"),
-    "min_fault_success_rate": ("success rate during faults", "min", "pct"),
-    "max_p95_latency_ratio": ("p95 latency / baseline's", "max", "ratio"),
-    "max_p99_latency_ratio": ("p99 latency / baseline's", "max", "ratio"),
-    "max_decision_p99_us": ("decision time p99 (us)", "max", "us"),
+    "min_savings": Threshold("savings_vs_baseline", "savings vs baseline", "min", "paired"),
+    "max_quality_drop": Threshold("quality_delta_vs_baseline", "quality drop vs baseline", "max", "negated paired"),
+    "min_success_rate": Threshold("success_rate", "success rate", "min"),
+    "min_fault_success_rate": Threshold("fault_success_rate", "success rate during faults", "min"),
+    "max_p95_latency_ratio": Threshold("latency_p95_s", "p95 latency / baseline's", "max", "ratio"),
+    "max_p99_latency_ratio": Threshold("latency_p99_s", "p99 latency / baseline's", "max", "ratio"),
+    "max_decision_p99_us": Threshold("decision_us_p99", "decision time p99 (us)", "max"),
 }
 
 
@@ -46,40 +61,27 @@ class Check:
     passed: bool
 
 
-def _per_replication(folder: Path, policy: str) -> dict[int, dict[str, float]]:
-    table = read_table(folder, "requests", ["replication", "status", "latency_s", "cost_usd", "quality"],
-                       filters=[("policy", "=", policy)])
-    out = {}
-    for r, run in table.groupby("replication"):
-        ok = run.latency_s[run.status == "ok"].to_numpy()
-        out[int(r)] = {"cost": float(run.cost_usd.sum()), "quality": float(run.quality.mean()),
-                       "p95": float(np.percentile(ok, 95)) if len(ok) else np.nan,
-                       "p99": float(np.percentile(ok, 99)) if len(ok) else np.nan}
-    return out
+def _runs(folder: Path, policy: str) -> dict[int, dict[str, float]]:
+    """Every metric of each of ``policy``'s replications (``replications.parquet``)."""
+    table = read_table(folder, "replications", ["replication", *PER_RUN], filters=[("policy", "=", policy)])
+    return {int(row.pop("replication")): row for row in table.to_dict("records")}
 
 
-def _paired(candidate: dict, baseline: dict, metric) -> list[float]:
-    return [metric(candidate[r], baseline[r]) for r in sorted(candidate) if r in baseline]
-
-
-def measure(folder: Path, summary: dict, candidate: str, baseline: str, name: str) -> dict:
-    """``{"mean", "ci95"}`` of what threshold ``name`` is about."""
-    s = summary["policies"][candidate]
-    if name == "min_success_rate":
-        return s["success_rate"]
-    if name == "min_fault_success_rate":
-        return s["fault_success_rate"]
-    if name == "max_decision_p99_us":
-        return s["decision_us_p99"]
-    c, b = _per_replication(folder, candidate), _per_replication(folder, baseline)
-    if name == "min_savings":
-        values = _paired(c, b, lambda x, y: 1.0 - x["cost"] / y["cost"] if y["cost"] > 0 else np.nan)
-    elif name == "max_quality_drop":
-        values = _paired(c, b, lambda x, y: y["quality"] - x["quality"])
-    else:
-        q = "p95" if name == "max_p95_latency_ratio" else "p99"
-        values = _paired(c, b, lambda x, y: x[q] / y[q] if y[q] > 0 else np.nan)
-    return mean_ci(values)
+def measure(folder: Path, candidate: str, baseline: str, name: str) -> dict:
+    """``{"mean", "ci95"}`` of what threshold ``name`` is about, over the replications
+    both policies ran: computed as the summary computes it (metric_registry.py)."""
+    check = CHECKS[name]
+    metric = BY_NAME[check.metric]
+    runs, base = _runs(folder, candidate), _runs(folder, baseline)
+    both = [r for r in sorted(runs) if r in base]
+    if not check.against_baseline:
+        return mean_ci([runs[r][metric.name] for r in both], bounds=metric.bounds)
+    if check.against_baseline == "ratio":
+        values = [runs[r][metric.name] / base[r][metric.name] if base[r][metric.name] > 0 else math.nan
+                  for r in both]
+        return mean_ci(values)
+    values = [metric.paired(runs[r], base[r]) for r in both]
+    return mean_ci([-v for v in values] if check.against_baseline == "negated paired" else values)
 
 
 def run_gate(folder: Path, candidate: str | None, baseline: str | None, overrides: dict[str, float]) -> tuple[list[Check], str, str]:
@@ -109,8 +111,8 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
                                  "(or a gates: section in the scenario)"))
     checks = []
     for name, threshold in thresholds.items():
-        what, direction, _ = CHECKS[name]
-        m = measure(folder, summary, candidate, baseline, name)
+        what, direction = CHECKS[name].measured, CHECKS[name].direction
+        m = measure(folder, candidate, baseline, name)
         lo, hi = m["ci95"]
         if m["mean"] is None:
             decided, basis = None, "not measured in this run"
@@ -146,12 +148,12 @@ def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
     def fmt(name, x):
         if x is None:
             return "n/a"
-        unit = CHECKS[name][2]
+        unit = CHECKS[name].unit
         return f"{x * 100:.2f}%" if unit == "pct" else f"{x:,.1f}" if unit == "us" else f"{x:.4f}"
 
     rows = [["check", "rule", "measured mean [95% CI]", "decided on", "result"]]
     for c in checks:
-        rule = f"{'≥' if CHECKS[c.name][1] == 'min' else '≤'} {fmt(c.name, c.threshold)}"
+        rule = f"{'≥' if CHECKS[c.name].direction == 'min' else '≤'} {fmt(c.name, c.threshold)}"
         ci = f" [{fmt(c.name, c.lo)}, {fmt(c.name, c.hi)}]" if c.lo is not None else ""
         rows.append([f"{c.name} ({c.measured})", rule, fmt(c.name, c.mean) + ci,
                      f"{fmt(c.name, c.decided_on)} ({c.basis})", "PASS" if c.passed else "FAIL"])

@@ -35,8 +35,8 @@ from .errors import InputError, Problem
 
 MANIFEST = "routesim-manifest.json"
 #: What ``routesim run`` writes besides the report (``sim.report.report_files()``).
-RUN_FILES = ("requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
-             "faults.csv", "scenario.resolved.yaml")
+RUN_FILES = ("requests.parquet", "attempts.parquet", "decisions.parquet", "replications.parquet", "summary.json",
+             "summary.csv", "faults.csv", "scenario.resolved.yaml")
 _PARTIAL_PREFIX = ".routesim-partial-"
 _PARTIAL_MARKER = ".routesim-partial"  # inside a partial folder: proves routesim made it
 _LAST = "summary.json"  # moved into place last: a folder without it is not a finished run

@@ -38,7 +38,7 @@ from .research import comparisons
 from .router import Router
 from .scenario import LoadedScenario
 from .metric_registry import SUMMARY_METRICS
-from .stats import summarize
+from .stats import paired, summarize
 from . import transforms
 from .trace import Trace, generate, read_trace
 from .truth import GroundTruth
@@ -282,6 +282,24 @@ def write_faults(result: RunResult, folder: Path) -> None:
     pd.DataFrame(rows, columns=columns).to_csv(folder / "faults.csv", index=False)
 
 
+def write_replications(result: RunResult, folder: Path) -> None:
+    """replications.parquet: every per-run and paired metric of each (policy, replication),
+    the values the summary's intervals are made of (and that the gate pairs)."""
+    import pyarrow as pa
+
+    baseline_runs = result.policies[result.baseline].runs
+    rows: dict[str, list] = {"policy": [], "replication": []}
+    for name, res in result.policies.items():
+        paired_values = paired(res.runs, baseline_runs)
+        for r, run in enumerate(res.runs):
+            rows["policy"].append(name)
+            rows["replication"].append(r)
+            for metric in SUMMARY_METRICS:
+                value = paired_values[metric][r] if metric in paired_values else run[metric]
+                rows.setdefault(metric, []).append(value)
+    pq.write_table(pa.table(rows), folder / "replications.parquet")
+
+
 def write_summary(result: RunResult, folder: Path) -> None:
     doc = summary_document(result)
     # allow_nan=False: a non-finite number here is a bug of ours, not a value a reader should meet.
@@ -337,6 +355,7 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
             f"# Resolved by routesim {__version__}: every default filled in. Rerun with\n"
             f"#   routesim run scenario.resolved.yaml\n" + yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
         write_faults(result, folder)
+        write_replications(result, folder)
         write_summary(result, folder)
         if report:
             write_report(folder)  # from the files just written, as `routesim report` would

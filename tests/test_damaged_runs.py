@@ -50,21 +50,31 @@ def _nan_text(doc):
                                    '"mean": NaN', 1)
 
 
-def _truncate(folder):
-    data = (folder / "requests.parquet").read_bytes()
-    (folder / "requests.parquet").write_bytes(data[: len(data) // 2])
+def _truncate(name):
+    def damage(folder):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[: len(data) // 2])
+    return damage
 
 
-def _drop_column(folder):
-    table = pq.read_table(folder / "requests.parquet")
-    pq.write_table(table.drop_columns(["cost_usd"]), folder / "requests.parquet")
+def _drop_column(name, column):
+    def damage(folder):
+        table = pq.read_table(folder / name)
+        pq.write_table(table.drop_columns([column]), folder / name)
+    return damage
 
 
 CASES = {
-    "truncated requests.parquet": (_truncate, "requests.parquet: damaged run file: cannot read it as Parquet"),
+    "truncated requests.parquet": (_truncate("requests.parquet"),
+                                   "requests.parquet: damaged run file: cannot read it as Parquet"),
     "requests.parquet not Parquet": (lambda f: (f / "requests.parquet").write_text("policy,cost\n"),
                                      "requests.parquet: damaged run file: cannot read it as Parquet"),
-    "a dropped column": (_drop_column, "requests.parquet: damaged run file: missing column(s) cost_usd"),
+    "a dropped column": (_drop_column("requests.parquet", "cost_usd"),
+                         "requests.parquet: damaged run file: missing column(s) cost_usd"),
+    "truncated replications.parquet": (_truncate("replications.parquet"),
+                                       "replications.parquet: damaged run file: cannot read it as Parquet"),
+    "a dropped metric column": (_drop_column("replications.parquet", "cost_usd"),
+                                "replications.parquet: damaged run file: missing column(s) cost_usd"),
     "summary.json is []": (_summary_edit(lambda d: []), "summary.json: damaged run file:"),
     "a deleted metric": (_summary_edit(_drop_metric), "missing metric(s) success_rate"),
     "a deleted baseline": (_summary_edit(lambda d: {k: v for k, v in d.items() if k != "baseline"}),
@@ -85,12 +95,19 @@ CASES = {
 }
 
 
+#: Cases that damage a file only one command reads (the gate reads no request table, the report no
+#: per-replication table); the rest are damaged for both.
+READ_BY = {"truncated requests.parquet": ("report",), "requests.parquet not Parquet": ("report",),
+           "a dropped column": ("report",), "faults.csv empty": ("report",),
+           "truncated replications.parquet": ("gate",), "a dropped metric column": ("gate",)}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("command", ["gate", "report"])
 def test_a_damaged_run_folder_is_exit_2_naming_the_file(finished_run, tmp_path, case, command):
     damage, message = CASES[case]
-    if command == "gate" and case == "faults.csv empty":
-        pytest.skip("the gate does not read faults.csv")
+    if command not in READ_BY.get(case, ("gate", "report")):
+        pytest.skip(f"routesim {command} does not read the file damaged here")
     folder = tmp_path / "run"
     shutil.copytree(finished_run, folder)
     damage(folder)

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import scenario, write_scenario
 
-RUN_NAMES = {"requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
+RUN_NAMES = {"requests.parquet", "attempts.parquet", "decisions.parquet", "replications.parquet", "summary.json",
+             "summary.csv",
              "faults.csv", "scenario.resolved.yaml"}
 
 
