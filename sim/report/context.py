@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import __version__
 from . import headline
-from .format import fmt_metric, fmt_value, policy_label
+from .format import fmt_named, fmt_value, policy_label
 from .notes import run_warnings
 
 _STATUS_WORDS = {"ok": "answered", "failed": "failed", "rejected": "rejected"}
@@ -22,15 +22,15 @@ def resilience_rows(run) -> list[dict]:
         s = run.summary[name]
         rows.append({
             "name": policy_label(run, name),
-            "fault_success": fmt_metric(s["fault_success_rate"], "pct"),
-            "failed": fmt_metric(s["failed_in_faults"], "count"),
-            "ttf": fmt_metric(s["time_to_failover_s"], "seconds"),
-            "extra": fmt_metric(s["extra_latency_in_faults_s"], "seconds"),
-            "attempts": fmt_metric(s["attempts_per_request"], "ratio"),
-            "limited": fmt_metric(s["rate_limited_share"], "pct"),
-            "hedge": fmt_metric(s["hedge_cost_share"], "pct"),
-            "breaker": fmt_metric(s["breaker_open_s"], "seconds"),
-            "burn": fmt_metric(s["error_budget_burn"], "ratio"),
+            "fault_success": fmt_named(s, "fault_success_rate"),
+            "failed": fmt_named(s, "failed_in_faults"),
+            "ttf": fmt_named(s, "time_to_failover_s"),
+            "extra": fmt_named(s, "extra_latency_in_faults_s"),
+            "attempts": fmt_named(s, "attempts_per_request"),
+            "limited": fmt_named(s, "rate_limited_share"),
+            "hedge": fmt_named(s, "hedge_cost_share"),
+            "breaker": fmt_named(s, "breaker_open_s"),
+            "burn": fmt_named(s, "error_budget_burn"),
         })
     return rows
 
@@ -79,12 +79,12 @@ def comparison_tables(run) -> list[dict]:
     """One table per two-model comparison: each router's RouteLLM and RouterBench metrics."""
     tables = []
     for c in run.comparisons:
-        rows = [{"name": policy_label(run, name), "share": fmt_metric(m["strong_call_share"], "pct"),
-                 "pgr": fmt_metric(m["pgr"], "ratio"), "apgr": fmt_metric(m["apgr"], "ratio"),
-                 "cpt50": fmt_metric(m["cpt_50"], "pct"), "cpt80": fmt_metric(m["cpt_80"], "pct"),
-                 "aiq": fmt_metric(m["aiq"], "ratio")} for name, m in c["routers"].items()]
+        rows = [{"name": policy_label(run, name), "share": fmt_named(m, "strong_call_share"),
+                 "pgr": fmt_named(m, "pgr"), "apgr": fmt_named(m, "apgr"),
+                 "cpt50": fmt_named(m, "cpt_50"), "cpt80": fmt_named(m, "cpt_80"),
+                 "aiq": fmt_named(m, "aiq")} for name, m in c["routers"].items()]
         tables.append({"strong": c["strong_model"], "weak": c["weak_model"], "rows": rows,
-                       "mixing_aiq": fmt_metric(c["random_mix_aiq"], "ratio")})
+                       "mixing_aiq": fmt_named(c, "random_mix_aiq")})
     return tables
 
 
@@ -104,7 +104,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "replications": run.replications, "baseline": run.baseline, "version": __version__,
         "requests": f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}",
         "models": len(run.resolved.get("models", {})), "horizon": f"{run.horizon_s:,.0f}",
-        "headline_columns": [title for _, title, _ in headline.HEADLINE], "headline": headline.rows(run),
+        "headline_columns": [title for _, title in headline.HEADLINE], "headline": headline.rows(run),
         "upper_bounds": run.upper_bounds, "resilience": resilience_rows(run), "faults": fault_summary(run),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run), "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,

@@ -29,6 +29,13 @@ def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
     return text
 
 
+def fmt_named(entries: dict, name: str, with_ci: bool = True) -> str:
+    """Metric ``name`` of a summary's entries, shown in its registry unit."""
+    from ..metric_registry import BY_NAME
+
+    return fmt_metric(entries[name], BY_NAME[name].unit, with_ci)
+
+
 def policy_label(result, name: str, short: bool = False) -> str:
     """A policy's name as tables show it: the baseline and any upper bound marked."""
     if name == result.baseline:

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .format import fmt_metric
+from ..metric_registry import BY_NAME
+from .format import fmt_named
 
-#: (metric, column title, format) of the headline table, in order.
+#: (metric, column title) of the headline table, in order; formats follow the registry's units.
 HEADLINE = (
-    ("cost_usd", "Cost (USD)", "usd"),
-    ("cost_per_1k_requests_usd", "Cost / 1k req", "usd"),
-    ("savings_vs_baseline", "Savings vs baseline", "pct"),
-    ("mean_quality", "Quality", "ratio"),
-    ("quality_delta_vs_baseline", "Quality Δ", "delta"),
-    ("success_rate", "Availability", "pct"),
-    ("fault_success_rate", "Availability in faults", "pct"),
-    ("latency_p95_s", "p95 latency (s)", "seconds"),
-    ("latency_p99_s", "p99 latency (s)", "seconds"),
-    ("time_to_failover_s", "Time to failover (s)", "seconds"),
+    ("cost_usd", "Cost (USD)"),
+    ("cost_per_1k_requests_usd", "Cost / 1k req"),
+    ("savings_vs_baseline", "Savings vs baseline"),
+    ("mean_quality", "Quality"),
+    ("quality_delta_vs_baseline", "Quality Δ"),
+    ("success_rate", "Availability"),
+    ("fault_success_rate", "Availability in faults"),
+    ("latency_p95_s", "p95 latency (s)"),
+    ("latency_p99_s", "p99 latency (s)"),
+    ("time_to_failover_s", "Time to failover (s)"),
 )
 _STATIC, _MANUAL = {"static"}, {"manual"}
 
@@ -57,10 +58,10 @@ def rows(run) -> list[Row]:
     for name in run.policies:
         s = run.summary[name]
         cells = []
-        for metric, _, kind in HEADLINE:
+        for metric, _ in HEADLINE:
             m = s[metric]
-            paired = metric in ("savings_vs_baseline", "quality_delta_vs_baseline")
-            text = "—" if paired and name == run.baseline else fmt_metric(m, kind)
+            paired = BY_NAME[metric].section == "paired"
+            text = "—" if paired and name == run.baseline else fmt_named(s, metric)
             cells.append(Cell(metric, text, m["mean"], *m["ci95"]))
         out.append(Row(name, category(run, name), name == run.baseline, name in run.upper_bounds, cells,
                        verdict(run, name)))
@@ -84,16 +85,16 @@ _QUALITY = {1: "better", -1: "worse", 0: "no clear difference in"}
 
 def verdict(run, name: str) -> str:
     s, b = run.summary[name], run.summary[run.baseline]
-    availability = fmt_metric(s["success_rate"], "pct", with_ci=False)
+    availability = fmt_named(s, "success_rate", with_ci=False)
     if name == run.baseline:
-        return (f"The baseline: {fmt_metric(s['cost_per_1k_requests_usd'], 'usd', with_ci=False)} per 1k requests, "
-                f"quality {fmt_metric(s['mean_quality'], 'ratio', with_ci=False)}, availability {availability}.")
+        return (f"The baseline: {fmt_named(s, 'cost_per_1k_requests_usd', with_ci=False)} per 1k requests, "
+                f"quality {fmt_named(s, 'mean_quality', with_ci=False)}, availability {availability}.")
     savings, delta = s["savings_vs_baseline"], s["quality_delta_vs_baseline"]
     sentence = (f"{'Not deployable (it sees the ground truth); for scale: ' if name in run.upper_bounds else ''}"
-                f"{_COST[_sign(savings)]} than {run.baseline} (savings {fmt_metric(savings, 'pct')}), "
-                f"{_QUALITY[_sign(delta)]} quality (Δ {fmt_metric(delta, 'delta')}), "
-                f"availability {availability} vs {fmt_metric(b['success_rate'], 'pct', with_ci=False)}")
+                f"{_COST[_sign(savings)]} than {run.baseline} (savings {fmt_named(s, 'savings_vs_baseline')}), "
+                f"{_QUALITY[_sign(delta)]} quality (Δ {fmt_named(s, 'quality_delta_vs_baseline')}), "
+                f"availability {availability} vs {fmt_named(b, 'success_rate', with_ci=False)}")
     if s["fault_success_rate"]["mean"] is not None and b["fault_success_rate"]["mean"] is not None:
-        sentence += (f" ({fmt_metric(s['fault_success_rate'], 'pct', with_ci=False)} vs "
-                     f"{fmt_metric(b['fault_success_rate'], 'pct', with_ci=False)} during faults)")
+        sentence += (f" ({fmt_named(s, 'fault_success_rate', with_ci=False)} vs "
+                     f"{fmt_named(b, 'fault_success_rate', with_ci=False)} during faults)")
     return sentence + "."

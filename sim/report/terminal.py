@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from .format import fmt_metric, policy_label
+from .format import fmt_named, policy_label
 from .notes import run_warnings
 
-_COLUMNS = (
-    ("policy", None, None),
-    ("cost/1k req", "cost_per_1k_requests_usd", "usd"),
-    ("savings", "savings_vs_baseline", "pct"),
-    ("quality", "mean_quality", "ratio"),
-    ("Δ quality", "quality_delta_vs_baseline", "delta"),
-    ("success", "success_rate", "pct"),
-    ("p95 s", "latency_p95_s", "seconds"),
-    ("fallback", "fallback_rate", "pct"),
+_COLUMNS = (  # (title, metric); formats follow the registry's units
+    ("policy", None),
+    ("cost/1k req", "cost_per_1k_requests_usd"),
+    ("savings", "savings_vs_baseline"),
+    ("quality", "mean_quality"),
+    ("Δ quality", "quality_delta_vs_baseline"),
+    ("success", "success_rate"),
+    ("p95 s", "latency_p95_s"),
+    ("fallback", "fallback_rate"),
 )
 
 
 def comparison_table(result) -> str:
-    rows = [[title for title, _, _ in _COLUMNS]]
+    rows = [[title for title, _ in _COLUMNS]]
     for name in result.policies:
         s = result.summary[name]
         row = [policy_label(result, name, short=True)]
-        for _, metric, kind in _COLUMNS[1:]:
-            row.append(fmt_metric(s[metric], kind, with_ci=False))
+        for _, metric in _COLUMNS[1:]:
+            row.append(fmt_named(s, metric, with_ci=False))
         rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(_COLUMNS))]
     lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
