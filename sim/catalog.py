@@ -13,7 +13,8 @@ import numpy as np
 
 from .errors import InputError
 from .prices import PricePoint, Tier, catalog_schedule
-from .scenario import LoadedScenario, ModelSpec, start_instant
+from .scenario import LoadedScenario, start_instant
+from .schema.deployments import ModelSpec
 
 #: Catalog prices are resolved this far past the last arrival (attempts outlive it).
 _PRICE_MARGIN_S = 3600.0

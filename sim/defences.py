@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .scenario import BackoffSpec, CircuitBreakerSpec, CooldownSpec, RetrySpec
+from .schema.routing import BackoffSpec, CircuitBreakerSpec, CooldownSpec, RetrySpec
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 

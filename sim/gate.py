@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import InputError, Problem
 from .run_folder import read_run_files, read_table
-from .scenario import Gates
+from .schema.routing import Gates
 from .metric_registry import BY_NAME
 from .stats import PER_RUN, mean_ci
 

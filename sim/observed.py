@@ -14,7 +14,7 @@ from .catalog import Catalog
 from .defences import OPEN, CircuitBreaker, Cooldown
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
 from .policies.base import ModelStatus, RouterView
-from .scenario import RouterSpec
+from .schema.routing import RouterSpec
 from .world import World
 
 EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages

@@ -46,7 +46,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, O
 from .observed import Observations
 from .policies.base import POLICY_FAILURES, BasePolicy, Judge, Outcome, Request
 from .provider import Providers
-from .scenario import RouterSpec
+from .schema.routing import RouterSpec
 from .world import World
 
 INF = float("inf")

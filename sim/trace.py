@@ -23,7 +23,7 @@ from . import table_checks
 from .errors import InputError, Problem
 from .limits import MAX_REQUESTS, MAX_TOKENS
 from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
-from .scenario import SyntheticTrace, TokenCounts
+from .schema.traffic import SyntheticTrace, TokenCounts
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens")

@@ -13,7 +13,7 @@ from .policies.base import Request
 from .policies.oracle import TrueOutcome
 from .prices import charge_usd
 from .rng import BLOCK_SIZE
-from .scenario import RouterSpec
+from .schema.routing import RouterSpec
 from .world import World
 
 

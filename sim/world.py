@@ -19,7 +19,8 @@ import numpy as np
 from .catalog import Catalog
 from .prices import PricePoint
 from .rng import BLOCK_SIZE, Stream, draw_block, generator
-from .scenario import LaunchEvent, OutageProcess, PriceEvent, Scenario
+from .scenario import Scenario
+from .schema.faults import LaunchEvent, OutageProcess, PriceEvent
 from .trace import Trace
 
 # Blocks kept: requests in flight (up to the longest deadline) must find theirs

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from sim.defences import CircuitBreaker
-from sim.scenario import CircuitBreakerSpec
+from sim.schema.routing import CircuitBreakerSpec
 
 
 class ReferenceBreaker:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from sim.scenario import OUTAGE_PRESETS, OutageProcess
+from sim.schema.faults import OUTAGE_PRESETS, OutageProcess
 from sim.world import draw_incidents
 
 from conftest import read, scenario

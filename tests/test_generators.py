@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sim.errors import InputError
-from sim.scenario import SyntheticTrace
+from sim.schema.traffic import SyntheticTrace
 from sim.trace import generate, interarrival_cv, read_trace
 from sim import transforms
 

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from sim.errors import InputError
-from sim.scenario import SyntheticTrace
+from sim.schema.traffic import SyntheticTrace
 from sim.trace import generate, read_trace, write_trace
 
 from conftest import SHARED_DATA

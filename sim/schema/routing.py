@@ -1,0 +1,157 @@
+"""The router and its defences (timeouts, deadlines, retries with backoff and a
+budget, circuit breakers, cooldowns, hedging, context-window fallbacks), the
+policies to compare, the rollout gate's thresholds, objectives and features."""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .common import NonNegative, Positive, Probability, Strict, require_order
+
+# --------------------------------------------------------------------------- router, policies
+class HealthSpec(Strict):
+    """The router's own view of health: after this many consecutive failures a
+    model is seen as unhealthy until ``cooldown_s`` after its last failure."""
+
+    consecutive_failures: Annotated[int, Field(ge=1)] = 3
+    cooldown_s: NonNegative = 30.0
+
+
+Fraction = Annotated[float, Field(gt=0, le=1)]
+RETRYABLE = ("error", "rate_limited", "timeout")
+
+
+class BackoffSpec(Strict):
+    """Exponential backoff: the n-th retry waits up to min(cap_s, base_s x 2^n),
+    jittered as AWS describes (none, full, equal, decorrelated)."""
+
+    base_s: Positive = 0.5
+    cap_s: Positive = 8.0
+    jitter: Literal["none", "full", "equal", "decorrelated"] = "full"
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        require_order(self, "base_s", "cap_s")
+        return self
+
+
+class RetrySpec(Strict):
+    """Retry the same model after a failure whose outcome is listed."""
+
+    on_outcomes: list[Literal["error", "rate_limited", "timeout"]] = list(RETRYABLE)
+    per_model: Annotated[int, Field(ge=1, le=10)] = 1  # retries of one model before moving on
+    backoff: BackoffSpec = BackoffSpec()
+    # Envoy's retry budget: retries in progress <= budget x active requests
+    # (never fewer than min_retry_concurrency). None: no budget.
+    budget: Fraction | None = None
+    min_retry_concurrency: Annotated[int, Field(ge=0)] = 3
+
+
+class CircuitBreakerSpec(Strict):
+    """Resilience4j's circuit breaker, one per model."""
+
+    window: Literal["count", "time"] = "count"
+    size: Annotated[int, Field(ge=1)] = 20  # calls (count) or seconds (time)
+    min_calls: Annotated[int, Field(ge=1)] = 10
+    failure_rate: Fraction = 0.5
+    slow_call_s: Positive | None = None
+    slow_call_rate: Fraction = 1.0
+    open_s: Positive = 30.0
+    half_open_calls: Annotated[int, Field(ge=1)] = 3
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.window == "count" and self.min_calls > self.size:
+            raise ValueError(f"min_calls ({self.min_calls}) can never be reached in a count window of size {self.size}")
+        return self
+
+
+class CooldownSpec(Strict):
+    """LiteLLM's deployment cooldown: more than ``allowed_fails`` failures in the
+    current minute, or a 429 when the request has another candidate, takes the
+    model out of rotation for ``cooldown_s``."""
+
+    allowed_fails: Annotated[int, Field(ge=0)] = 3
+    cooldown_s: Positive = 5.0
+
+
+class HedgeSpec(Strict):
+    """After a delay, send the next candidate too; the first answer wins and the
+    others are cancelled (and charged as the provider would)."""
+
+    after_s: Positive | None = None
+    after_percentile: Annotated[float, Field(gt=0, lt=1)] | None = None  # of the model's observed latency
+    max_hedges: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _one_delay(self):
+        if (self.after_s is None) == (self.after_percentile is None):
+            raise ValueError("give exactly one of 'after_s' or 'after_percentile'")
+        return self
+
+
+class RouterSpec(Strict):
+    timeout_s: Positive = 60.0  # per attempt
+    # Whole request, all attempts and waits included; each attempt gets at most
+    # what is left (Envoy's per-try timeout within the route timeout).
+    deadline_s: Positive | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    default_model: str | None = None  # used when the policy fails or returns nothing usable
+    # What an abandoned (timed-out) attempt costs: the tokens generated until it
+    # was abandoned, the whole answer, or nothing.
+    abandoned_charge: Literal["generated", "full", "none"] = "generated"
+    health: HealthSpec = HealthSpec()
+    retry: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    cooldown: CooldownSpec | None = None
+    hedge: HedgeSpec | None = None
+    # On a context-window overflow, try these next (LiteLLM's context_window_fallbacks).
+    context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class PolicySpec(BaseModel):
+    """``kind`` plus its parameters, given inline or under ``params:``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    router: dict[str, Any] | None = None  # overrides parts of the scenario's router
+
+    def all_params(self) -> dict[str, Any]:
+        inline = dict(self.model_extra or {})
+        overlap = sorted(set(inline) & set(self.params))
+        if overlap:
+            raise ValueError(f"{', '.join(overlap)} given both inline and under 'params'")
+        # A deep copy: whoever uses them (a policy's constructor) cannot change the scenario.
+        return copy.deepcopy({**self.params, **inline})
+
+
+class Gates(Strict):
+    """Rollout-gate thresholds (fractions, not percents) for ``routesim gate``."""
+
+    candidate: str | None = None  # the policy to check (``--candidate`` overrides)
+    baseline: str | None = None  # default: the scenario's baseline
+    min_savings: float | None = None
+    max_quality_drop: NonNegative | None = None
+    min_success_rate: Probability | None = None
+    min_fault_success_rate: Probability | None = None
+    max_p95_latency_ratio: Positive | None = None
+    max_p99_latency_ratio: Positive | None = None
+    max_decision_p99_us: Positive | None = None
+
+
+class Objectives(Strict):
+    """Service-level objectives the report measures against."""
+
+    availability: Annotated[float, Field(gt=0, lt=1)] | None = None  # e.g. 0.999: error budget 0.1%
+    decision_p99_ms: Positive = 100.0  # a policy slower than this at the 99th percentile is flagged
+
+
+class Features(Strict):
+    """Request features policies may see. ``difficulty_noise_sd``: when set, each
+    request carries ``difficulty_estimate`` = true difficulty + N(0, sd)."""
+
+    difficulty_noise_sd: NonNegative | None = None
