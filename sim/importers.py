@@ -24,6 +24,10 @@ Formats:
   ``failed_in_source``. Workload from the model, the log type or both.
 - ``csv``, ``jsonl``, ``parquet``: any table, with ``columns`` mapping routesim's
   names to the source's and ``time_unit`` saying what the arrival column holds.
+
+It is one streaming pipeline (read a chunk, map it, check it, order it, append
+it), kept in one module of about 400 lines so that its single pass reads top to
+bottom; the column checks are ``table_checks.py``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ from .scenario import LoadedScenario
 from .metric_registry import SUMMARY_METRICS
 from .stats import paired, summarize
 from . import transforms
-from .trace import Trace, generate, read_trace
+from .generators import generate
+from .trace import Trace, read_trace
 from .truth import GroundTruth
 from .world import World, draw_difficulty, draw_difficulty_estimate
 

@@ -10,7 +10,8 @@ import pytest
 
 from sim.errors import InputError
 from sim.schema.traffic import SyntheticTrace
-from sim.trace import generate, interarrival_cv, read_trace
+from sim.generators import generate
+from sim.trace import interarrival_cv, read_trace
 from sim import transforms
 
 from conftest import SHARED_DATA

@@ -12,7 +12,8 @@ from scipy import stats
 
 from sim.errors import InputError
 from sim.schema.traffic import SyntheticTrace
-from sim.trace import generate, read_trace, write_trace
+from sim.generators import generate
+from sim.trace import read_trace, write_trace
 
 from conftest import SHARED_DATA
 
