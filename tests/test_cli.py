@@ -168,6 +168,12 @@ def test_trace_generate_and_inspect(cli, tmp_path, monkeypatch):
 
 
 def test_example_scenarios_validate(cli):
+    import yaml
+
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         result = cli("validate", path)
         assert result.exit_code == 0, (path, result.output)
+        data = yaml.safe_load(path.read_text())
+        expected = (f"OK: {path}: {len(data['models'])} models, {len(data['policies'])} policies, "
+                    f"{len(data.get('events', []))} events, trace of ")
+        assert expected in result.output, (path, result.output)

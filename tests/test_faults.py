@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim.schema.faults import OUTAGE_PRESETS, OutageProcess
@@ -105,9 +106,17 @@ def test_random_incidents_reach_the_run(tmp_path):
     out = one_model_run(tmp_path, model(), replications=3,
                         providers={"p": {"outages": {"mtbf_s": 600, "duration_s": {"median": 60, "p90": 120}}}})
     requests = read(out)
-    assert (requests.status == "failed").mean() > 0.02  # about 60/660 of the time is down
-    failed_by_rep = requests[requests.status == "failed"].groupby("replication").size()
-    assert failed_by_rep.nunique() > 1  # each replication draws its own incidents
+    windows = pd.read_csv(out / "faults.csv")
+    # One model, an incident is a full outage: exactly the requests arriving inside an incident fail.
+    for r, rep in requests.groupby("replication"):
+        mine = windows[windows.replication == r]
+        inside = np.zeros(len(rep), dtype=bool)
+        for start, end in zip(mine.start_s, mine.end_s):
+            inside |= (rep.arrival_s.to_numpy() >= start) & (rep.arrival_s.to_numpy() < end)
+        assert np.array_equal(inside, (rep.status == "failed").to_numpy()), r
+    assert (requests.status == "failed").mean() > 0.02  # about 69/600 of the time is down
+    per_rep = windows.groupby("replication").start_s.apply(tuple)
+    assert per_rep.nunique() == 3  # each replication draws its own incidents
 
 
 def test_mtbf_must_exceed_the_mean_duration(cli, tmp_path):

@@ -98,14 +98,27 @@ def test_cheapest_above_floor():
     assert build("cheapest-above-floor", {"floor": 0.99}).route(request(), v).candidates[0] == "strong"
 
 
-@pytest.mark.parametrize("kind", ["simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based",
-                                  "openrouter", "cheapest-above-floor", "cascade"])
-def test_each_strategy_runs_and_falls_back_during_an_outage(tmp_path, kind):
+# (policy, the model it prefers, the fewest first attempts it sends into that model's outage): a
+# health-aware policy stops after the router marks the model unhealthy, then probes after the cooldown;
+# latency-based is penalised off it after one failure; cheapest-above-floor does not look at health.
+@pytest.mark.parametrize("kind, downed, at_least", [
+    ("simple-shuffle", "big", 3), ("least-busy", "big", 3), ("usage-based", "big", 3), ("latency-based", "big", 1),
+    ("cost-based", "small", 3), ("openrouter", "small", 3), ("cheapest-above-floor", "big", 100),
+    ("cascade", "small", 3)])
+def test_each_strategy_falls_back_during_an_outage_of_the_model_it_prefers(tmp_path, kind, downed, at_least):
     data = scenario(replications=1, policies={"p": {"kind": kind}}, baseline="p",
-                    events=[{"kind": "outage", "model": "big", "start_s": 100, "end_s": 300}],
+                    events=[{"kind": "outage", "model": downed, "start_s": 100, "end_s": 300}],
                     router={"timeout_s": 60, "max_attempts": 2})
-    requests = read(run_scenario_data(tmp_path, data))
-    assert (requests.status == "ok").mean() > 0.97  # the other model catches what the outage drops
+    out = run_scenario_data(tmp_path, data, report=False)
+    requests, attempts = read(out), read(out, "attempts")
+    first = attempts[attempts.attempt == 0].merge(requests[["request_id", "arrival_s", "status", "model"]],
+                                                  on="request_id", suffixes=("", "_served"))
+    # Requests whose first attempt met the outage: each failed fast and was answered by the other model.
+    hit = first[(first.model == downed) & (first.start_s >= 100) & (first.start_s < 300)]
+    assert len(hit) >= at_least, f"{kind} sent only {len(hit)} first attempts to {downed} during its outage"
+    assert (hit.outcome == "error").all()
+    assert (hit.status == "ok").all() and (hit.model_served != downed).all()
+    assert (requests.status == "ok").mean() > 0.97
 
 
 def test_a_price_drop_shifts_weighted_traffic_but_not_static(tmp_path):
