@@ -124,3 +124,33 @@ def test_the_block_cache_recomputes_evicted_blocks_identically(tmp_path):
     again = world.block(0)._asdict()
     for name, values in first.items():
         assert np.array_equal(values, again[name]), name
+
+
+def _attempts_inside_cooldowns(attempts: pd.DataFrame, model: str, cooldown_s: float) -> int:
+    """Attempts on ``model`` that start within ``cooldown_s`` after one of its 429s ended."""
+    mine = attempts[attempts.model == model]
+    ends = np.sort(mine.end_s[mine.outcome == "rate_limited"].to_numpy())
+    starts = mine.start_s.to_numpy()
+    # For each start, the latest 429 that ended at or before it.
+    previous = np.searchsorted(ends, starts, side="right") - 1
+    return int(((previous >= 0) & (starts < ends[np.maximum(previous, 0)] + cooldown_s)
+                & (starts > ends[np.maximum(previous, 0)])).sum())
+
+
+def test_a_429_with_another_candidate_cools_the_model_down(tmp_path):
+    """LiteLLM: a 429 when the request has another candidate takes the deployment out of rotation
+    for cooldown_s, even with failures allowed; without the cooldown the router keeps trying it."""
+    def run(folder, cooldown):
+        router = {"timeout_s": 60, "max_attempts": 2, **({"cooldown": cooldown} if cooldown else {})}
+        data = scenario(replications=1, router=router, baseline="p",
+                        policies={"p": {"kind": "static", "model": "big", "fallbacks": ["small"]}})
+        data["trace"]["synthetic"].update(duration_s=300, rate_per_s=2)
+        data["models"]["big"]["rate_limit"] = {"rpm": 30}
+        folder.mkdir()
+        return read(run_scenario_data(folder, data, report=False), "attempts")
+
+    cooled = run(tmp_path / "cooled", {"allowed_fails": 1000, "cooldown_s": 5.0})
+    plain = run(tmp_path / "plain", None)
+    assert (cooled.outcome == "rate_limited").sum() > 5
+    assert _attempts_inside_cooldowns(cooled, "big", 5.0) == 0
+    assert _attempts_inside_cooldowns(plain, "big", 5.0) > 20
