@@ -115,9 +115,11 @@ def test_invariants_hold_for_random_scenarios(tmp_path_factory, models, max_atte
     for name, m in zip(names, models):
         if m["concurrency"]:
             mine = attempts[(attempts.model == name) & (attempts.outcome == "ok")]
-            served_from = mine.start_s + mine.queued_s
+            # Rounded to the nanosecond: start + queued_s is the serving start up to float rounding, and a
+            # slot freed at t serves the next attempt from t (ends sort before starts at one instant).
+            served_from = (mine.start_s + mine.queued_s).round(9)
             for policy in mine.policy.unique():
                 rows = mine.policy == policy
-                edges = sorted([(t, 1) for t in served_from[rows]] + [(t, -1) for t in mine.end_s[rows]],
+                edges = sorted([(t, 1) for t in served_from[rows]] + [(t, -1) for t in mine.end_s[rows].round(9)],
                                key=lambda e: (e[0], e[1]))
                 assert max(np.cumsum([d for _, d in edges]), default=0) <= m["concurrency"], (name, policy)
