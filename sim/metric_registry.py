@@ -71,9 +71,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("attempts_per_request", "ratio", "lower", "run", "Σ aᵢ / N (rejected requests count 0)", NON_NEGATIVE),
     Metric("slo_attainment", "pct", "higher", "run", "share of requests with sᵢ = ok and Lᵢ ≤ SLO(wᵢ)", SHARE),
     Metric("decision_us_p50", "us", "lower", "run",
-           "the 50th percentile of the CPU time (thread time) of each `route()` call, µs"),
+           "the 50th percentile of the wall-clock time of each `route()` call, µs (what a request waits; the "
+           "CPU time is `decision_cpu_us` in decisions.parquet)"),
     Metric("decision_us_p99", "us", "lower", "run",
-           "the 99th percentile of the CPU time (thread time) of each `route()` call, µs"),
+           "the 99th percentile of the wall-clock time of each `route()` call, µs (what a request waits; the "
+           "CPU time is `decision_cpu_us` in decisions.parquet)"),
     Metric("carbon_g", "grams", "lower", "run",
            "Σ over charged attempts of (input + charged output tokens) × `carbon_g_per_mtok` / 10⁶ (0 for models "
            "without a figure)", NON_NEGATIVE),

@@ -64,7 +64,8 @@ class RunRecorder:
         self.a_verdict = array("b")  # a cascade judge's: 1 accepted, 0 rejected, -1 not judged
         self.a_judge_cost = array("d")
         # decisions (in arrival order, which is request order)
-        self.d_us = array("d")
+        self.d_us = array("d")  # wall-clock time of route()
+        self.d_cpu_us = array("d")  # its CPU (thread) time
         self.d_score = array("d")  # NaN where the policy gave none
         self.d_reason: list[Any] = []
         self.d_error: list[str | None] = []
@@ -95,8 +96,9 @@ class RunRecorder:
         self.a_verdict.append(verdict)
         self.a_judge_cost.append(judge_cost)
 
-    def decision(self, i, decision_us, reason, error, candidates, score=math.nan) -> None:
+    def decision(self, i, decision_us, decision_cpu_us, reason, error, candidates, score=math.nan) -> None:
         self.d_us.append(decision_us)
+        self.d_cpu_us.append(decision_cpu_us)
         self.d_score.append(score)
         self.d_reason.append(reason)
         self.d_error.append(error)
@@ -206,7 +208,7 @@ def _reason_text(reason: Any) -> str | None:
 
 
 def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
-    """What the policy decided and why, with the CPU time it took (not deterministic)."""
+    """What the policy decided and why, with the wall-clock and CPU time it took (not deterministic)."""
     n = len(rec.d_us)
     texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
     reasons = []
@@ -225,6 +227,7 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, mode
         "policy_error": pa.array(rec.d_error, type=pa.string()),
         "score": pa.array(np.asarray(rec.d_score, dtype=float), from_pandas=True),  # NaN -> null
         "decision_us": pa.array(np.asarray(rec.d_us, dtype=float)),
+        "decision_cpu_us": pa.array(np.asarray(rec.d_cpu_us, dtype=float)),
     })
 
 

@@ -34,7 +34,7 @@ Semantics:
 from __future__ import annotations
 
 import math
-from time import thread_time_ns
+from time import perf_counter_ns, thread_time_ns
 from typing import Callable
 
 from .attempts import DONE, Attempt, AttemptService
@@ -133,13 +133,16 @@ class Router:
                           None if self._estimate is None else self._estimate[i])
         view = self.known.view(now)
         error = None
-        start = thread_time_ns()
+        # Wall-clock time is what a request waits for (a policy that sleeps or calls a
+        # classifier spends little CPU); the CPU time is kept beside it.
+        start, start_cpu = perf_counter_ns(), thread_time_ns()
         try:
             decision = self.policy.route(request, view)
         except POLICY_FAILURES as exc:  # a policy bug must not stop the run
             decision = None
             error = f"{type(exc).__name__}: {exc}"
-        decision_us = (thread_time_ns() - start) / 1000.0
+        decision_cpu_us = (thread_time_ns() - start_cpu) / 1000.0
+        decision_us = (perf_counter_ns() - start) / 1000.0
         candidates = judge = None
         score = math.nan
         if error is None:
@@ -150,7 +153,7 @@ class Router:
             score, error = self._score(decision.score)
         if error is not None:
             candidates, judge = () if self._default is None else (self._default,), None
-        self.rec.decision(i, decision_us, None if decision is None else getattr(decision, "reason", None),
+        self.rec.decision(i, decision_us, decision_cpu_us, None if decision is None else getattr(decision, "reason", None),
                           error, candidates, score)
         flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:

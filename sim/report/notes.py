@@ -9,7 +9,7 @@ def run_warnings(result) -> list[str]:
     for name in result.policies:
         p99 = result.summary[name]["decision_us_p99"]["mean"]
         if p99 is not None and p99 > budget_us:
-            out.append(f"{name}: routing takes {p99 / 1000:.1f} ms of CPU at the 99th percentile, over the "
+            out.append(f"{name}: routing takes {p99 / 1000:.1f} ms (wall clock) at the 99th percentile, over the "
                        f"{result.decision_budget_ms:g} ms budget (slo.decision_p99_ms).")
     for name in result.policies:
         rate = result.summary[name]["policy_error_rate"]["mean"] or 0.0
