@@ -36,6 +36,7 @@ class Stream(IntEnum):
     BACKOFF = 8  # retry jitter
     JUDGE = 9  # a cascade judge's verdict on each answer
     IMPORT = 10  # jitter that spreads a source trace's rounded timestamps
+    DECISION = 11  # a policy's modelled decision latency (a classifier or embedding call), keyed by its name
 
 
 def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:

@@ -84,7 +84,7 @@ class _Flight:
 
 class Router:
     def __init__(self, policy, world: World, catalog: Catalog, spec: RouterSpec, schedule: Schedule,
-                 recorder: RunRecorder, providers: Providers, difficulty_estimate=None):
+                 recorder: RunRecorder, providers: Providers, difficulty_estimate=None, decision_latency=None):
         self.policy = policy
         self.world = world
         self.spec = spec
@@ -101,6 +101,7 @@ class Router:
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
+        self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
         self._names = catalog.names
         self._index = catalog.index
         self._default = None if spec.default_model is None else self._index[spec.default_model]
@@ -153,11 +154,19 @@ class Router:
             score, error = self._score(decision.score)
         if error is not None:
             candidates, judge = () if self._default is None else (self._default,), None
+        delay = 0.0 if self._decision_latency is None else self._decision_latency[i]
         self.rec.decision(i, decision_us, decision_cpu_us, None if decision is None else getattr(decision, "reason", None),
-                          error, candidates, score)
+                          error, candidates, score, delay)
         flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:
             self.budget.active_requests += 1
+        if delay > 0.0:  # the modelled classifier call: the first attempt waits for it
+            self.schedule(delay, self._after_decision, (flight, now + delay))
+        else:
+            self._next_candidate(flight, now)
+
+    def _after_decision(self, token) -> None:
+        flight, now = token
         self._next_candidate(flight, now)
 
     def _candidates(self, decision) -> tuple[tuple[int, ...] | None, str | None]:

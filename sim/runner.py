@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -164,7 +165,8 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
     recorder = RunRecorder()
     engine = Engine()
     router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,
-                    Providers(loaded.scenario, catalog), estimate)
+                    Providers(loaded.scenario, catalog), estimate,
+                    decision_latency(loaded, policy_name, len(world.trace), seed, replication))
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
     # million-request run); reference counting still frees everything.
@@ -177,6 +179,16 @@ def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world:
             gc.enable()
     breakers = router.known.breakers or []
     return recorder, sum(b.open_time_until(engine.now) for b in breakers)
+
+
+def decision_latency(loaded: LoadedScenario, policy_name: str, n: int, seed: int, replication: int):
+    """The policy's modelled decision latency of each request (None when it has none): drawn
+    from a stream keyed by the policy's name, so no other policy's draws move."""
+    spec = loaded.scenario.policies[policy_name].decision_latency_s
+    if spec is None:
+        return None
+    rng = generator(seed, replication, Stream.DECISION, zlib.crc32(policy_name.encode()))
+    return spec.distribution().sample(rng, n).tolist()
 
 
 class _TableSinks:
@@ -329,6 +341,8 @@ def resolved_scenario(loaded: LoadedScenario, seed: int, replications: int) -> d
         entry = {"kind": spec.kind, "params": spec.all_params()}
         if spec.router:
             entry["router"] = spec.router
+        if spec.decision_latency_s is not None:
+            entry["decision_latency_s"] = spec.decision_latency_s.model_dump()
         doc["policies"][name] = entry
     doc["baseline"] = sc.baseline_policy
     return doc

@@ -154,3 +154,29 @@ def test_a_429_with_another_candidate_cools_the_model_down(tmp_path):
     assert (cooled.outcome == "rate_limited").sum() > 5
     assert _attempts_inside_cooldowns(cooled, "big", 5.0) == 0
     assert _attempts_inside_cooldowns(plain, "big", 5.0) > 20
+
+
+def test_a_modelled_decision_latency_delays_every_request_by_its_draw(tmp_path):
+    """The same static policy with and without a 100 ms classifier in front: with common random
+    numbers every request's latency and TTFT differ by exactly its drawn decision latency."""
+    from scipy import stats
+
+    data = scenario(replications=1, router={"timeout_s": 60, "max_attempts": 3},
+                    policies={"plain": {"kind": "static", "model": "big"},
+                              "classified": {"kind": "static", "model": "big",
+                                             "decision_latency_s": {"median": 0.1, "p95": 0.3}}}, baseline="plain")
+    out = run_scenario_data(tmp_path, data, report=False)
+    requests = read(out).set_index(["policy", "request_id"])
+    decisions = read(out, "decisions").set_index(["policy", "request_id"])
+    delay = decisions.loc["classified"].decision_latency_s
+    assert (decisions.loc["plain"].decision_latency_s == 0).all()
+    plain, classified = requests.loc["plain"], requests.loc["classified"]
+    assert (plain.status == classified.status).all()
+    ok = plain.status == "ok"
+    assert np.allclose(classified.latency_s[ok] - plain.latency_s[ok], delay[ok], atol=1e-9)
+    assert np.allclose(classified.ttft_s[ok] - plain.ttft_s[ok], delay[ok], atol=1e-9)
+    # The draws are the lognormal the scenario names.
+    sigma = np.log(3.0) / 1.6448536269514722
+    assert stats.kstest(delay, stats.lognorm(s=sigma, scale=0.1).cdf).pvalue > 1e-3
+    resolved = (out / "scenario.resolved.yaml").read_text()
+    assert "decision_latency_s:" in resolved

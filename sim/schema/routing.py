@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .common import NonNegative, Positive, Probability, Strict, require_order
+from .traffic import MedianP95
 
 # --------------------------------------------------------------------------- router, policies
 class HealthSpec(Strict):
@@ -119,6 +120,9 @@ class PolicySpec(BaseModel):
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
     router: dict[str, Any] | None = None  # overrides parts of the scenario's router
+    # Time the router spends deciding beyond running route() (a classifier, an embedding or an LLM
+    # judge called first), lognormal per request: it delays every attempt and counts in the latency.
+    decision_latency_s: MedianP95 | None = None
 
     def all_params(self) -> dict[str, Any]:
         inline = dict(self.model_extra or {})
