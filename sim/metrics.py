@@ -66,7 +66,7 @@ class RunRecorder:
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")  # wall-clock time of route()
         self.d_cpu_us = array("d")  # its CPU (thread) time
-        self.d_latency = array("d")  # the modelled decision latency (simulated seconds)
+        self.d_latency: list[float] | None = None  # the modelled decision latency of every request, when drawn
         self.d_score = array("d")  # NaN where the policy gave none
         self.d_reason: list[Any] = []
         self.d_error: list[str | None] = []
@@ -97,10 +97,8 @@ class RunRecorder:
         self.a_verdict.append(verdict)
         self.a_judge_cost.append(judge_cost)
 
-    def decision(self, i, decision_us, decision_cpu_us, reason, error, candidates, score=math.nan,
-                 latency_s=0.0) -> None:
+    def decision(self, i, decision_us, decision_cpu_us, reason, error, candidates, score=math.nan) -> None:
         self.d_us.append(decision_us)
-        self.d_latency.append(latency_s)
         self.d_cpu_us.append(decision_cpu_us)
         self.d_score.append(score)
         self.d_reason.append(reason)
@@ -231,7 +229,7 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, mode
         "score": pa.array(np.asarray(rec.d_score, dtype=float), from_pandas=True),  # NaN -> null
         "decision_us": pa.array(np.asarray(rec.d_us, dtype=float)),
         "decision_cpu_us": pa.array(np.asarray(rec.d_cpu_us, dtype=float)),
-        "decision_latency_s": pa.array(np.asarray(rec.d_latency, dtype=float)),
+        "decision_latency_s": pa.array(np.zeros(n) if rec.d_latency is None else np.asarray(rec.d_latency, dtype=float)),
     })
 
 

@@ -102,6 +102,7 @@ class Router:
         self._workload = trace.workload_names().tolist()
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
+        recorder.d_latency = decision_latency  # drawn up front: recorded whole, not per request
         self._names = catalog.names
         self._index = catalog.index
         self._default = None if spec.default_model is None else self._index[spec.default_model]
@@ -154,9 +155,9 @@ class Router:
             score, error = self._score(decision.score)
         if error is not None:
             candidates, judge = () if self._default is None else (self._default,), None
-        delay = 0.0 if self._decision_latency is None else self._decision_latency[i]
         self.rec.decision(i, decision_us, decision_cpu_us, None if decision is None else getattr(decision, "reason", None),
-                          error, candidates, score, delay)
+                          error, candidates, score)
+        delay = 0.0 if self._decision_latency is None else self._decision_latency[i]
         flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:
             self.budget.active_requests += 1
