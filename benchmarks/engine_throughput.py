@@ -68,10 +68,9 @@ def routesim_run(requests: int, policy: str) -> tuple[float, int, int]:
     difficulty = draw_difficulty(sc, trace, sc.seed, 0)
     estimate = draw_difficulty_estimate(sc, difficulty, sc.seed, 0)
     world = World(sc, catalog, trace, difficulty, sc.seed, 0, sc.max_attempts())
-    index = list(sc.policies).index(policy)
     gc.collect()
     start = time.perf_counter()
-    recorder, _ = simulate(loaded, policy, index, world, catalog, estimate, sc.seed, 0)
+    recorder, _ = simulate(loaded, policy, world, catalog, estimate, sc.seed, 0)
     elapsed = time.perf_counter() - start
     return elapsed, len(trace), len(trace) + len(recorder.a_index)
 

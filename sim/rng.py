@@ -12,6 +12,7 @@ request ``i`` to model ``m`` sees the same latency, error and quality draws
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -45,9 +46,16 @@ def generator(seed: int, replication: int, stream: Stream, block: int | None = N
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
-def policy_seed(seed: int, replication: int, policy_index: int) -> int:
-    """An integer seed for a randomised policy's own ``random.Random``/``Generator``."""
-    seq = np.random.SeedSequence(seed, spawn_key=(replication, int(Stream.POLICY), policy_index))
+def name_key(name: str) -> int:
+    """A stable number for a name (a policy, a provider): streams keyed by it do not move
+    when other names are added, removed or reordered."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def policy_seed(seed: int, replication: int, policy_name: str) -> int:
+    """An integer seed for a randomised policy's own ``random.Random``/``Generator``, keyed
+    by the policy's name (not its position in the scenario)."""
+    seq = np.random.SeedSequence(seed, spawn_key=(replication, int(Stream.POLICY), name_key(policy_name)))
     return int(seq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import json
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,7 +30,7 @@ from .errors import InputError, Problem
 from .metrics import RunRecorder, attempts_table, decisions_table, requests_table, run_columns, run_metrics
 from .policies.base import POLICY_FAILURES
 from .policies.registry import PolicyConfigError, build, is_builtin, workload_problems
-from .rng import Stream, generator, policy_seed
+from .rng import Stream, generator, name_key, policy_seed
 from .provider import Providers
 from .run_folder import RUN_FILES, check_output_folder, new_run
 from .resilience import fault_rows, resilience_metrics
@@ -155,10 +154,10 @@ def construct(loaded: LoadedScenario, name: str, seed: int):
 
 
 # --------------------------------------------------------------------------- one run
-def simulate(loaded: LoadedScenario, policy_name: str, policy_index: int, world: World, catalog: Catalog,
+def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Catalog,
              estimate: np.ndarray | None, seed: int, replication: int) -> tuple[RunRecorder, float]:
     """One policy through one replication; returns its records and its breakers' total open time."""
-    policy = construct(loaded, policy_name, policy_seed(seed, replication, policy_index))
+    policy = construct(loaded, policy_name, policy_seed(seed, replication, policy_name))
     router_spec = loaded.scenario.router_for(policy_name)
     if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
         policy.bind_ground_truth(GroundTruth(world, catalog, router_spec))
@@ -187,7 +186,7 @@ def decision_latency(loaded: LoadedScenario, policy_name: str, n: int, seed: int
     spec = loaded.scenario.policies[policy_name].decision_latency_s
     if spec is None:
         return None
-    rng = generator(seed, replication, Stream.DECISION, zlib.crc32(policy_name.encode()))
+    rng = generator(seed, replication, Stream.DECISION, name_key(policy_name))
     return spec.distribution().sample(rng, n).tolist()
 
 
@@ -235,10 +234,10 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
             horizon = max(horizon, _horizon(loaded, trace))
             sizes.append(len(trace))
-            for p, name in enumerate(sc.policies):
+            for name in sc.policies:
                 if progress:
                     progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
-                rec, breaker_open_s = simulate(loaded, name, p, world, catalog, estimate, seed, r)
+                rec, breaker_open_s = simulate(loaded, name, world, catalog, estimate, seed, r)
                 cols = run_columns(rec, len(trace))
                 res = results[name]
                 windows = fault_rows(cols, trace.arrival_s, world.fault_windows)

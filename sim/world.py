@@ -10,7 +10,6 @@ faster than numpy scalars.
 from __future__ import annotations
 
 import bisect
-import zlib
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .prices import PricePoint
-from .rng import BLOCK_SIZE, Stream, draw_block, generator
+from .rng import BLOCK_SIZE, Stream, draw_block, generator, name_key
 from .scenario import Scenario
 from .schema.faults import LaunchEvent, OutageProcess, PriceEvent
 from .trace import Trace
@@ -61,7 +60,7 @@ def draw_incidents(process: OutageProcess, horizon_s: float, seed: int, replicat
     mtbf, duration_spec, rate = process.resolved()
     duration = duration_spec.distribution()
     up_time = mtbf - duration.mean
-    rng = generator(seed, replication, Stream.WORLD, zlib.crc32(provider.encode()))
+    rng = generator(seed, replication, Stream.WORLD, name_key(provider))
     incidents, t = [], 0.0
     while True:
         t += rng.exponential(up_time)

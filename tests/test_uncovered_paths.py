@@ -180,3 +180,23 @@ def test_a_modelled_decision_latency_delays_every_request_by_its_draw(tmp_path):
     assert stats.kstest(delay, stats.lognorm(s=sigma, scale=0.1).cdf).pvalue > 1e-3
     resolved = (out / "scenario.resolved.yaml").read_text()
     assert "decision_latency_s:" in resolved
+
+
+def test_a_randomised_policy_keeps_its_draws_when_a_policy_is_inserted_before_it(tmp_path):
+    """Policy seeds are keyed by the policy's name, not its place in the scenario (issue 12)."""
+    shuffle = {"kind": "simple-shuffle", "models": ["big", "small"]}
+    alone = scenario(replications=2, policies={"shuffle": shuffle}, baseline="shuffle")
+    crowded = scenario(replications=2, policies={"first": {"kind": "static", "model": "small"},
+                                                 "another": {"kind": "simple-shuffle", "models": ["big", "small"]},
+                                                 "shuffle": shuffle}, baseline="first")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    columns = ["replication", "request_id", "model", "status", "latency_s", "cost_usd"]
+    a = read(run_scenario_data(tmp_path / "a", alone, report=False))
+    b = read(run_scenario_data(tmp_path / "b", crowded, report=False))
+    mine_a = a[a.policy == "shuffle"][columns].reset_index(drop=True)
+    mine_b = b[b.policy == "shuffle"][columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine_a, mine_b)
+    # Two policies of one kind and parameters but different names draw differently.
+    other = b[b.policy == "another"][columns].reset_index(drop=True)
+    assert (other.model != mine_b.model).mean() > 0.2
