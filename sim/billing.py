@@ -19,13 +19,14 @@ from .world import World
 
 
 class Billing:
-    def __init__(self, world: World, catalog: Catalog, abandoned_charge: str):
-        trace = world.trace
+    def __init__(self, world: World, catalog: Catalog, abandoned_charge: str, input_tokens: list[int],
+                 output_tokens: list[int]):
+        """``input_tokens``, ``output_tokens``: the trace's columns as the router's plain lists (shared, not copied)."""
         self.world = world
         self.abandoned_charge = abandoned_charge
-        self._input = trace.input_tokens.tolist()
+        self._input = input_tokens
+        self._output = output_tokens
         self._cached = world.cached_input_tokens.tolist()
-        self._output = trace.output_tokens.tolist()
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
 
     def charge(self, a: Attempt, i: int, end: float) -> tuple[float, float]:

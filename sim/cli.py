@@ -1,7 +1,8 @@
 """The ``routesim`` command line: parses, delegates, reports. No simulation logic.
 
 Exit codes: 0 ok, 1 a gate failed, 2 bad input (with file, line or field path,
-and no traceback unless ``--debug``).
+and no traceback unless ``--debug``), 3 routesim cannot run (a bug of ours, or an
+installation without its dependencies), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-import typer
+MISSING_DEPENDENCY = ("routesim cannot start: the package '{}' is not installed. Install routesim with its "
+                      "dependencies, e.g. python -m venv .venv && . .venv/bin/activate && pip install -e .")
+
+try:
+    import typer
+except ModuleNotFoundError as missing:  # installed without its dependencies: say so, not a traceback
+    sys.stderr.write(MISSING_DEPENDENCY.format(missing.name) + "\n")
+    raise SystemExit(3) from None
 
 from .cli_common import state, user_errors, warn
 from .cli_trace import trace_app
@@ -235,6 +243,9 @@ def main() -> None:
         code = app(standalone_mode=False)  # typer returns Ctrl-C as 130 and typer.Exit(n) as n
     except (KeyboardInterrupt, typer.Abort):
         code = INTERRUPTED
+    except ModuleNotFoundError as missing:  # a dependency imported lazily by a command
+        typer.echo(MISSING_DEPENDENCY.format(missing.name), err=True)
+        sys.exit(3)
     except Exception as exc:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()  # a usage error (unknown option, value out of range): typer's message, exit 2

@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, Problem
+from pydantic import ValidationError
+
+from .errors import describe_error
+from .metric_registry import BY_NAME
 from .run_folder import read_run_files, read_table
 from .schema.routing import Gates
-from .metric_registry import BY_NAME
 from .stats import PER_RUN, mean_ci
+
 
 @dataclass(frozen=True)
 class Threshold:
@@ -67,12 +71,12 @@ def _runs(folder: Path, policy: str) -> dict[int, dict[str, float]]:
     return {int(row.pop("replication")): row for row in table.to_dict("records")}
 
 
-def measure(folder: Path, candidate: str, baseline: str, name: str) -> dict:
-    """``{"mean", "ci95"}`` of what threshold ``name`` is about, over the replications
-    both policies ran: computed as the summary computes it (metric_registry.py)."""
+def measure(runs: dict[int, dict], base: dict[int, dict], name: str) -> dict:
+    """``{"mean", "ci95"}`` of what threshold ``name`` is about, over the replications both
+    the candidate (``runs``) and the baseline (``base``) ran: computed as the summary computes
+    it (metric_registry.py)."""
     check = CHECKS[name]
     metric = BY_NAME[check.metric]
-    runs, base = _runs(folder, candidate), _runs(folder, baseline)
     both = [r for r in sorted(runs) if r in base]
     if not check.against_baseline:
         return mean_ci([runs[r][metric.name] for r in both], bounds=metric.bounds)
@@ -88,7 +92,12 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
     """The checks, and the candidate and baseline they compared; thresholds from ``overrides`` else the scenario's ``gates``."""
     folder = Path(folder)
     summary, resolved = read_run_files(folder)
-    gates = Gates.model_validate(resolved.get("gates") or {})
+    try:
+        gates = Gates.model_validate(resolved.get("gates") or {})
+    except ValidationError as exc:
+        where = str(folder / "scenario.resolved.yaml")
+        raise InputError([Problem(f"damaged run file: gates: {describe_error(e)}", file=where)
+                          for e in exc.errors()]) from None
     candidate = candidate or gates.candidate
     baseline = baseline or gates.baseline or summary["baseline"]
     policies = list(summary["policies"])
@@ -109,10 +118,11 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
     if not thresholds:
         raise InputError(Problem("nothing to check: give thresholds such as --min-savings 0.2 "
                                  "(or a gates: section in the scenario)"))
+    runs, base = _runs(folder, candidate), _runs(folder, baseline)
     checks = []
     for name, threshold in thresholds.items():
         what, direction = CHECKS[name].measured, CHECKS[name].direction
-        m = measure(folder, candidate, baseline, name)
+        m = measure(runs, base, name)
         lo, hi = m["ci95"]
         if m["mean"] is None:
             decided, basis = None, "not measured in this run"

@@ -42,12 +42,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import atomic_file
+from .files import atomic_file, check_input_file
 from .errors import InputError, Problem
 from .limits import MAX_SORT_ROWS
 from .rng import Stream, generator
 from .table_checks import Locate, csv_rows, found_columns, numbers, table_rows, text_lines, token_counts
-from .trace import (DEFAULT_WORKLOAD, QUALITY_PREFIX, check_input_file, check_text_file, format_from_suffix, json_lines,
+from .trace import (DEFAULT_WORKLOAD, QUALITY_PREFIX, check_text_file, format_from_suffix, json_lines,
                     read_csv_table)
 
 FORMATS = ("azure", "mooncake", "burstgpt", "csv", "jsonl", "parquet")
@@ -133,7 +133,7 @@ def _chunks(path: Path, fmt: str, rows: int) -> Iterator[_Chunk]:
 
 
 def _csv_chunks(path: Path, rows: int) -> Iterator[_Chunk]:
-    check_text_file(path, max_bytes=float("inf"))  # streamed: any size, but no binary data
+    check_text_file(path)  # streamed: any size, but no binary data
     first = 0
     try:
         for frame in read_csv_table(path, chunksize=rows):

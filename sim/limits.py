@@ -8,3 +8,5 @@ MAX_REQUESTS = 50_000_000  # requests of one replication (a synthetic trace's ex
 MAX_YAML_BYTES = 5 * 1024 * 1024  # a scenario file
 MAX_YAML_NODES = 200_000  # YAML nodes with every alias expanded (a scenario has a few thousand)
 MAX_SORT_ROWS = 20_000_000  # rows ``routesim trace import --sort`` sorts in memory (about 2 GB at that size)
+MAX_PRICE_PER_MTOK = 1_000_000.0  # USD per million tokens ($1 a token): beyond it, sums of costs overflow
+MAX_CARBON_G_PER_MTOK = 1e9  # grams CO2e per million tokens, for the same reason

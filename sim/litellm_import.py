@@ -259,9 +259,7 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], source: P
 def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tuple[int, int, list[str]]:
     """Write the scenario; returns (deployments, model groups, names of models whose price is a TODO)."""
     source = Path(source)
-    if not source.exists():
-        raise InputError(Problem("file not found", file=str(source)))
-    config = read_config(source)
+    config = read_config(source)  # load_yaml refuses a missing or unreadable file
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario, comments, notes = convert(config, source, start)
     text = render(scenario, comments, notes, source)

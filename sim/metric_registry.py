@@ -44,7 +44,11 @@ def _quality_delta(run: dict, base: dict) -> float:
     return run["mean_quality"] - base["mean_quality"]
 
 
+# Shared wording of definitions that differ only in their percentile.
 _P = "percentile (linear interpolation) of Lᵢ over i ∈ OK"
+_DECISION = ("percentile of the wall-clock time of each `route()` call, µs (what a request waits; the CPU time "
+             "is `decision_cpu_us` in decisions.parquet)")
+_CPT = "call-performance threshold: the smallest αₖ with PGR(αₖ) ≥"
 METRICS: tuple[Metric, ...] = (
     # ------------------------------------------------------------------ per run, in summary order
     Metric("requests", "count", "", "run", "N"),
@@ -70,12 +74,8 @@ METRICS: tuple[Metric, ...] = (
            SHARE),
     Metric("attempts_per_request", "ratio", "lower", "run", "Σ aᵢ / N (rejected requests count 0)", NON_NEGATIVE),
     Metric("slo_attainment", "pct", "higher", "run", "share of requests with sᵢ = ok and Lᵢ ≤ SLO(wᵢ)", SHARE),
-    Metric("decision_us_p50", "us", "lower", "run",
-           "the 50th percentile of the wall-clock time of each `route()` call, µs (what a request waits; the "
-           "CPU time is `decision_cpu_us` in decisions.parquet)"),
-    Metric("decision_us_p99", "us", "lower", "run",
-           "the 99th percentile of the wall-clock time of each `route()` call, µs (what a request waits; the "
-           "CPU time is `decision_cpu_us` in decisions.parquet)"),
+    Metric("decision_us_p50", "us", "lower", "run", f"the 50th {_DECISION}"),
+    Metric("decision_us_p99", "us", "lower", "run", f"the 99th {_DECISION}"),
     Metric("carbon_g", "grams", "lower", "run",
            "Σ over charged attempts of (input + charged output tokens) × `carbon_g_per_mtok` / 10⁶ (0 for models "
            "without a figure)", NON_NEGATIVE),
@@ -109,10 +109,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("apgr", "ratio", "higher", "research",
            "RouteLLM's average PGR: the area under PGR(αₖ) = (Q(k) − Q(0)) / (Q(N) − Q(0)) over α ∈ [0, 1] "
            "(trapezoids); 0.5 for random routing; `null` for routers without a score"),
-    Metric("cpt_50", "pct", "lower", "research",
-           "call-performance threshold: the smallest αₖ with PGR(αₖ) ≥ 50%"),
-    Metric("cpt_80", "pct", "lower", "research",
-           "call-performance threshold: the smallest αₖ with PGR(αₖ) ≥ 80%"),
+    Metric("cpt_50", "pct", "lower", "research", f"{_CPT} 50%"),
+    Metric("cpt_80", "pct", "lower", "research", f"{_CPT} 80%"),
     Metric("aiq", "ratio", "higher", "research",
            "RouterBench's AIQ: (1 / (c_max − c_min)) ∫ Q̃(c) dc over the points' cost range, where Q̃ is the "
            "non-decreasing convex hull of the (C, Q) points of W, S, the router's operating point and (for a scored "

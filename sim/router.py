@@ -92,17 +92,16 @@ class Router:
         self.rec = recorder
         self.known = Observations(world, catalog, spec)
         self.service = AttemptService(world, catalog, providers, schedule, self._complete)
-        self.billing = Billing(world, catalog, spec.abandoned_charge)
         trace = world.trace
         # Plain lists: indexing them is several times faster than numpy scalars.
         self._arrival = trace.arrival_s.tolist()
         self._input = trace.input_tokens.tolist()
         self._output = trace.output_tokens.tolist()
+        self.billing = Billing(world, catalog, spec.abandoned_charge, self._input, self._output)
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
         self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
-        recorder.d_latency = decision_latency  # drawn up front: recorded whole, not per request
         self._names = catalog.names
         self._index = catalog.index
         self._default = None if spec.default_model is None else self._index[spec.default_model]

@@ -127,7 +127,8 @@ def _check_replaceable(folder: Path, will_write: Iterable[str], what: str) -> li
             raise InputError(Problem(f"is not empty and is not a routesim run (no {MANIFEST}); nothing was "
                                      f"touched: choose another {what}", file=str(folder)))
         return []
-    clashes = sorted(p.name for p in foreign if p.name in set(will_write) and p.name not in listed)
+    ours_to_write = set(will_write) - set(listed)
+    clashes = sorted(p.name for p in foreign if p.name in ours_to_write)
     if clashes:
         raise InputError(Problem(f"holds {', '.join(clashes)}, which routesim did not write; nothing was touched: "
                                  f"move it or choose another {what}", file=str(folder)))
@@ -160,7 +161,8 @@ def _signals_held() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- writing a run
 def check_output_folder(out: Path, will_write: Iterable[str], what: str = "--out") -> None:
-    """Everything ``new_run`` would refuse, checked before any work (no lock, nothing written)."""
+    """What ``new_run`` would refuse, checked before any work (no lock, nothing written);
+    ``new_run`` checks again under the lock."""
     out = Path(out).absolute()
     if out.exists() and not out.is_dir():
         raise InputError(Problem(f"exists and is not a folder; choose another {what}", file=str(out)))
@@ -174,7 +176,8 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
     files replace the earlier run's in ``out`` (the user's own files stay)."""
     out = Path(out).absolute()
     will_write = list(will_write)
-    check_output_folder(out, will_write, what)
+    if out.exists() and not out.is_dir():  # the rest is checked under the lock below
+        raise InputError(Problem(f"exists and is not a folder; choose another {what}", file=str(out)))
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -207,8 +210,8 @@ def _move_into_place(partial: Path, out: Path, earlier: list[str]) -> None:
     try:
         # While files move, the manifest lists old and new, so the folder stays provably ours.
         _write_manifest(out, set(earlier) | set(new), partial)
-        stale = sorted(set(earlier) - set(new), key=lambda n: n != _LAST)  # summary.json goes first
-        for name in ([_LAST] if _LAST in earlier else []) + stale:
+        # summary.json goes first, so a folder half-way through the move never looks finished.
+        for name in [_LAST] + sorted(set(earlier) - set(new) - {_LAST}):
             (out / name).unlink(missing_ok=True)
         for name in sorted(new, key=lambda n: n == _LAST):  # summary.json comes last
             os.replace(partial / name, out / name)

@@ -162,10 +162,10 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
         policy.bind_ground_truth(GroundTruth(world, catalog, router_spec))
     recorder = RunRecorder()
+    recorder.d_latency = decision_latency(loaded, policy_name, len(world.trace), seed, replication)  # drawn up front
     engine = Engine()
     router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,
-                    Providers(loaded.scenario, catalog), estimate,
-                    decision_latency(loaded, policy_name, len(world.trace), seed, replication))
+                    Providers(loaded.scenario, catalog), estimate, recorder.d_latency)
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
     # million-request run); reference counting still frees everything.

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from . import table_checks
 from .errors import InputError, Problem
+from .files import check_input_file
 from .limits import MAX_REQUESTS
 from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
 
@@ -98,26 +99,16 @@ def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     return from_frame(_read_parquet(path), str(path), table_rows(str(path)))
 
 
-def check_input_file(path: Path) -> None:
-    """An input must be a readable regular file (not a folder, device or missing)."""
-    if not path.exists():
-        raise InputError(Problem("file not found", file=str(path)))
-    if path.is_dir():
-        raise InputError(Problem("is a folder, not a file", file=str(path)))
-    if not path.is_file():
-        raise InputError(Problem("is not a regular file", file=str(path)))
-
-
-def check_text_file(path: Path, max_bytes: int) -> None:
-    """Refuse, before parsing, a text file too large to read whole or holding binary data
-    (a sparse or binary file would otherwise be parsed as one enormous line)."""
+def check_text_file(path: Path, max_bytes: int | None = None) -> None:
+    """Refuse, before parsing, a text file holding binary data (a sparse or binary file would
+    otherwise be parsed as one enormous line) or, with ``max_bytes``, too large to read whole."""
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
             head = f.read(1 << 20)
     except OSError as exc:
         raise InputError(Problem(f"cannot read: {exc.strerror or exc}", file=str(path))) from None
-    if size > max_bytes:
+    if max_bytes is not None and size > max_bytes:
         raise InputError(Problem(f"{size / (1 << 30):.1f} GiB is more than this reader takes ({max_bytes / (1 << 30):g} GiB): "
                                  f"convert it to Parquet in bounded memory with routesim trace import "
                                  f"--format {format_from_suffix(path)} {path} OUT.parquet", file=str(path)))

@@ -17,7 +17,8 @@ import pandas as pd
 
 from .errors import InputError, Problem
 from .table_checks import csv_rows, found_columns, numbers
-from .trace import QUALITY_PREFIX, Trace, check_input_file, from_frame, read_csv_table
+from .files import check_input_file
+from .trace import QUALITY_PREFIX, Trace, from_frame, read_csv_table
 
 
 def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError, Problem
+from .files import check_input_file
 from .limits import MAX_YAML_BYTES, MAX_YAML_NODES
 
 FieldPath = tuple[Any, ...]
@@ -53,16 +54,13 @@ def _record_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int])
 
 def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, int]]:
     """Parse ``path``; return the data and a map from field path to line number."""
+    check_input_file(path)
     try:
-        if path.is_dir():
-            raise InputError(Problem("is a folder, not a YAML file", file=str(path)))
-        if path.exists() and path.stat().st_size > MAX_YAML_BYTES:
+        if path.stat().st_size > MAX_YAML_BYTES:
             raise InputError(Problem(f"{path.stat().st_size:,} bytes: more than a scenario may have "
                                      f"({MAX_YAML_BYTES:,})", file=str(path)))
         with path.open(encoding="utf-8") as f:
-            text = f.read(MAX_YAML_BYTES + 1)  # bounded even where the size is not known (a pipe, /proc)
-    except FileNotFoundError:
-        raise InputError(Problem("file not found", file=str(path))) from None
+            text = f.read(MAX_YAML_BYTES + 1)  # bounded even where the size is not known (/proc reports 0)
     except UnicodeDecodeError as exc:
         raise InputError(Problem(f"not UTF-8 text (byte {exc.start + 1})", file=str(path))) from None
     except OSError as exc:

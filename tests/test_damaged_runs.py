@@ -92,6 +92,9 @@ CASES = {
     "invalid scenario.resolved.yaml": (lambda f: (f / "scenario.resolved.yaml").write_text("a: [\n"),
                                        "scenario.resolved.yaml: damaged run file: not valid YAML"),
     "faults.csv empty": (lambda f: (f / "faults.csv").write_text(""), "faults.csv: damaged run file"),
+    "gates that are not numbers": (lambda f: (f / "scenario.resolved.yaml").write_text(
+        (f / "scenario.resolved.yaml").read_text() + "gates: {min_savings: abc}\n"),
+        "scenario.resolved.yaml: damaged run file: gates: must be a number"),
 }
 
 
@@ -99,7 +102,8 @@ CASES = {
 #: per-replication table); the rest are damaged for both.
 READ_BY = {"truncated requests.parquet": ("report",), "requests.parquet not Parquet": ("report",),
            "a dropped column": ("report",), "faults.csv empty": ("report",),
-           "truncated replications.parquet": ("gate",), "a dropped metric column": ("gate",)}
+           "truncated replications.parquet": ("gate",), "a dropped metric column": ("gate",),
+           "gates that are not numbers": ("gate",)}
 
 
 @pytest.mark.parametrize("case, command", [(case, command) for case in CASES

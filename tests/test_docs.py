@@ -87,7 +87,8 @@ def test_the_documented_limits_are_the_codes():
 
     text = (ROOT / "docs" / "scenario.md").read_text()
     for value in (limits.MAX_YAML_BYTES, limits.MAX_YAML_NODES, limits.MAX_REPLICATIONS, limits.MAX_REQUESTS,
-                  limits.MAX_TOKENS, limits.MAX_SORT_ROWS):
+                  limits.MAX_TOKENS, limits.MAX_SORT_ROWS, int(limits.MAX_PRICE_PER_MTOK),
+                  int(limits.MAX_CARBON_G_PER_MTOK)):
         assert f"{value:,}" in text, value
     assert MAX_TEXT_TRACE_BYTES == 1 << 30 and "| 1 GiB" in text
     traces = (ROOT / "traces" / "README.md").read_text()

@@ -42,6 +42,9 @@ def test_the_estimate_counts_spikes(cli, tmp_path):
     (("models", "big", "price", "input_per_mtok"), "1.0", "must be a number (got '1.0')"),
     (("replications",), "3", "must be a whole number (got '3')"),
     (("seed",), 1.5, "must be a whole number (got 1.5)"),
+    # A price or carbon figure so large that a run's sums would overflow to infinity.
+    (("models", "big", "price", "input_per_mtok"), 1e300, "must be <= 1e+06 (got 1e+300)"),
+    (("models", "big", "carbon_g_per_mtok"), 1e300, "must be <= 1e+09 (got 1e+300)"),
 ])
 def test_booleans_and_quoted_numbers_are_not_numbers(cli, tmp_path, field, value, message):
     data = scenario()

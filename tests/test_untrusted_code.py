@@ -214,3 +214,17 @@ def test_a_crash_inside_a_built_in_policy_is_our_bug(tmp_path, monkeypatch):
                           text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr
     assert "internal error: this is a bug in routesim" in proc.stderr
+
+
+def test_an_installation_without_its_dependencies_says_so(tmp_path):
+    # typer (the command line) and pandas (imported when a command runs) made unimportable.
+    for blocked in ("typer", "pandas"):
+        scenario_path = ROOT / "scenarios" / "compare.yaml"
+        code = (f"import sys\nsys.modules[{blocked!r}] = None\n"
+                f"sys.argv = ['routesim', 'validate', {str(scenario_path)!r}]\nfrom sim.cli import main\nmain()\n")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stderr.strip() == (f"routesim cannot start: the package '{blocked}' is not installed. Install "
+                                       "routesim with its dependencies, e.g. python -m venv .venv && . .venv/bin/activate "
+                                       "&& pip install -e ."), proc.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..metric_registry import BY_NAME
+
 
 def fmt_value(value: float | None, kind: str) -> str:
     """One number as the reports show it: ``kind`` is usd, pct, delta, seconds, count or ratio."""
@@ -31,8 +33,6 @@ def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
 
 def fmt_named(entries: dict, name: str, with_ci: bool = True) -> str:
     """Metric ``name`` of a summary's entries, shown in its registry unit."""
-    from ..metric_registry import BY_NAME
-
     return fmt_metric(entries[name], BY_NAME[name].unit, with_ci)
 
 

@@ -3,15 +3,20 @@ numbers, booleans or quoted strings as numbers are errors) and number types."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..distributions import Lognormal
 from ..errors import format_number
+from ..limits import MAX_CARBON_G_PER_MTOK, MAX_PRICE_PER_MTOK
 
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+# Bounded so that costs and carbon summed over a run stay finite numbers.
+PricePerMtok = Annotated[float, Field(ge=0, le=MAX_PRICE_PER_MTOK)]
+CarbonPerMtok = Annotated[float, Field(ge=0, le=MAX_CARBON_G_PER_MTOK)]
 
 
 class Strict(BaseModel):
@@ -26,3 +31,21 @@ def require_order(model: BaseModel, low: str, high: str, strict: bool = False) -
     if hi < lo or (strict and hi == lo):
         relation = "must be after" if strict else "must be >="
         raise ValueError(f"{high} ({format_number(hi)}) {relation} {low} ({format_number(lo)})")
+
+
+class LognormalSpec(Strict):
+    """A lognormal written as its median and one other percentile: the field named by
+    ``tail`` (p95 of a latency or token count, p5 of a rate's slow tail, p90 of a duration)."""
+
+    tail: ClassVar[str]
+    percentile: ClassVar[int]
+    median: Positive
+
+    def distribution(self) -> Lognormal:
+        return Lognormal.from_percentile(self.median, getattr(self, self.tail), self.percentile)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        low, high = ("median", self.tail) if self.percentile > 50 else (self.tail, "median")
+        require_order(self, low, high)
+        return self

@@ -7,24 +7,24 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .common import NonNegative, Positive, Probability, Strict
+from .common import CarbonPerMtok, NonNegative, Positive, PricePerMtok, Probability, Strict
 from .traffic import MedianP5, MedianP95
 
 class PriceTier(Strict):
     """Prices for requests whose input tokens exceed ``above_input_tokens`` (all their tokens)."""
 
     above_input_tokens: Annotated[int, Field(ge=0)]
-    input_per_mtok: NonNegative
-    output_per_mtok: NonNegative
-    cached_input_per_mtok: NonNegative | None = None
+    input_per_mtok: PricePerMtok
+    output_per_mtok: PricePerMtok
+    cached_input_per_mtok: PricePerMtok | None = None
 
 
 class Price(Strict):
     """List prices (USD per million tokens), or where to find them in a price catalog."""
 
-    input_per_mtok: NonNegative | None = None
-    output_per_mtok: NonNegative | None = None
-    cached_input_per_mtok: NonNegative | None = None  # prompt-cache reads; None: the input price
+    input_per_mtok: PricePerMtok | None = None
+    output_per_mtok: PricePerMtok | None = None
+    cached_input_per_mtok: PricePerMtok | None = None  # prompt-cache reads; None: the input price
     tiers: list[PriceTier] = Field(default_factory=list)
     catalog: Literal["genai-prices"] | None = None
     provider: str | None = None  # the catalog's provider id (default: the model's provider)
@@ -86,6 +86,6 @@ class ModelSpec(Strict):
     quality_prior: dict[str, float] | None = None
     context_window: Annotated[int, Field(gt=0)] = 128_000
     error_rate: Probability = 0.0
-    carbon_g_per_mtok: NonNegative | None = None
+    carbon_g_per_mtok: CarbonPerMtok | None = None
     rate_limit: RateLimit | None = None
     capacity: CapacitySpec | None = None

@@ -7,9 +7,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
-from ..distributions import Lognormal
 from ..errors import format_number
-from .common import NonNegative, Positive, Probability, Strict, require_order
+from .common import LognormalSpec, NonNegative, Positive, PricePerMtok, Probability, Strict, require_order
 from .deployments import RateLimit
 
 # --------------------------------------------------------------------------- events
@@ -69,9 +68,9 @@ class PriceEvent(Strict):
     kind: Literal["price"]
     model: str
     at_s: NonNegative
-    input_per_mtok: NonNegative
-    output_per_mtok: NonNegative
-    cached_input_per_mtok: NonNegative | None = None  # unchanged when omitted, like any tiers
+    input_per_mtok: PricePerMtok
+    output_per_mtok: PricePerMtok
+    cached_input_per_mtok: PricePerMtok | None = None  # unchanged when omitted, like any tiers
 
 
 class LaunchEvent(Strict):
@@ -89,19 +88,11 @@ Event = Annotated[Union[OutageEvent, PartialOutageEvent, BrownoutEvent, LatencyS
 
 
 # --------------------------------------------------------------------------- providers
-class DurationP90(Strict):
+class DurationP90(LognormalSpec):
     """A lognormal duration given by its median and 90th percentile."""
 
-    median: Positive
+    tail, percentile = "p90", 90
     p90: Positive
-
-    def distribution(self) -> Lognormal:
-        return Lognormal.from_percentile(self.median, self.p90, 90)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        require_order(self, "median", "p90")
-        return self
 
 
 #: Incident processes calibrated to public status-page data (Chu et al., ICPE 2025,

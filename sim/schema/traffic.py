@@ -9,40 +9,23 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ..distributions import Lognormal
 from ..errors import format_number
 from ..limits import MAX_REQUESTS, MAX_TOKENS
-from .common import NonNegative, Positive, Probability, Strict, require_order
+from .common import LognormalSpec, NonNegative, Positive, Probability, Strict, require_order
 
 # --------------------------------------------------------------------------- distributions
-class MedianP95(Strict):
+class MedianP95(LognormalSpec):
     """A lognormal given by its median and 95th percentile."""
 
-    median: Positive
+    tail, percentile = "p95", 95
     p95: Positive
 
-    def distribution(self) -> Lognormal:
-        return Lognormal.from_percentile(self.median, self.p95, 95)
 
-    @model_validator(mode="after")
-    def _ordered(self):
-        require_order(self, "median", "p95")
-        return self
-
-
-class MedianP5(Strict):
+class MedianP5(LognormalSpec):
     """A lognormal given by its median and 5th percentile (for rates: the slow tail)."""
 
-    median: Positive
+    tail, percentile = "p5", 5
     p5: Positive
-
-    def distribution(self) -> Lognormal:
-        return Lognormal.from_percentile(self.median, self.p5, 5)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        require_order(self, "p5", "median")
-        return self
 
 
 class TokenCounts(MedianP95):
