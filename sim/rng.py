@@ -1,13 +1,14 @@
 """Named random streams and the pre-drawn per-(request, model, attempt) variates.
 
 Every random number in routesim comes from here. Replication ``r`` and stream
-``k`` draw from ``SeedSequence(seed, spawn_key=(r, k))``; per-request variates
-are drawn in blocks of requests, block ``b`` from
-``SeedSequence(seed, spawn_key=(r, k, b))``. Because the variates for request
-``i`` on model ``m`` at its ``a``-th attempt on that model sit at a fixed place
-in a block that does not depend on routing order, every policy that sends
-request ``i`` to model ``m`` sees the same latency, error and quality draws
-(common random numbers).
+``k`` draw from ``SeedSequence(seed, spawn_key=(r, k))``. Per-attempt variates
+are drawn in blocks of requests, and each block of each (model, attempt on that
+model) has its own stream, ``SeedSequence(seed, spawn_key=(r, k, name_key(model),
+attempt, b))``: the draws of request ``i``'s ``a``-th attempt on model ``m``
+depend on the seed, the replication, ``m``'s *name*, ``a`` and ``i`` only. So
+every policy that sends request ``i`` to ``m`` sees the same latency, error and
+quality draws (common random numbers), and adding or removing a model, a policy
+or another policy's ``max_attempts`` leaves them where they were.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class Stream(IntEnum):
     DECISION = 11  # a policy's modelled decision latency (a classifier or embedding call), keyed by its name
 
 
-def generator(seed: int, replication: int, stream: Stream, block: int | None = None) -> np.random.Generator:
-    """The generator of one named stream (optionally one block of it)."""
-    key = (replication, int(stream)) if block is None else (replication, int(stream), block)
+def generator(seed: int, replication: int, stream: Stream, *sub_keys: int) -> np.random.Generator:
+    """The generator of one named stream, optionally narrowed by sub-keys (a name's
+    key, an attempt number, a block of requests)."""
+    key = (replication, int(stream), *sub_keys)
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
 
@@ -76,19 +78,34 @@ class AttemptDraws:
     judge_u: np.ndarray  # compared with the judge's error rates
 
 
-def draw_block(seed: int, replication: int, block: int, n_requests: int, n_models: int, n_attempts: int) -> AttemptDraws:
+def draw_block(seed: int, replication: int, block: int, n_requests: int, model_names: list[str],
+               n_attempts: int) -> AttemptDraws:
     """Draw block ``block`` of the per-attempt variates.
 
-    The shape is fixed by the scenario (all its models, the largest
-    ``max_attempts`` of any policy), never by what a policy does, so the draws
-    are identical for every policy.
+    Each (model, attempt) column comes from its own streams, keyed by the model's
+    name and the attempt number; ``n_attempts`` (the largest ``max_attempts`` of
+    any policy) and the list of models only decide how many columns are drawn,
+    never what is in one. Retry jitter is keyed by the retry's number alone.
     """
-    shape = (n_requests, n_models, n_attempts)
-    latency = generator(seed, replication, Stream.LATENCY, block)
-    ttft_z = latency.standard_normal(shape, dtype=np.float32)
-    tps_z = latency.standard_normal(shape, dtype=np.float32)
-    error_u = generator(seed, replication, Stream.ERRORS, block).random(shape, dtype=np.float32)
-    quality_u = generator(seed, replication, Stream.QUALITY, block).random(shape, dtype=np.float32)
-    retry_u = generator(seed, replication, Stream.BACKOFF, block).random((n_requests, n_attempts))
-    judge_u = generator(seed, replication, Stream.JUDGE, block).random(shape, dtype=np.float32)
+    shape = (n_requests, len(model_names), n_attempts)
+    ttft_z = np.empty(shape, dtype=np.float32)
+    tps_z = np.empty(shape, dtype=np.float32)
+    error_u = np.empty(shape, dtype=np.float32)
+    quality_u = np.empty(shape, dtype=np.float32)
+    judge_u = np.empty(shape, dtype=np.float32)
+    for m, name in enumerate(model_names):
+        model_key = name_key(name)
+        for k in range(n_attempts):
+            latency = generator(seed, replication, Stream.LATENCY, model_key, k, block)
+            ttft_z[:, m, k] = latency.standard_normal(n_requests, dtype=np.float32)
+            tps_z[:, m, k] = latency.standard_normal(n_requests, dtype=np.float32)
+            error_u[:, m, k] = generator(seed, replication, Stream.ERRORS, model_key, k, block).random(
+                n_requests, dtype=np.float32)
+            quality_u[:, m, k] = generator(seed, replication, Stream.QUALITY, model_key, k, block).random(
+                n_requests, dtype=np.float32)
+            judge_u[:, m, k] = generator(seed, replication, Stream.JUDGE, model_key, k, block).random(
+                n_requests, dtype=np.float32)
+    retry_u = np.empty((n_requests, n_attempts))
+    for n in range(n_attempts):
+        retry_u[:, n] = generator(seed, replication, Stream.BACKOFF, n, block).random(n_requests)
     return AttemptDraws(ttft_z, tps_z, error_u, quality_u, retry_u, judge_u)

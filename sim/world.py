@@ -184,7 +184,7 @@ class World:
         lo = b * BLOCK_SIZE
         hi = min(lo + BLOCK_SIZE, len(self.trace))
         n = hi - lo
-        draws = draw_block(self.seed, self.replication, b, n, len(cat.names), self.n_attempts)
+        draws = draw_block(self.seed, self.replication, b, n, cat.names, self.n_attempts)
         # Extreme scenario values may overflow exp to inf: an endless answer (the attempt
         # times out) or a sure failure (sigmoid 0), which is the right limit in both cases.
         with np.errstate(over="ignore"):

@@ -41,7 +41,11 @@ def test_catalog_prices_match_genai_prices_own_calculation(tmp_path):
     models = {name: {"provider": provider, "latency": FAST, "quality": {"default": 1}, "context_window": 1_000_000,
                      "price": {"catalog": "genai-prices", "model": ref}} for name, (provider, ref) in catalog.items()}
     policies = {name: {"kind": "static", "model": name} for name in catalog}
+    # No errors and no timeouts: every request is answered at its first attempt, so its cost is one charge.
+    for spec in models.values():
+        spec["error_rate"] = 0.0
     out = run_scenario_data(tmp_path, scenario(trace={"path": "t.csv"}, models=models, policies=policies,
+                                               router={"timeout_s": 3600, "max_attempts": 3},
                                                replications=1, start=START.isoformat(), baseline=None))
     requests = read(out)
     trace = pd.read_csv(tmp_path / "t.csv").set_index(pd.Index([f"r{i:06d}" for i in range(n)]))

@@ -109,6 +109,8 @@ def test_each_strategy_falls_back_during_an_outage_of_the_model_it_prefers(tmp_p
     data = scenario(replications=1, policies={"p": {"kind": kind}}, baseline="p",
                     events=[{"kind": "outage", "model": downed, "start_s": 100, "end_s": 300}],
                     router={"timeout_s": 60, "max_attempts": 2})
+    if kind == "latency-based":  # give it a reason to prefer big: half small's time to first token
+        data["models"]["big"]["latency"] = {**data["models"]["big"]["latency"], "ttft_s": {"median": 0.25, "p95": 0.5}}
     out = run_scenario_data(tmp_path, data, report=False)
     requests, attempts = read(out), read(out, "attempts")
     first = attempts[attempts.attempt == 0].merge(requests[["request_id", "arrival_s", "status", "model"]],
