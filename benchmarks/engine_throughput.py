@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from sim.catalog import build_catalog  # noqa: E402
 from sim.runner import load_trace, simulate  # noqa: E402
 from sim.scenario import load_scenario  # noqa: E402
-from sim.world import World, draw_difficulty, draw_difficulty_estimate  # noqa: E402
+from sim.beliefs import SharedDraws  # noqa: E402
+from sim.world import World, draw_difficulty  # noqa: E402
 
 
 def bare_simpy_loop(events: int) -> tuple[float, int]:
@@ -66,11 +67,10 @@ def routesim_run(requests: int, policy: str) -> tuple[float, int, int]:
     trace = load_trace(loaded, sc.seed, 0)
     catalog = build_catalog(loaded, trace.workloads)
     difficulty = draw_difficulty(sc, trace, sc.seed, 0)
-    estimate = draw_difficulty_estimate(sc, difficulty, sc.seed, 0)
     world = World(sc, catalog, trace, difficulty, sc.seed, 0, sc.max_attempts())
     gc.collect()
     start = time.perf_counter()
-    recorder, _ = simulate(loaded, policy, world, catalog, estimate, sc.seed, 0)
+    recorder, _ = simulate(loaded, policy, world, catalog, SharedDraws(sc, catalog, difficulty, sc.seed, 0), sc.seed, 0)
     elapsed = time.perf_counter() - start
     return elapsed, len(trace), len(trace) + len(recorder.a_index)
 

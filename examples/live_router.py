@@ -81,10 +81,10 @@ class LiveRouter:
             s["errors"] *= 0.9
             cost += (input_tokens * deployment.input_per_mtok + output_tokens * deployment.output_per_mtok) / 1e6
             outcome = Outcome(request_id, "ok", name, attempts, self.clock() - start, None, cost, input_tokens,
-                              output_tokens, None)
+                              output_tokens)
             break
         else:
-            outcome = Outcome(request_id, "failed", None, attempts, self.clock() - start, None, cost, input_tokens, 0, None)
+            outcome = Outcome(request_id, "failed", None, attempts, self.clock() - start, None, cost, input_tokens, 0)
         if hasattr(self.policy, "observe"):
             self.policy.observe(request, outcome)
         return outcome

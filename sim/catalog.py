@@ -7,7 +7,6 @@ tail); their parameters come from ``distributions.Lognormal``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 
@@ -36,7 +35,6 @@ class Catalog:
     error_rate: list[float]
     carbon_g_per_mtok: list[float | None]
     ability: np.ndarray  # (models, workloads): ground truth, logit scale
-    quality_prior: list[MappingProxyType]  # what the router is told
     workloads: list[str]
 
     @property
@@ -82,7 +80,6 @@ def build_catalog(loaded: LoadedScenario, workloads: list[str], horizon_s: float
         error_rate=[s.error_rate for s in specs],
         carbon_g_per_mtok=[s.carbon_g_per_mtok for s in specs],
         ability=ability,
-        quality_prior=[MappingProxyType(dict(s.quality_prior if s.quality_prior is not None else s.quality)) for s in specs],
         workloads=list(workloads),
     )
 

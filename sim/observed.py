@@ -1,5 +1,7 @@
 """What the router knows about each model: its own observations and its
-defences' state, and the ``RouterView`` snapshots policies receive.
+defences' state, the published prices and launch dates, what the scenario says
+it believes (quality), and the ``RouterView`` snapshots policies receive. It
+holds nothing else of the world.
 
 Snapshots are rebuilt only for models whose state changed, and all of them when
 a price changes or a cooldown, breaker wait or health hold ends.
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 from collections import deque
 from types import MappingProxyType
+from typing import Mapping, Sequence
 
 from .catalog import Catalog
 from .defences import OPEN, CircuitBreaker, Cooldown
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
 from .policies.base import ModelStatus, RouterView
 from .schema.routing import RouterSpec
-from .world import World
+from .price_book import PriceBook
 
 EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
 RECENT = 200  # successful latencies kept per model, for percentiles (hedging)
@@ -30,8 +33,9 @@ def _ewma(previous: float | None, value: float) -> float:
 
 
 class Observations:
-    def __init__(self, world: World, catalog: Catalog, spec: RouterSpec):
-        self.world = world
+    def __init__(self, catalog: Catalog, spec: RouterSpec, prices: PriceBook, launch_at: Sequence[float],
+                 quality_beliefs: Sequence[Mapping[str, float]]):
+        self.prices = prices
         self.spec = spec
         n = len(catalog.names)
         self.names = catalog.names
@@ -54,17 +58,17 @@ class Observations:
         self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown) for _ in range(n)]
         # Published facts that do not change, as the head of every ModelStatus.
         self._facts = [(catalog.names[m], catalog.providers[m]) for m in range(n)]
-        self._priors = [(catalog.context_window[m], catalog.quality_prior[m], catalog.ttft_median_s[m],
+        self._priors = [(catalog.context_window[m], quality_beliefs[m], catalog.ttft_median_s[m],
                          catalog.tps_median[m], catalog.carbon_g_per_mtok[m]) for m in range(n)]
         self._statuses: list[ModelStatus] = [None] * n  # type: ignore[list-item]
         self.dirty = set(range(n))
         self._view: RouterView | None = None
-        self._price_changes = list(world.price_change_times)
+        self._price_changes = prices.change_times()
         self._next_refresh = self._price_changes[0] if self._price_changes else INF
         # (input, output) list prices in force now, as policies see them; updated by _refresh.
-        self._prices = [world.price(m, 0.0)[:2] for m in range(n)]
-        self.launch_at = world.launch_at
-        self._launches = sorted(t for t in world.launch_at if t > 0)  # the view changes at each
+        self._prices = [prices.price(m, 0.0)[:2] for m in range(n)]
+        self.launch_at = list(launch_at)
+        self._launches = sorted(t for t in launch_at if t > 0)  # the view changes at each
         self._launch_positions: dict[tuple, MappingProxyType] = {}
         if self._launches:
             self.change_at(self._launches[0])
@@ -104,7 +108,7 @@ class Observations:
 
     def _refresh(self, now: float) -> None:
         self.dirty.update(range(len(self.names)))
-        self._prices = [self.world.price(m, now)[:2] for m in range(len(self.names))]
+        self._prices = [self.prices.price(m, now)[:2] for m in range(len(self.names))]
         while self._price_changes and self._price_changes[0] <= now:
             self._price_changes.pop(0)
         pending = [u for u in self.held_until if u > now] + self._price_changes[:1] + self._launches

@@ -39,6 +39,8 @@ class Stream(IntEnum):
     JUDGE = 9  # a cascade judge's verdict on each answer
     IMPORT = 10  # jitter that spreads a source trace's rounded timestamps
     DECISION = 11  # a policy's modelled decision latency (a classifier or embedding call), keyed by its name
+    BELIEF = 12  # the router's believed quality: truth + noise, keyed by model and workload names
+    FEEDBACK = 13  # which answers a feedback channel scores and whether its verdict is right, keyed by channel name
 
 
 def generator(seed: int, replication: int, stream: Stream, *sub_keys: int) -> np.random.Generator:

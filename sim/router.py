@@ -1,7 +1,12 @@
 """What the router does next: it asks the policy, then carries out the decision
 (which candidate to try, retries, fallbacks, hedges, timeouts and deadlines)
 behind its defences (breaker, cooldown, retry budget), and reports each
-request's end to the recorder and to the policy's ``observe``.
+request's end to the recorder and to the policy's ``observe``, and later the
+verdicts of the scenario's feedback channels on its answers.
+
+The policy is given only what its router knows (``beliefs.py``): the believed
+quality of each model, the request's noisy difficulty signal, and feedback as
+its channel delivers it. The world (``world.py``) stays on this side.
 
 What happens to an attempt once sent is ``attempts.py`` (the provider's side:
 faults, limits, capacity, latency), what it costs is ``billing.py``. The router
@@ -38,13 +43,16 @@ from time import perf_counter_ns, thread_time_ns
 from typing import Callable
 
 from .attempts import DONE, Attempt, AttemptService
+from .beliefs import RouterBeliefs
 from .billing import Billing
 from .catalog import Catalog
 from .defences import RetryBudget, backoff_s
+from .feedback import verdict
 from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, OUTCOME_NAMES, REQUEST_FAILED,
                       REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import POLICY_FAILURES, BasePolicy, Judge, Outcome, Request
+from .policies.base import ANSWER_FEEDBACK, POLICY_FAILURES, BasePolicy, Feedback, Judge, Outcome, Request, \
+    knowledge_read_by
 from .provider import Providers
 from .schema.routing import RouterSpec
 from .world import World
@@ -84,13 +92,13 @@ class _Flight:
 
 class Router:
     def __init__(self, policy, world: World, catalog: Catalog, spec: RouterSpec, schedule: Schedule,
-                 recorder: RunRecorder, providers: Providers, difficulty_estimate=None, decision_latency=None):
+                 recorder: RunRecorder, providers: Providers, beliefs: RouterBeliefs, decision_latency=None):
         self.policy = policy
         self.world = world
         self.spec = spec
         self.schedule = schedule
         self.rec = recorder
-        self.known = Observations(world, catalog, spec)
+        self.known = Observations(catalog, spec, world.prices, world.launch_at, beliefs.quality)
         self.service = AttemptService(world, catalog, providers, schedule, self._complete)
         trace = world.trace
         # Plain lists: indexing them is several times faster than numpy scalars.
@@ -100,7 +108,8 @@ class Router:
         self.billing = Billing(world, catalog, spec.abandoned_charge, self._input, self._output)
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
-        self._estimate = None if difficulty_estimate is None else difficulty_estimate.tolist()
+        estimate = beliefs.difficulty_estimate
+        self._estimate = None if estimate is None else estimate.tolist()
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
         self._names = catalog.names
         self._index = catalog.index
@@ -117,6 +126,9 @@ class Router:
         self._deadline_s = INF if spec.deadline_s is None else spec.deadline_s
         self._max_attempts = spec.max_attempts
         self._observe = self._observer(policy)
+        # Feedback on answers goes only to a policy that observes and reads it.
+        wants_feedback = self._observe is not None and ANSWER_FEEDBACK in knowledge_read_by(policy)
+        self._feedback = beliefs.feedback if wants_feedback else []
         self._candidate_cache: dict[tuple, tuple[int, ...]] = {}
 
     @staticmethod
@@ -372,10 +384,21 @@ class Router:
         if self._observe is not None:
             outcome = Outcome(request.request_id, STATUS_NAMES[status], None if model is None else self._names[model],
                               f.attempts, latency, ttft, f.cost, request.input_tokens,
-                              self._output[i] if status == REQUEST_OK else 0,
-                              quality if status == REQUEST_OK else None)
-            try:
-                self._observe(request, outcome)
-            except POLICY_FAILURES as exc:  # feedback errors are policy errors too, not run failures
-                self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
+                              self._output[i] if status == REQUEST_OK else 0)
+            self._tell_policy(i, request, outcome)
+        if status == REQUEST_OK:
+            for channel in self._feedback:
+                judged = verdict(channel, i, quality)
+                if judged is not None:
+                    feedback = Feedback(request.request_id, self._names[model], judged, channel.name, end)
+                    self.schedule(channel.delay_s, self._deliver_feedback, (i, request, feedback))
+
+    def _deliver_feedback(self, token) -> None:
+        self._tell_policy(*token)
+
+    def _tell_policy(self, i: int, request: Request, news: Outcome | Feedback) -> None:
+        try:
+            self._observe(request, news)
+        except POLICY_FAILURES as exc:  # feedback errors are policy errors too, not run failures
+            self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
 

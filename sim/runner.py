@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from . import __version__
+from .beliefs import SharedDraws
 from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
@@ -43,7 +44,7 @@ from . import transforms
 from .generators import generate
 from .trace import Trace, read_trace
 from .truth import GroundTruth
-from .world import World, draw_difficulty, draw_difficulty_estimate
+from .world import World, draw_difficulty
 
 Progress = Callable[[int, int, str], None]
 
@@ -155,7 +156,7 @@ def construct(loaded: LoadedScenario, name: str, seed: int):
 
 # --------------------------------------------------------------------------- one run
 def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Catalog,
-             estimate: np.ndarray | None, seed: int, replication: int) -> tuple[RunRecorder, float]:
+             shared: SharedDraws, seed: int, replication: int) -> tuple[RunRecorder, float]:
     """One policy through one replication; returns its records and its breakers' total open time."""
     policy = construct(loaded, policy_name, policy_seed(seed, replication, policy_name))
     router_spec = loaded.scenario.router_for(policy_name)
@@ -165,7 +166,7 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     recorder.d_latency = decision_latency(loaded, policy_name, len(world.trace), seed, replication)  # drawn up front
     engine = Engine()
     router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,
-                    Providers(loaded.scenario, catalog), estimate, recorder.d_latency)
+                    Providers(loaded.scenario, catalog), shared.beliefs_of(policy_name), recorder.d_latency)
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
     # million-request run); reference counting still frees everything.
@@ -227,8 +228,8 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             check_trace(loaded, trace)
             catalog = build_catalog(loaded, trace.workloads, _horizon(loaded, trace))
             difficulty = draw_difficulty(sc, trace, seed, r)
-            estimate = draw_difficulty_estimate(sc, difficulty, seed, r)
             world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)
+            shared = SharedDraws(sc, catalog, difficulty, seed, r)
             fault_windows.update(world.fault_windows)
             price_changes = world.price_change_times
             slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
@@ -237,7 +238,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
             for name in sc.policies:
                 if progress:
                     progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
-                rec, breaker_open_s = simulate(loaded, name, world, catalog, estimate, seed, r)
+                rec, breaker_open_s = simulate(loaded, name, world, catalog, shared, seed, r)
                 cols = run_columns(rec, len(trace))
                 res = results[name]
                 windows = fault_rows(cols, trace.arrival_s, world.fault_windows)

@@ -15,14 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, Problem, describe_error, error_location
 from .limits import MAX_REPLICATIONS
 from .schema.common import Strict
 from .schema.deployments import ModelSpec
 from .schema.faults import Event, ProviderSpec
-from .schema.routing import Features, Gates, Objectives, PolicySpec, RouterSpec
+from .schema.knowledge import KnowledgeSpec
+from .schema.routing import Gates, Objectives, PolicySpec, RouterSpec
 from .schema.traffic import TraceSpec, WorkloadSpec
 from .yamlio import FieldPath, format_path, line_of, load_yaml
 
@@ -43,7 +44,7 @@ class Scenario(Strict):
     events: list[Event] = Field(default_factory=list)
     providers: dict[str, ProviderSpec] = Field(default_factory=dict)
     router: RouterSpec = RouterSpec()
-    features: Features = Features()
+    router_knowledge: KnowledgeSpec = KnowledgeSpec()
     slo: Objectives = Objectives()
     gates: Gates = Gates()
     policies: dict[str, PolicySpec]
@@ -61,6 +62,14 @@ class Scenario(Strict):
                              f"characters (got {value!r})")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _features_moved(cls, data):
+        if isinstance(data, dict) and "features" in data:
+            raise ValueError("'features' has moved: the difficulty signal's noise is now "
+                             "router_knowledge.difficulty_noise_sd (default 1.0; null for no signal)")
+        return data
+
     @field_validator("models", "policies")
     @classmethod
     def _not_empty(cls, value):
@@ -76,13 +85,15 @@ class Scenario(Strict):
         return next((name for name in self.policies if not self.is_upper_bound(name)), next(iter(self.policies)))
 
     def is_upper_bound(self, policy: str) -> bool:
-        """An upper bound (the oracle) sees the ground truth: it is reported, never a candidate or the baseline."""
+        """An upper bound sees ground truth (the oracle, or a policy the scenario hands exact
+        beliefs): it is reported, never a candidate or the baseline."""
         from .policies.registry import PolicyConfigError, resolve  # lazily: it may import user code
 
         try:
-            return bool(getattr(resolve(self.policies[policy].kind), "upper_bound", False))
+            sees_outcomes = bool(getattr(resolve(self.policies[policy].kind), "upper_bound", False))
         except PolicyConfigError:
             return False  # reported by the scenario's own checks
+        return sees_outcomes or bool(self.exact_truth(policy))
 
     def router_for(self, policy: str) -> RouterSpec:
         """The scenario's router with the policy's own overrides applied."""
@@ -90,6 +101,36 @@ class Scenario(Strict):
         if not override:
             return self.router
         return RouterSpec.model_validate(_deep_merge(self.router.model_dump(), override))
+
+    def knowledge_for(self, policy: str) -> KnowledgeSpec:
+        """What the policy's router believes: the scenario's router_knowledge with the policy's overrides."""
+        override = self.policies[policy].knowledge
+        if not override:
+            return self.router_knowledge
+        return KnowledgeSpec.model_validate(_deep_merge(self.router_knowledge.model_dump(), override))
+
+    def exact_truth(self, policy: str) -> list[str]:
+        """The ground truth this policy is handed and reads (a zero noise, a perfect
+        feedback channel): any makes it an upper bound."""
+        from .policies.base import ANSWER_FEEDBACK, DIFFICULTY_SIGNAL, QUALITY_BELIEF, knowledge_read_by
+        from .policies.registry import PolicyConfigError, resolve  # lazily: it may import user code
+
+        try:
+            reads = knowledge_read_by(resolve(self.policies[policy].kind))
+        except PolicyConfigError:
+            return []  # reported by the scenario's own checks
+        knowledge, truths = self.knowledge_for(policy), []
+        if QUALITY_BELIEF in reads and knowledge.quality_noise_sd == 0:
+            exact = [name for name, spec in self.models.items() if spec.quality_prior is None]
+            if exact:
+                truths.append(f"the true quality of {', '.join(exact)} (router_knowledge.quality_noise_sd: 0)")
+        if DIFFICULTY_SIGNAL in reads and knowledge.difficulty_noise_sd == 0:
+            truths.append("each request's true difficulty (router_knowledge.difficulty_noise_sd: 0)")
+        if ANSWER_FEEDBACK in reads:
+            for name, channel in knowledge.feedback.channels().items():
+                if channel.share > 0 and channel.accuracy == 1:
+                    truths.append(f"whether answers were acceptable (feedback.{name}.accuracy: 1)")
+        return truths
 
     def max_attempts(self) -> int:
         return max(self.router_for(p).max_attempts for p in self.policies)
@@ -306,6 +347,11 @@ def _policy_problems(loaded: LoadedScenario, name: str, spec: PolicySpec, need_m
             problems.extend(pydantic_problems(exc, spec.router, loaded, base + ("router",)))
         else:
             _router_references(router, base + ("router",), need_model, only=spec.router)
+    if spec.knowledge:
+        try:
+            loaded.scenario.knowledge_for(name)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, spec.knowledge, loaded, base + ("knowledge",)))
     try:
         referenced = validate_params(spec.kind, params)
     except PolicyConfigError as exc:

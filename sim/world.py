@@ -9,13 +9,13 @@ faster than numpy scalars.
 
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 
 from .catalog import Catalog
+from .price_book import PriceBook
 from .prices import PricePoint
 from .rng import BLOCK_SIZE, Stream, draw_block, generator, name_key
 from .scenario import Scenario
@@ -36,15 +36,6 @@ def draw_difficulty(scenario: Scenario, trace: Trace, seed: int, replication: in
     mean = np.array([scenario.workloads[w].difficulty.mean if w in scenario.workloads else 0.0 for w in trace.workloads])
     sd = np.array([scenario.workloads[w].difficulty.sd if w in scenario.workloads else 1.0 for w in trace.workloads])
     return mean[trace.workload] + sd[trace.workload] * z
-
-
-def draw_difficulty_estimate(scenario: Scenario, difficulty: np.ndarray, seed: int, replication: int) -> np.ndarray | None:
-    """The noisy difficulty signal a learned router would have, or None."""
-    noise = scenario.features.difficulty_noise_sd
-    if noise is None:
-        return None
-    rng = generator(seed, replication, Stream.FEATURES)
-    return difficulty + noise * rng.standard_normal(len(difficulty))
 
 
 def draw_incidents(process: OutageProcess, horizon_s: float, seed: int, replication: int,
@@ -91,9 +82,8 @@ class World:
         self.faults: list[list[tuple[float, float, bool, float, float]]] = [[] for _ in range(n_models)]
         #: Every fault window for reports: (start, end, kind, target).
         self.fault_windows: list[tuple[float, float, str, str]] = []
-        # Price points per model: parallel lists of times and prices.
-        self._price_times: list[list[float]] = [[t for t, _ in schedule] for schedule in catalog.prices]
-        self._prices: list[list[PricePoint]] = [[p for _, p in schedule] for schedule in catalog.prices]
+        #: The published prices over time (list prices and the scenario's price events).
+        self.prices = PriceBook(catalog.prices)
         #: When each model becomes available (0: from the start).
         self.launch_at = [0.0] * n_models
         # Price events in time order: one that keeps the cached price keeps the one in force just before it.
@@ -103,7 +93,7 @@ class World:
                 m = index[event.model]
                 before = self.price(m, event.at_s)
                 cached = before.cached_input_per_mtok if event.cached_input_per_mtok is None else event.cached_input_per_mtok
-                self._add_price(m, event.at_s, before._replace(input_per_mtok=event.input_per_mtok,
+                self.prices.add(m, event.at_s, before._replace(input_per_mtok=event.input_per_mtok,
                                                                output_per_mtok=event.output_per_mtok,
                                                                cached_input_per_mtok=cached))
             elif isinstance(event, LaunchEvent):
@@ -122,7 +112,7 @@ class World:
         for windows in self.faults:
             windows.sort()
         self.fault_windows.sort()
-        self.price_change_times = sorted({t for times in self._price_times for t in times[1:]})
+        self.price_change_times = self.prices.change_times()
         # Per-request quality probability per model: labels where the trace has them.
         self._labels = [trace.quality_labels.get(name) for name in catalog.names]
         self._blocks: OrderedDict[int, list] = OrderedDict()
@@ -133,22 +123,10 @@ class World:
             self.faults[m].append((start, end, down, error_rate, latency_x))
         self.fault_windows.append((start, end, kind, target))
 
-    def _add_price(self, m: int, at_s: float, price: PricePoint) -> None:
-        times = self._price_times[m]
-        i = bisect.bisect_right(times, at_s)
-        if i > 0 and times[i - 1] == at_s:  # a change at the same time replaces the earlier one
-            self._prices[m][i - 1] = price
-        else:
-            times.insert(i, at_s)
-            self._prices[m].insert(i, price)
-
     # ------------------------------------------------------------------ over time
     def price(self, m: int, t: float) -> PricePoint:
         """The prices in force at ``t``."""
-        prices = self._prices[m]
-        if len(prices) == 1:
-            return prices[0]
-        return prices[bisect.bisect_right(self._price_times[m], t) - 1]
+        return self.prices.price(m, t)
 
     def state(self, m: int, t: float) -> tuple[bool, float, float]:
         """(down, error rate, latency multiplier) of model ``m`` at ``t``.

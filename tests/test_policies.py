@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-
 import textwrap
 from types import MappingProxyType
 
@@ -89,7 +89,7 @@ def test_weighted_learns_output_length_from_feedback():
     req = request(input_tokens=1000)
     assert policy.route(req, view(*models)).candidates[0] == "out_heavy"
     for _ in range(5):
-        policy.observe(req, Outcome("r", "ok", "out_heavy", 1, 1.0, 0.1, 0.0, 1000, 500, 1.0))
+        policy.observe(req, Outcome("r", "ok", "out_heavy", 1, 1.0, 0.1, 0.0, 1000, 500))
     assert policy.expected_output_tokens("chat") == 500
     assert policy.route(req, view(*models)).candidates[0] == "in_heavy"
 
@@ -332,7 +332,7 @@ def test_a_generator_of_candidates_is_accepted(tmp_path, plugin):
     assert (read(out).model[read(out).status == "ok"] == "big").all()
 
 
-@pytest.mark.parametrize("noise", [None, 0.0, 0.7])
+@pytest.mark.parametrize("noise", ["default", None, 0.0, 0.7])
 def test_policies_see_a_noisy_difficulty_estimate_only_when_configured(tmp_path, plugin, noise):
     import numpy as np
     import my_policies
@@ -342,9 +342,13 @@ def test_policies_see_a_noisy_difficulty_estimate_only_when_configured(tmp_path,
     pd.DataFrame({"arrival_s": np.arange(3000) * 0.1, "input_tokens": 100, "output_tokens": 10,
                   "difficulty": difficulty}).to_csv(tmp_path / "trace.csv", index=False)
     my_policies.Recorder.seen.clear()
-    data = scenario(trace={"path": "trace.csv"}, replications=1, policies={"r": {"kind": f"{plugin}:Recorder"}},
-                    baseline="r", features={} if noise is None else {"difficulty_noise_sd": noise})
-    run_scenario_data(tmp_path, data)
+    # The exact truth (noise 0) makes the policy an upper bound, which cannot be the baseline.
+    data = scenario(trace={"path": "trace.csv"}, replications=1,
+                    policies={"s": {"kind": "static", "model": "big"}, "r": {"kind": f"{plugin}:Recorder"}},
+                    baseline="s", router_knowledge={} if noise == "default" else {"difficulty_noise_sd": noise})
+    out = run_scenario_data(tmp_path, data)
+    assert ("r" in json.loads((out / "summary.json").read_text())["upper_bounds"]) == (noise == 0.0)
+    noise = 1.0 if noise == "default" else noise  # the documented default: a signal with noise sd 1
     seen = my_policies.Recorder.seen[-3000:]
     estimates = [r.difficulty_estimate for r in seen]
     if noise is None:

@@ -65,7 +65,7 @@ def test_comparisons_in_a_run(tmp_path, monkeypatch):
     data = scenario(replications=2, models=models, policies=policies,
                     trace={"synthetic": {"duration_s": 1500, "rate_per_s": 2}},
                     workloads={"default": {"difficulty": {"mean": 1.0, "sd": 1.5}}},
-                    features={"difficulty_noise_sd": 0.2})
+                    router_knowledge={"difficulty_noise_sd": 0.2})
     out = run_scenario_data(tmp_path, data)
     summary = json.loads((out / "summary.json").read_text())
     # Two static policies on different models: one comparison; 'everything' also used 'third', so it is no router here.

@@ -82,7 +82,7 @@ def test_latency_based_prefers_the_fastest_per_token_and_penalises_failures():
     v = view(status("a", 1, 1), status("b", 1, 1))
     policy = build("latency-based", {})
     for model, latency in (("a", 10.0), ("b", 2.0)):
-        policy.observe(request(), Outcome("r", "ok", model, 1, latency, 0.1, 0.0, 100, 100, 1.0))
+        policy.observe(request(), Outcome("r", "ok", model, 1, latency, 0.1, 0.0, 100, 100))
     assert policy.route(request(), v).candidates == ("b", "a")
     failing = view(status("a", 1, 1), status("b", 1, 1, error_rate_ewma=0.5))
     assert policy.route(request(), failing).candidates == ("a", "b")
@@ -132,7 +132,8 @@ def test_a_price_drop_shifts_weighted_traffic_but_not_static(tmp_path):
                     events=[{"kind": "price", "model": "challenger", "at_s": 600, "input_per_mtok": 0.5,
                              "output_per_mtok": 2.0}],
                     policies={"weighted": {"kind": "weighted", "weights": {"cost": 0.8, "quality": 0.2}},
-                              "bandit": {"kind": "bandit", "cost_weight": 0.5},
+                              "bandit": {"kind": "bandit", "cost_weight": 0.5,
+                                         "knowledge": {"feedback": {"judge": {"share": 1.0, "accuracy": 0.9}}}},
                               "static": {"kind": "static", "model": "incumbent"}}, baseline="static")
     requests = read(run_scenario_data(tmp_path, data))
     before = requests.arrival_s < 600
@@ -174,14 +175,15 @@ def test_a_launched_model_gets_traffic_only_after_its_launch(tmp_path):
 def test_bandit_learns_which_model_answers_well(tmp_path):
     from test_world import model
 
-    # Same price; 'good' answers acceptably far more often. The bandit only sees the feedback.
+    # Same price; 'good' answers acceptably far more often. The bandit only sees a judge's verdicts (95% right).
     models = {"good": model(price=(1.0, 1.0), quality=3.0), "poor": model(price=(1.0, 1.0), quality=-1.0)}
     for algorithm in ("thompson", "ucb"):
         folder = tmp_path / algorithm
         folder.mkdir()
         data = scenario(replications=1, models=models, trace={"synthetic": {"duration_s": 1000, "rate_per_s": 1}},
                         workloads={"default": {"difficulty": {"mean": 0, "sd": 0.5}}},
-                        policies={"b": {"kind": "bandit", "algorithm": algorithm, "cost_weight": 0}}, baseline="b")
+                        policies={"b": {"kind": "bandit", "algorithm": algorithm, "cost_weight": 0}}, baseline="b",
+                        router_knowledge={"feedback": {"judge": {"share": 1.0, "accuracy": 0.95, "delay_s": 0}}})
         requests = read(run_scenario_data(folder, data))
         late = requests[requests.arrival_s > 500]
         assert (late.model == "good").mean() > 0.9, algorithm
@@ -196,7 +198,7 @@ def test_threshold_sends_the_target_share_of_hard_requests_to_the_strong_model(t
     difficulty = rng.normal(0, 1, n)
     pd.DataFrame({"arrival_s": np.arange(n) * 0.5, "input_tokens": 100, "output_tokens": 20,
                   "difficulty": difficulty}).to_csv(tmp_path / "trace.csv", index=False)
-    data = scenario(trace={"path": "trace.csv"}, replications=1, features={"difficulty_noise_sd": 0.3},
+    data = scenario(trace={"path": "trace.csv"}, replications=1, router_knowledge={"difficulty_noise_sd": 0.3},
                     policies={"t": {"kind": "threshold", "strong": "big", "weak": "small", "strong_share": 0.3}},
                     baseline="t")
     requests = read(run_scenario_data(tmp_path, data))

@@ -1,9 +1,11 @@
 """``bandit``: learns, per workload, which model gives acceptable answers, from
-``observe()`` feedback, and trades that against cost and latency.
+the ``Feedback`` the scenario's channel delivers to ``observe()``, and trades
+that against cost and latency.
 
 Each (workload, model) keeps a Beta posterior over the chance of an acceptable
-answer, updated by the ``quality`` feedback of the requests it served. A
-decision scores every model as
+answer, updated by each verdict the feedback channel (a judge, user ratings)
+delivers, when it delivers it; verdicts can be wrong, and without a channel the
+posterior stays at the prior. A decision scores every model as
 
     sampled chance (Thompson) or upper confidence bound (UCB1)
     - cost weight x this request's estimated cost / the dearest model's
@@ -22,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .base import ANSWER_FEEDBACK, BasePolicy, Decision, Feedback, Outcome, Request, RouterView
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
 from .registry import register
@@ -41,6 +43,7 @@ class BanditParams(CandidateParams):
 class Bandit(BasePolicy):
     Params = BanditParams
     description = "Learns per workload from feedback (Thompson sampling or UCB) and trades quality against cost and latency."
+    reads = frozenset({ANSWER_FEEDBACK})
 
     def __init__(self, seed: int | None = None, **params):
         self.p = self.Params(**params)
@@ -75,10 +78,10 @@ class Bandit(BasePolicy):
         order = sorted(models, key=lambda m: (not m.healthy, -scores[m.name]))
         return Decision(tuple(m.name for m in order), f"bandit ({self.p.algorithm}): {order[0].name}")
 
-    def observe(self, request: Request, outcome: Outcome) -> None:
-        self.output_tokens.observe(request, outcome)
-        if outcome.model is None or outcome.quality is None:
-            return  # no answer, no feedback on its quality
+    def observe(self, request: Request, outcome: Outcome | Feedback) -> None:
+        if not isinstance(outcome, Feedback):
+            self.output_tokens.observe(request, outcome)
+            return  # the request's end says nothing about its answer's quality
         key = (request.workload, outcome.model)
         self._wins[key] = self._wins.get(key, 0.0) + outcome.quality
         self._plays[key] = self._plays.get(key, 0) + 1

@@ -137,9 +137,31 @@ class Outcome(NamedTuple):
     cost_usd: float  # all attempts, including abandoned ones
     input_tokens: int
     output_tokens: int  # known once the answer arrived; 0 when failed
-    #: Acceptability feedback of the served answer (1.0/0.0) where the
-    #: deployment collects it (evals, user ratings); None when failed.
-    quality: float | None
+
+
+class Feedback(NamedTuple):
+    """A verdict on an answer, delivered to ``Policy.observe`` by a feedback channel
+    (a judge, user ratings) when the channel delivers it, for the share of answers
+    it scores. It can be wrong: the channel's accuracy is below one."""
+
+    request_id: str
+    model: str  # the model whose answer was scored
+    quality: float  # 1.0: judged acceptable; 0.0: judged unacceptable
+    channel: str  # judge | ratings
+    answered_s: float  # when the answer was returned (the verdict arrives later)
+
+
+#: What a policy may read of the router's beliefs (``Policy.reads``): the believed
+#: quality of each model (``ModelStatus.quality_prior``), the request's
+#: ``difficulty_estimate``, and ``Feedback`` on answers. A policy that declares
+#: none of them is given none, and its report never depends on how good they are.
+QUALITY_BELIEF, DIFFICULTY_SIGNAL, ANSWER_FEEDBACK = "quality", "difficulty", "feedback"
+ALL_KNOWLEDGE = frozenset({QUALITY_BELIEF, DIFFICULTY_SIGNAL, ANSWER_FEEDBACK})
+
+
+def knowledge_read_by(policy) -> frozenset[str]:
+    """What a policy (class or object) reads; one that does not say may read everything."""
+    return frozenset(getattr(policy, "reads", ALL_KNOWLEDGE))
 
 
 @runtime_checkable
@@ -151,17 +173,21 @@ class BasePolicy:
     """Convenience base: subclasses implement ``route``; ``observe`` is optional.
 
     Built-in policies declare a pydantic ``Params`` model; the registry validates
-    the scenario's parameters against it and passes them as keyword arguments.
+    the scenario's parameters against it and passes them as keyword arguments,
+    and say in ``reads`` which of the router's beliefs they use.
     """
 
     Params: Any = None
     description: str = ""
+    reads: frozenset[str] = ALL_KNOWLEDGE
 
     def route(self, request: Request, view: RouterView) -> Decision:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def observe(self, request: Request, outcome: Outcome) -> None:
-        """Feedback after each request; the default ignores it."""
+    def observe(self, request: Request, outcome: Outcome | Feedback) -> None:
+        """Called with each request's ``Outcome`` when it ends, and (for a policy that
+        reads ``feedback``) with each ``Feedback`` the configured channel delivers.
+        The default ignores both."""
 
 
 def sigmoid(x: float) -> float:

@@ -49,6 +49,7 @@ class CascadeParams(CandidateParams):
 class Cascade(BasePolicy):
     Params = CascadeParams
     description = "FrugalGPT cascade: cheapest model first, escalate when a judge of given accuracy rejects the answer."
+    reads = frozenset()
 
     def __init__(self, **params):
         self.p = self.Params(**params)

@@ -46,6 +46,7 @@ class ShuffleParams(CandidateParams):
 class SimpleShuffle(BasePolicy):
     Params = ShuffleParams
     description = "LiteLLM simple-shuffle: a random pick weighted by rpm/tpm/weight; the rest, shuffled, as fallbacks."
+    reads = frozenset()
 
     def __init__(self, seed: int | None = None, **params):
         self.p = self.Params(**params)
@@ -67,6 +68,7 @@ class SimpleShuffle(BasePolicy):
 class LeastBusy(BasePolicy):
     Params = CandidateParams
     description = "LiteLLM least-busy: the model with the fewest requests in flight."
+    reads = frozenset()
 
     def __init__(self, **params):
         self.p = self.Params(**params)
@@ -95,6 +97,7 @@ class UsageBased(BasePolicy):
 
     Params = UsageParams
     description = "LiteLLM usage-based: lowest tokens used this minute, skipping models this request would push over rpm/tpm."
+    reads = frozenset()
 
     def __init__(self, **params):
         self.p = self.Params(**params)
@@ -141,6 +144,7 @@ class LatencyBased(BasePolicy):
 
     Params = LatencyParams
     description = "LiteLLM latency-based: lowest recent latency per output token, failures penalised."
+    reads = frozenset()
 
     def __init__(self, seed: int | None = None, **params):
         self.p = self.Params(**params)
@@ -176,6 +180,7 @@ class CostParams(CandidateParams):
 class CostBased(BasePolicy):
     Params = CostParams
     description = "LiteLLM cost-based: the lowest estimated cost for this request at published prices."
+    reads = frozenset()
 
     def __init__(self, **params):
         self.p = self.Params(**params)

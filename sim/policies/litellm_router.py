@@ -51,6 +51,7 @@ class LiteLLMRouterParams(PolicyParams):
 class LiteLLMRouter(BasePolicy):
     Params = LiteLLMRouterParams
     description = "A LiteLLM proxy: the request's model group by strategy and order, then the group's fallbacks."
+    reads = frozenset()
 
     def __init__(self, seed: int | None = None, **params):
         self.p = self.Params(**params)

@@ -52,6 +52,7 @@ class ManualPolicy(BasePolicy):
 
     Params = ManualParams
     description = "A model per workload from a hand-made table, with optional fallbacks."
+    reads = frozenset()
 
     def __init__(self, **params):
         p = self.Params(**params)

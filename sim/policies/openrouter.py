@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView, sigmoid
+from .base import DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView, sigmoid
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
 from .registry import PolicyParams, register
@@ -40,6 +40,7 @@ class OpenRouterParams(CandidateParams):
 class OpenRouter(BasePolicy):
     Params = OpenRouterParams
     description = "OpenRouter provider routing: stable providers first, picked with probability ~ 1/price^2; sort and max_price."
+    reads = frozenset()
 
     def __init__(self, seed: int | None = None, **params):
         self.p = self.Params(**params)
@@ -93,6 +94,7 @@ class CheapestAboveFloor(BasePolicy):
 
     Params = FloorParams
     description = "The cheapest model whose prior quality for the workload meets a floor."
+    reads = frozenset({QUALITY_BELIEF, DIFFICULTY_SIGNAL})
 
     def __init__(self, **params):
         self.p = self.Params(**params)

@@ -44,6 +44,7 @@ class Oracle(BasePolicy):
                    "that succeeds; never a candidate for production.")
     #: Reports mark a policy with this attribute as an unreachable upper bound.
     upper_bound = True
+    reads = frozenset()
 
     def __init__(self, **params):
         self.p = self.Params(**params)

@@ -20,6 +20,7 @@ class StaticPolicy(BasePolicy):
 
     Params = StaticParams
     description = "One model for every request, then the listed fallbacks."
+    reads = frozenset()
 
     def __init__(self, **params):
         p = self.Params(**params)

@@ -15,7 +15,7 @@ from collections import deque
 
 from pydantic import Field
 
-from .base import BasePolicy, Decision, Request, RouterView
+from .base import DIFFICULTY_SIGNAL, BasePolicy, Decision, Request, RouterView
 from .registry import PolicyParams, register
 
 
@@ -35,6 +35,7 @@ class ThresholdParams(PolicyParams):
 class Threshold(BasePolicy):
     Params = ThresholdParams
     description = "RouteLLM-style strong/weak split on the difficulty estimate, calibrated to a share of strong calls."
+    reads = frozenset({DIFFICULTY_SIGNAL})
 
     def __init__(self, **params):
         self.p = self.Params(**params)

@@ -24,7 +24,7 @@ import math
 
 from pydantic import Field, model_validator
 
-from .base import BasePolicy, Decision, Outcome, Request, RouterView
+from .base import DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, Outcome, Request, RouterView
 from .common import CandidateParams
 from .estimates import OutputTokens
 from .registry import PolicyParams, register
@@ -57,6 +57,7 @@ class WeightedParams(CandidateParams):
 class WeightedPolicy(BasePolicy):
     Params = WeightedParams
     description = "Scores every model on cost, quality, latency (and carbon) per request; runners-up are fallbacks."
+    reads = frozenset({QUALITY_BELIEF, DIFFICULTY_SIGNAL})
 
     def __init__(self, **params):
         p = self.Params(**params)

@@ -123,6 +123,7 @@ class PolicySpec(BaseModel):
     # Time the router spends deciding beyond running route() (a classifier, an embedding or an LLM
     # judge called first), lognormal per request: it delays every attempt and counts in the latency.
     decision_latency_s: MedianP95 | None = None
+    knowledge: dict[str, Any] | None = None  # overrides parts of the scenario's router_knowledge
 
     def all_params(self) -> dict[str, Any]:
         inline = dict(self.model_extra or {})
@@ -152,10 +153,3 @@ class Objectives(Strict):
 
     availability: Annotated[float, Field(gt=0, lt=1)] | None = None  # e.g. 0.999: error budget 0.1%
     decision_p99_ms: Positive = 100.0  # a policy slower than this at the 99th percentile is flagged
-
-
-class Features(Strict):
-    """Request features policies may see. ``difficulty_noise_sd``: when set, each
-    request carries ``difficulty_estimate`` = true difficulty + N(0, sd)."""
-
-    difficulty_noise_sd: NonNegative | None = None
