@@ -262,6 +262,7 @@ class _Summary(_Checked):
     replications: Annotated[int, Field(ge=1)]
     baseline: str
     upper_bounds: list[str] = []
+    knowledge: dict[str, dict[str, str]] = {}  # per policy: what it knew (belief sources, noise, feedback)
     routesim_version: str
     run: _RunBlock | None = None
     policies: dict[str, dict[str, _Metric]]

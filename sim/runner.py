@@ -25,6 +25,7 @@ import yaml
 
 from . import __version__
 from .beliefs import SharedDraws
+from .beliefs import describe as describe_knowledge
 from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
@@ -72,6 +73,7 @@ class RunResult:
     decision_budget_ms: float = 100.0
     upper_bounds: list[str] = field(default_factory=list)  # policies that see the ground truth (the oracle)
     comparisons: list[dict] = field(default_factory=list)  # two-model research metrics (research.py)
+    knowledge: dict[str, dict[str, str]] = field(default_factory=dict)  # per policy: what it knew, in words
     warnings: list[Problem] = field(default_factory=list)  # about the scenario, for the terminal
 
 
@@ -259,7 +261,8 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     static_models = {name: spec.all_params()["model"] for name, spec in sc.policies.items() if spec.kind == "static"}
     return RunResult(sc.name, seed, replications, sc.baseline_policy, results, summary, horizon,
                      sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms, upper_bounds,
-                     comparisons(folder, static_models, upper_bounds))
+                     comparisons(folder, static_models, upper_bounds),
+                     knowledge={name: describe_knowledge(sc, name) for name in sc.policies})
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
@@ -275,6 +278,7 @@ def summary_document(result: RunResult) -> dict:
         "replications": result.replications,
         "baseline": result.baseline,
         "upper_bounds": result.upper_bounds,
+        "knowledge": result.knowledge,
         "routesim_version": __version__,
         # What the report needs beyond the metrics, so `routesim report` can rebuild it from the folder.
         "run": {"horizon_s": result.horizon_s, "requests_per_replication": result.requests_per_replication,

@@ -97,6 +97,23 @@ def fault_summary(run) -> str:
     return "; ".join(parts)
 
 
+def knowledge_rows(run) -> list[dict]:
+    """What each policy knew (the method section): belief source and noise, difficulty signal, feedback."""
+    rows = []
+    for name in run.policies:
+        known = run.knowledge.get(name)
+        if known:
+            rows.append({"name": policy_label(run, name), "quality": known["quality"],
+                         "difficulty": known["difficulty"], "feedback": known["feedback"]})
+    return rows
+
+
+def bound_notes(run) -> list[dict]:
+    """Why each upper bound is one: the ground truth it was given."""
+    return [{"name": name, "given": run.knowledge.get(name, {}).get("exact_truth")
+             or "ground truth no production router has"} for name in run.upper_bounds]
+
+
 def report_context(run, figures: dict[str, str]) -> dict:
     sizes = run.requests_per_replication
     return {
@@ -105,7 +122,8 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "requests": f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}",
         "models": len(run.resolved.get("models", {})), "horizon": f"{run.horizon_s:,.0f}",
         "headline_columns": [title for _, title in headline.HEADLINE], "headline": headline.rows(run),
-        "upper_bounds": run.upper_bounds, "resilience": resilience_rows(run), "faults": fault_summary(run),
+        "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),
+        "resilience": resilience_rows(run), "faults": fault_summary(run),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run), "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,
     }

@@ -48,6 +48,7 @@ class RunData:
     kinds: dict[str, str]
     summary: dict[str, dict]  # policy -> metric -> {"mean", "ci95"}
     upper_bounds: list[str]
+    knowledge: dict[str, dict[str, str]]  # per policy: quality, difficulty, feedback, exact_truth (words)
     comparisons: list[dict]
     decision_budget_ms: float
     horizon_s: float
@@ -73,7 +74,7 @@ def load_run(folder: Path) -> RunData:
         folder=folder, scenario=doc["scenario"], description=resolved.get("description"), seed=doc["seed"],
         replications=doc["replications"], baseline=doc["baseline"], policies=list(doc["policies"]),
         kinds={name: spec["kind"] for name, spec in resolved["policies"].items()}, summary=doc["policies"],
-        upper_bounds=doc.get("upper_bounds", []), comparisons=doc.get("comparisons", []),
+        upper_bounds=doc.get("upper_bounds", []), knowledge=doc.get("knowledge", {}), comparisons=doc.get("comparisons", []),
         decision_budget_ms=run["decision_budget_ms"], horizon_s=run["horizon_s"],
         fault_windows=[tuple(w) for w in run["fault_windows"]], price_changes=run["price_changes_s"],
         requests_per_replication=run["requests_per_replication"], version=doc["routesim_version"], resolved=resolved)

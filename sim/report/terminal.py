@@ -29,9 +29,9 @@ def comparison_table(result) -> str:
     lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if result.upper_bounds:
-        lines.append(f"\n† {', '.join(result.upper_bounds)}: sees each request's true outcome; an unreachable "
-                     "upper bound for scale, never a policy to deploy.")
+    for name in result.upper_bounds:
+        given = result.knowledge.get(name, {}).get("exact_truth") or "ground truth"
+        lines.append(f"\n† {name}: given {given}; an unreachable upper bound for scale, never a policy to deploy.")
     lines.append(f"\n* baseline. Means over {result.replications} replication(s), seed {result.seed}; "
                  "confidence intervals in report.md and summary.json.")
     lines += [f"warning: {w}" for w in run_warnings(result)]
