@@ -1,7 +1,9 @@
 """The scenario's models as arrays indexed by model number, for the engine.
 
-Lognormal TTFT is given by median and p95, tokens/s by median and p5 (its slow
-tail); their parameters come from ``distributions.Lognormal``.
+TTFT and tokens/s are each a lognormal (``distributions.Lognormal``: TTFT by
+median and p95, tokens/s by median and p5, its slow tail) or an empirical
+quantile table (``distributions.QuantileTable``); a prefill rate adds time per
+input token to TTFT.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .distributions import Lognormal, QuantileTable
 from .errors import InputError
 from .prices import PricePoint, Tier, catalog_schedule
 from .scenario import LoadedScenario, start_instant
@@ -25,10 +28,10 @@ class Catalog:
     providers: list[str]
     context_window: list[int]
     prices: list[list[tuple[float, PricePoint]]]  # per model: (time, price) from the price spec, sorted
-    ttft_mu: np.ndarray
-    ttft_sigma: np.ndarray
-    tps_mu: np.ndarray
-    tps_sigma: np.ndarray
+    ttft: list[Lognormal | QuantileTable]  # per model: the time to first token before prefill
+    tokens_per_s: list[Lognormal | QuantileTable]
+    prefill_s_per_token: np.ndarray  # per model: seconds of TTFT per input token (0: none)
+    speed_correlation: list[float]  # per model: correlation of the normal scores of TTFT and speed
     ttft_median_s: list[float]
     tps_median: list[float]
     fail_fast_s: list[float]
@@ -63,17 +66,16 @@ def build_catalog(loaded: LoadedScenario, workloads: list[str], horizon_s: float
     if problems:
         raise InputError(problems)
     lat = [s.latency for s in specs]
-    ttft = [l.ttft_s.distribution() for l in lat]
-    tps = [l.tokens_per_s.distribution() for l in lat]
     return Catalog(
         names=list(sc.models),
         providers=[s.provider for s in specs],
         context_window=[s.context_window for s in specs],
         prices=[price_schedule(loaded, name, spec, horizon_s) for name, spec in sc.models.items()],
-        ttft_mu=np.array([t.mu for t in ttft]),
-        ttft_sigma=np.array([t.sigma for t in ttft]),
-        tps_mu=np.array([r.mu for r in tps]),
-        tps_sigma=np.array([r.sigma for r in tps]),
+        ttft=[l.ttft_s.distribution() for l in lat],
+        tokens_per_s=[l.tokens_per_s.distribution() for l in lat],
+        prefill_s_per_token=np.array([0.0 if l.prefill_tokens_per_s is None else 1.0 / l.prefill_tokens_per_s
+                                      for l in lat]),
+        speed_correlation=[l.ttft_speed_correlation for l in lat],
         ttft_median_s=[l.ttft_s.median for l in lat],
         tps_median=[l.tokens_per_s.median for l in lat],
         fail_fast_s=[l.fail_fast_s for l in lat],

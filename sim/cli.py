@@ -33,7 +33,8 @@ from .limits import MAX_REPLICATIONS
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate LLM routing policies on request traces before a rollout.")
 app.add_typer(trace_app, name="trace")
-catalog_app = typer.Typer(no_args_is_help=True, help="Model prices from the genai-prices catalog (the prices extra).")
+catalog_app = typer.Typer(no_args_is_help=True, help="Model prices from the genai-prices catalog (the prices extra) "
+                          "and latency blocks fitted from measurements.")
 app.add_typer(catalog_app, name="catalog")
 import_app = typer.Typer(no_args_is_help=True, help="Turn other tools' configs into scenarios.")
 app.add_typer(import_app, name="import")
@@ -201,6 +202,31 @@ def catalog_show(
         when = None if at is None else _instant(at, "--at")
         texts = [describe_model(provider, model, when) for model in models]
     typer.echo("\n\n".join(texts))
+
+
+@catalog_app.command("fit-latency")
+def catalog_fit_latency(
+    measurements: Path = typer.Argument(..., help="Per-request measurements: llmperf's .json, or a .csv/.parquet "
+                                        "with ttft_s, end_to_end_latency_s, input_tokens, output_tokens."),
+    fit: str = typer.Option("quantiles", "--fit", help="quantiles (an empirical table) or lognormal."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the YAML here instead of printing it."),
+    check: bool = typer.Option(False, "--check", help="Replay the measured requests through the fit and say how "
+                               "close the simulated end-to-end latencies come (percentiles, KS statistic)."),
+) -> None:
+    """Fit a model's latency block (TTFT, decode speed, their correlation, a prefill rate
+    where TTFT grows with the input) from per-request measurements."""
+    from .latency_fit import describe_fit
+
+    with user_errors():
+        text = describe_fit(measurements, fit, check)
+        if out is None:
+            typer.echo(text, nl=False)
+            return
+        from .files import atomic_file
+
+        with atomic_file(out, "latency block") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {out}")
 
 
 @import_app.command("litellm")

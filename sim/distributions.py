@@ -5,7 +5,8 @@ the analytic mean.
 A scenario gives a lognormal as its median and one other percentile: the p95 of
 a latency or a token count, the p5 (slow tail) of a rate, the p90 of an incident
 duration. With ``z_p`` the standard normal quantile, ``mu = ln(median)`` and
-``sigma = ln(value / median) / z_p``.
+``sigma = ln(value / median) / z_p``. A latency can also be an empirical
+quantile table (``QuantileTable``), fitted from measurements.
 """
 
 from __future__ import annotations
@@ -51,6 +52,39 @@ class Lognormal:
         """Values for standard normal draws ``z`` (a number or an array): sampling with
         pre-drawn variates keeps common random numbers across policies."""
         return np.exp(self.mu + self.sigma * z)
+
+    def sample(self, rng: np.random.Generator, size: int | None = None):
+        return self.from_normal(rng.standard_normal(size))
+
+
+@dataclass(frozen=True)
+class QuantileTable:
+    """An empirical distribution given by its quantile function at a few points
+    (probabilities from 0 to 1, values non-decreasing), linear in between: what
+    ``routesim catalog fit-latency`` writes from measurements. A draw maps the
+    standard normal ``z`` to ``u = Phi(z)`` and reads the table at ``u``, so it
+    uses the same pre-drawn variates as a lognormal."""
+
+    probabilities: tuple[float, ...]
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    @property
+    def mean(self) -> float:
+        """The mean of the piecewise-linear quantile function: the integral over u."""
+        p, v = np.asarray(self.probabilities), np.asarray(self.values)
+        return float(np.sum(np.diff(p) * (v[1:] + v[:-1]) / 2))
+
+    def quantile(self, q: float) -> float:
+        return float(np.interp(q, self.probabilities, self.values))
+
+    def from_normal(self, z):
+        from scipy.special import ndtr  # the standard normal CDF, vectorised
+
+        return np.interp(ndtr(z), self.probabilities, self.values)
 
     def sample(self, rng: np.random.Generator, size: int | None = None):
         return self.from_normal(rng.standard_normal(size))

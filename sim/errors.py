@@ -90,6 +90,10 @@ def describe_error(error: dict) -> str:
     return message
 
 
+#: Tags of the scenario's callable-discriminated unions (schema/latency.py): labels, never keys.
+UNION_TAGS = frozenset({"lognormal", "table"})
+
+
 def error_location(data: Any, loc: tuple) -> tuple:
     """Drop pydantic's union and tag labels from ``loc`` so it follows the YAML."""
     path: list[Any] = []
@@ -100,7 +104,7 @@ def error_location(data: Any, loc: tuple) -> tuple:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
-        elif not last or (isinstance(node, dict) and node.get("kind") == part):
+        elif not last or (isinstance(node, dict) and node.get("kind") == part) or part in UNION_TAGS:
             continue  # a label such as 'outage' or 'function-after[...]', not a key
         else:
             node = None

@@ -166,8 +166,20 @@ class World:
         # Extreme scenario values may overflow exp to inf: an endless answer (the attempt
         # times out) or a sure failure (sigmoid 0), which is the right limit in both cases.
         with np.errstate(over="ignore"):
-            ttft = np.exp(cat.ttft_mu[None, :, None] + cat.ttft_sigma[None, :, None] * draws.ttft_z)
-            tps = np.exp(cat.tps_mu[None, :, None] + cat.tps_sigma[None, :, None] * draws.tps_z)
+            ttft = np.empty(draws.ttft_z.shape)
+            tps = np.empty(draws.tps_z.shape)
+            for m in range(len(cat.names)):
+                # In double precision: the draws are float32 to keep blocks small, the latencies are not.
+                ttft_z = draws.ttft_z[:, m, :].astype(np.float64)
+                tps_z = draws.tps_z[:, m, :].astype(np.float64)
+                rho = cat.speed_correlation[m]
+                if rho:  # a Gaussian copula: the speed's normal score leans on the TTFT's
+                    tps_z = rho * ttft_z + np.sqrt(1.0 - rho * rho) * tps_z
+                ttft[:, m, :] = cat.ttft[m].from_normal(ttft_z)
+                tps[:, m, :] = cat.tokens_per_s[m].from_normal(tps_z)
+            if cat.prefill_s_per_token.any():  # TTFT grows with the prompt
+                prompt = self.trace.input_tokens[lo:hi].astype(float)
+                ttft += prompt[:, None, None] * cat.prefill_s_per_token[None, :, None]
             tps = np.maximum(tps, np.finfo(float).tiny)  # an underflow to 0 would make 0/0 latencies NaN
             output = self.trace.output_tokens[lo:hi].astype(float)
             latency = ttft + output[:, None, None] / tps

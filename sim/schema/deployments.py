@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from .common import CarbonPerMtok, NonNegative, Positive, PricePerMtok, Probability, Strict
-from .traffic import MedianP5, MedianP95
+from .latency import LatencySpec
 
 class PriceTier(Strict):
     """Prices for requests whose input tokens exceed ``above_input_tokens`` (all their tokens)."""
@@ -48,12 +48,6 @@ class Price(Strict):
         if thresholds != sorted(set(thresholds)):
             raise ValueError("tiers must have increasing above_input_tokens")
         return self
-
-
-class LatencySpec(Strict):
-    ttft_s: MedianP95
-    tokens_per_s: MedianP5
-    fail_fast_s: NonNegative = 0.1  # how long an error, outage or context overflow takes to come back
 
 
 class RateLimit(Strict):
