@@ -115,11 +115,14 @@ class Scenario(Strict):
         from .policies.base import ANSWER_FEEDBACK, DIFFICULTY_SIGNAL, QUALITY_BELIEF, knowledge_read_by
         from .policies.registry import PolicyConfigError, resolve  # lazily: it may import user code
 
+        spec = self.policies[policy]
         try:
-            reads = knowledge_read_by(resolve(self.policies[policy].kind))
-        except PolicyConfigError:
+            cls = resolve(spec.kind)
+            truths = list(cls.exact_truth_in(spec.all_params())) if hasattr(cls, "exact_truth_in") else []
+        except (PolicyConfigError, ValueError):
             return []  # reported by the scenario's own checks
-        knowledge, truths = self.knowledge_for(policy), []
+        reads = knowledge_read_by(cls)
+        knowledge = self.knowledge_for(policy)
         if QUALITY_BELIEF in reads and knowledge.quality_noise_sd == 0:
             exact = [name for name, spec in self.models.items() if spec.quality_prior is None]
             if exact:

@@ -220,3 +220,14 @@ def test_the_router_holds_nothing_of_the_world(tmp_path):
         assert not isinstance(obj, forbidden), f"the router's observations reach a {type(obj).__name__}"
         frontier.extend(gc.get_referents(obj))
     assert len(seen) > 50  # it did walk the observations
+
+
+@pytest.mark.parametrize("judge, bound", [({}, False), ({"accuracy": 1.0}, True),
+                                          ({"accept_good": 1.0, "reject_bad": 0.95}, False)])
+def test_a_cascade_with_a_judge_that_never_errs_is_an_upper_bound(tmp_path, judge, bound):
+    data = scenario(replications=1, trace={"synthetic": {"duration_s": 60, "rate_per_s": 2}},
+                    policies={"static-big": {"kind": "static", "model": "big"},
+                              "cascade": {"kind": "cascade", "judge": judge}}, baseline="static-big")
+    summary = json.loads((run_scenario_data(tmp_path, data, report=False) / "summary.json").read_text())
+    assert ("cascade" in summary["upper_bounds"]) == bound
+    assert ("judge with accept_good and reject_bad 1" in summary["knowledge"]["cascade"]["exact_truth"]) == bound

@@ -181,6 +181,12 @@ class BasePolicy:
     description: str = ""
     reads: frozenset[str] = ALL_KNOWLEDGE
 
+    @classmethod
+    def exact_truth_in(cls, params: dict) -> list[str]:
+        """Ground truth these parameters hand the policy (e.g. a judge that never errs), in
+        words; any makes it an upper bound. The default: none."""
+        return []
+
     def route(self, request: Request, view: RouterView) -> Decision:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -51,6 +51,14 @@ class Cascade(BasePolicy):
     description = "FrugalGPT cascade: cheapest model first, escalate when a judge of given accuracy rejects the answer."
     reads = frozenset()
 
+    @classmethod
+    def exact_truth_in(cls, params: dict) -> list[str]:
+        """A judge that never errs hands the cascade the truth about every answer."""
+        judge = cls.Params(**params).judge.judge()
+        if judge.accept_good == 1 and judge.reject_bad == 1:
+            return ["whether each answer is acceptable (a judge with accept_good and reject_bad 1)"]
+        return []
+
     def __init__(self, **params):
         self.p = self.Params(**params)
         self.judge = self.p.judge.judge()
