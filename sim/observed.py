@@ -17,8 +17,8 @@ from .catalog import Catalog
 from .defences import OPEN, CircuitBreaker, Cooldown
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
 from .policies.base import ModelStatus, RouterView
-from .schema.routing import RouterSpec
 from .price_book import PriceBook
+from .schema.routing import RouterSpec
 
 EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
 RECENT = 200  # successful latencies kept per model, for percentiles (hedging)
