@@ -5,9 +5,8 @@
 - ``CircuitBreaker``: Resilience4j semantics (CLOSED / OPEN / HALF_OPEN, count-
   or time-based sliding window, failure-rate and slow-call-rate thresholds,
   minimum number of calls, wait in OPEN, a fixed number of HALF_OPEN probes).
-- ``Cooldown``: LiteLLM's deployment cooldown (more than ``allowed_fails``
-  failures in the current minute, or a 429 when the request has an
-  alternative, takes the model out of rotation for ``cooldown_s``).
+- ``Cooldown``: LiteLLM's deployment cooldown, as litellm 1.110.2 behaves
+  (``CooldownSpec``; compared with the real library in tests/conformance/).
 - ``RetryBudget``: Envoy's retry budget (retries in progress may not exceed a
   share of active requests, with a floor).
 
@@ -113,25 +112,56 @@ class CircuitBreaker:
         return self.open_time_s + (now - self.opened_at if self.state == OPEN else 0.0)
 
 
-class Cooldown:
-    """One model's LiteLLM-style cooldown."""
+#: LiteLLM's failure-rate rule (litellm/constants.py): more than this share of a minute's
+#: attempts failed, with at least this many attempts; or all of at least SINGLE_TRAFFIC_CALLS.
+FAILURE_SHARE, MIN_CALLS, SINGLE_TRAFFIC_CALLS = 0.5, 5, 1000
 
-    def __init__(self, spec: CooldownSpec):
+
+class Cooldown:
+    """One model's LiteLLM cooldown (``CooldownSpec``)."""
+
+    def __init__(self, spec: CooldownSpec, name: str):
         self.spec = spec
         self.until = 0.0
-        self._minute = -1
-        self._fails = 0
+        self.single = name in spec.single_deployment
+        self.exempt = self.single and not spec.single_deployment.get(name, False)  # alone, no fallback group
+        self._count, self._count_expires = 0, -1.0  # allowed_fails mode
+        self._minute, self._successes, self._failures = -1, 0, 0  # failure-rate mode
 
     def available(self, now: float) -> bool:
         return now >= self.until
 
-    def failure(self, now: float, rate_limited: bool, has_alternative: bool) -> None:
+    def success(self, now: float) -> None:
+        self._this_minute(now)
+        self._successes += 1
+
+    def failure(self, now: float, rate_limited: bool) -> None:
+        self._this_minute(now)
+        self._failures += 1
+        if self._cools(now, rate_limited):
+            self.until = now + self.spec.cooldown_s
+
+    def _this_minute(self, now: float) -> None:
         minute = int(now // 60)
         if minute != self._minute:
-            self._minute, self._fails = minute, 0
-        self._fails += 1
-        if (rate_limited and has_alternative) or self._fails > self.spec.allowed_fails:
-            self.until = now + self.spec.cooldown_s
+            self._minute, self._successes, self._failures = minute, 0, 0
+
+    def _cools(self, now: float, rate_limited: bool) -> bool:
+        spec = self.spec
+        if spec.allowed_fails is not None:
+            if self.exempt:
+                return False
+            if now >= self._count_expires:  # the count lives cooldown_s from its first failure
+                self._count, self._count_expires = 0, now + spec.cooldown_s
+            self._count += 1
+            return self._count > spec.allowed_fails
+        calls = self._successes + self._failures
+        share = self._failures / calls
+        if rate_limited and not self.single:
+            return True
+        if share == 1.0 and calls >= SINGLE_TRAFFIC_CALLS:
+            return True
+        return share > FAILURE_SHARE and calls >= MIN_CALLS and not self.single
 
 
 class RetryBudget:

@@ -55,7 +55,7 @@ class Observations:
         self.recent = [deque(maxlen=RECENT) for _ in range(n)] if wanted else None
         self._percentiles: dict[tuple[int, float], tuple[int, float]] = {}
         self.breakers = None if spec.circuit_breaker is None else [CircuitBreaker(spec.circuit_breaker) for _ in range(n)]
-        self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown) for _ in range(n)]
+        self.cooldowns = None if spec.cooldown is None else [Cooldown(spec.cooldown, name) for name in catalog.names]
         # Published facts that do not change, as the head of every ModelStatus.
         self._facts = [(catalog.names[m], catalog.providers[m]) for m in range(n)]
         self._priors = [(catalog.context_window[m], quality_beliefs[m], catalog.ttft_median_s[m],
@@ -180,7 +180,7 @@ class Observations:
         self.dirty.add(m)
 
     def finished(self, m: int, outcome: int, duration: float, end: float, ttft, output_tokens: int,
-                 generation: int | None, has_alternative: bool) -> None:
+                 generation: int | None) -> None:
         self.in_flight[m] -= 1
         self.calls[m] += 1
         self.dirty.add(m)
@@ -201,16 +201,19 @@ class Observations:
                 self.speed[m] = _ewma(self.speed[m], output_tokens / (duration - ttft))
             self.error_ewma[m] *= 1.0 - EWMA_ALPHA
             self.consecutive[m] = 0
+            if self.cooldowns is not None:
+                self.cooldowns[m].success(end)
             return
         self.failures[m] += 1
         self.error_ewma[m] += EWMA_ALPHA * (1.0 - self.error_ewma[m])
         self.consecutive[m] += 1
         self.last_failure[m] = end
-        if self.consecutive[m] >= self.spec.health.consecutive_failures:
-            self.held_until[m] = end + self.spec.health.cooldown_s
+        health = self.spec.health
+        if health is not None and self.consecutive[m] >= health.consecutive_failures:
+            self.held_until[m] = end + health.cooldown_s
             self.change_at(self.held_until[m])
         if self.cooldowns is not None:
             cooldown = self.cooldowns[m]
-            cooldown.failure(end, outcome == ATTEMPT_RATE_LIMITED, has_alternative)
+            cooldown.failure(end, outcome == ATTEMPT_RATE_LIMITED)
             if cooldown.until > end:
                 self.change_at(cooldown.until)

@@ -282,8 +282,7 @@ class Router:
         f.cost += cost
         self.rec.attempt(i, a.number, m, a.start, end, outcome, cost, a.service_start - a.start,
                          -1 if verdict is None else verdict, 0.0 if verdict is None else f.judge.cost_usd)
-        self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation,
-                            f.next < len(f.candidates))
+        self.known.finished(m, outcome, end - a.start, end, a.ttft, self._output[i], a.generation)
         if outcome == ATTEMPT_CANCELLED:
             return
         if f.holds_retry:

@@ -138,8 +138,8 @@ def _attempts_inside_cooldowns(attempts: pd.DataFrame, model: str, cooldown_s: f
 
 
 def test_a_429_with_another_candidate_cools_the_model_down(tmp_path):
-    """LiteLLM: a 429 when the request has another candidate takes the deployment out of rotation
-    for cooldown_s, even with failures allowed; without the cooldown the router keeps trying it."""
+    """LiteLLM without allowed_fails: a 429 takes the deployment out of rotation for cooldown_s;
+    with allowed_fails a 429 is one more failure to count; without a cooldown the router keeps trying it."""
     def run(folder, cooldown):
         router = {"timeout_s": 60, "max_attempts": 2, **({"cooldown": cooldown} if cooldown else {})}
         data = scenario(replications=1, router=router, baseline="p",
@@ -149,10 +149,12 @@ def test_a_429_with_another_candidate_cools_the_model_down(tmp_path):
         folder.mkdir()
         return read(run_scenario_data(folder, data, report=False), "attempts")
 
-    cooled = run(tmp_path / "cooled", {"allowed_fails": 1000, "cooldown_s": 5.0})
+    cooled = run(tmp_path / "cooled", {"cooldown_s": 5.0})
+    counted = run(tmp_path / "counted", {"allowed_fails": 1000, "cooldown_s": 5.0})
     plain = run(tmp_path / "plain", None)
     assert (cooled.outcome == "rate_limited").sum() > 5
     assert _attempts_inside_cooldowns(cooled, "big", 5.0) == 0
+    assert _attempts_inside_cooldowns(counted, "big", 5.0) > 20
     assert _attempts_inside_cooldowns(plain, "big", 5.0) > 20
 
 

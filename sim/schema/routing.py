@@ -71,12 +71,21 @@ class CircuitBreakerSpec(Strict):
 
 
 class CooldownSpec(Strict):
-    """LiteLLM's deployment cooldown: more than ``allowed_fails`` failures in the
-    current minute, or a 429 when the request has another candidate, takes the
-    model out of rotation for ``cooldown_s``."""
+    """LiteLLM's deployment cooldown, as litellm 1.110.2 behaves (docs/policies.md):
+    a cooled model is out of rotation for ``cooldown_s``.
 
-    allowed_fails: Annotated[int, Field(ge=0)] = 3
+    With ``allowed_fails``: cooled when a failure count exceeds it; the count
+    starts at a model's first failure and expires ``cooldown_s`` later. Without
+    (LiteLLM's newer default): cooled on a 429, or when more than half of the
+    model's attempts in the current minute failed (at least 5 of them), or all
+    of at least 1,000. A model that is the only deployment of its model group
+    (``single_deployment``: model -> whether its group has fallbacks) is never
+    cooled on a 429 or the half rule, and with ``allowed_fails`` only when its
+    group has fallbacks."""
+
+    allowed_fails: Annotated[int, Field(ge=0)] | None = None
     cooldown_s: Positive = 5.0
+    single_deployment: dict[str, bool] = Field(default_factory=dict)
 
 
 class HedgeSpec(Strict):
@@ -104,7 +113,7 @@ class RouterSpec(Strict):
     # What an abandoned (timed-out) attempt costs: the tokens generated until it
     # was abandoned, the whole answer, or nothing.
     abandoned_charge: Literal["generated", "full", "none"] = "generated"
-    health: HealthSpec = HealthSpec()
+    health: HealthSpec | None = HealthSpec()  # None: no health hold (LiteLLM has none)
     retry: RetrySpec | None = None
     circuit_breaker: CircuitBreakerSpec | None = None
     cooldown: CooldownSpec | None = None
