@@ -7,14 +7,20 @@ What is mapped (LiteLLM -> routesim):
 - ``litellm_params.model`` ``provider/name`` -> the model's provider, and its
   price from the genai-prices catalog when the catalog knows the model (else a
   TODO that ``routesim validate`` refuses until filled in);
-- ``rpm``/``tpm`` -> the deployment's rate limit, and the strategy's weights
-  (simple-shuffle) or limits (usage-based); ``weight`` -> weight; ``order`` ->
-  priority inside the group; the largest ``timeout`` -> ``router.timeout_s``;
+- ``weight``/``rpm``/``tpm`` -> simple-shuffle's weights as LiteLLM takes them:
+  the first of weight, rpm, tpm that any deployment of the group has, 0 for
+  deployments without it; ``rpm``/``tpm`` are usage-based routing's limits and
+  not provider rate limits (LiteLLM's router does not turn calls away over
+  them); ``order`` -> priority inside the group; the largest ``timeout`` ->
+  ``router.timeout_s``;
 - ``router_settings`` (or ``litellm_settings``): ``routing_strategy`` -> the
-  ``litellm-router`` policy's strategy; ``num_retries`` -> retries of the same
-  deployment; ``fallbacks`` -> group fallbacks; ``context_window_fallbacks`` ->
+  ``litellm-router`` policy's strategy; ``num_retries`` (LiteLLM's default 2) ->
+  the policy's attempts per group, each a fresh pick (``router.retry.reroute``);
+  ``fallbacks`` -> group fallbacks; ``context_window_fallbacks`` ->
   ``router.context_window_fallbacks``; ``allowed_fails`` and ``cooldown_time``
-  -> ``router.cooldown``; ``timeout`` -> ``router.timeout_s``.
+  (default 5 s) -> ``router.cooldown``, always on as in LiteLLM, with its
+  single-deployment groups; ``timeout`` (default 6,000 s) -> ``router.timeout_s``;
+  the router's own health hold is off (LiteLLM has none).
 
 A LiteLLM config has no latency or quality figures: the scenario gets marked
 placeholders to replace with measurements. Settings with no counterpart are
@@ -48,6 +54,9 @@ STRATEGIES = {"simple-shuffle": "simple-shuffle", "least-busy": "least-busy",
               "usage-based-routing": "usage-based", "usage-based-routing-v2": "usage-based",
               "latency-based-routing": "latency-based", "cost-based-routing": "cost-based"}
 PLACEHOLDER_LATENCY = {"ttft_s": {"median": 0.8, "p95": 2.5}, "tokens_per_s": {"median": 60, "p5": 20}}
+#: LiteLLM 1.110.2's defaults (litellm/constants.py, router.py).
+LITELLM_NUM_RETRIES, LITELLM_COOLDOWN_S, LITELLM_TIMEOUT_S = 2, 5.0, 6000.0
+MAX_ATTEMPTS = 20  # routesim's ceiling on router.max_attempts
 _RETRY_OUTCOMES = ["error", "rate_limited", "timeout"]
 _KNOWN_SETTINGS = {"routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
                    "cooldown_time", "timeout"}
@@ -118,6 +127,16 @@ def _group_map(entries: list[dict], path: str, problems: list[str]) -> dict[str,
     return out
 
 
+def _shuffle_metrics(config: LiteLLMConfig, groups: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    """Each deployment's weight, rpm and tpm, from which simple-shuffle weighs a pick as
+    LiteLLM 1.110.2 does (the first metric some deployment in the pool has)."""
+    names = [name for members in groups.values() for name in members]
+    params = [d.litellm_params for group in groups for d in config.model_list if d.model_name == group]
+    metrics = {name: {k: float(getattr(p, k)) for k in ("weight", "rpm", "tpm") if getattr(p, k) is not None}
+               for name, p in zip(names, params)}
+    return {name: m for name, m in metrics.items() if m}
+
+
 # --------------------------------------------------------------------------- converting
 def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict, dict[str, str], list[str]]:
     """(scenario, comments by model name, notes) for a LiteLLM config."""
@@ -162,17 +181,14 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
         spec["latency"] = PLACEHOLDER_LATENCY
         spec["quality"] = {"default": 0.0}
         if p.rpm or p.tpm:
-            spec["rate_limit"] = {k: v for k, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v}
-            limits[name] = dict(spec["rate_limit"])
-        weight = p.weight if p.weight is not None else (p.rpm or p.tpm)
-        if weight is not None:
-            weights[name] = weight
+            limits[name] = {k: v for k, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v}
         if p.order is not None:
             order[name] = p.order
         if p.timeout is not None:
             timeouts.append(p.timeout)
         models[name] = spec
 
+    metrics = _shuffle_metrics(config, groups)
     problems: list[str] = []
     fallbacks = _group_map(settings.get("fallbacks"), "fallbacks", problems)
     cw_groups = _group_map(settings.get("context_window_fallbacks"), "context_window_fallbacks", problems)
@@ -188,23 +204,31 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
     if problems:
         raise InputError([Problem(m, file=str(source)) for m in problems])
 
-    num_retries = int(settings.get("num_retries") or 0)
+    num_retries = int(settings.get("num_retries", LITELLM_NUM_RETRIES) or 0)
     chain = 1 + max((len(v) for v in fallbacks.values()), default=0)
     router: dict[str, Any] = {
-        "timeout_s": float(settings.get("timeout") or max(timeouts, default=600.0)),  # LiteLLM's default is 600 s
-        "max_attempts": min(20, max(len(d) for d in groups.values()) * chain * (1 + num_retries)),
+        "timeout_s": float(settings.get("timeout") or max(timeouts, default=LITELLM_TIMEOUT_S)),
+        "max_attempts": min(MAX_ATTEMPTS, chain * (1 + num_retries)),
+        "health": None,
+        "retry": {"on_outcomes": _RETRY_OUTCOMES, "reroute": True},
     }
-    if num_retries:
-        router["retry"] = {"on_outcomes": _RETRY_OUTCOMES, "per_model": num_retries}
-    if "allowed_fails" in settings or "cooldown_time" in settings:
-        router["cooldown"] = {"allowed_fails": int(settings.get("allowed_fails", 3)),
-                              "cooldown_s": float(settings.get("cooldown_time", 5))}
+    if chain * (1 + num_retries) > MAX_ATTEMPTS:
+        notes.append(f"num_retries {num_retries} over {chain} group(s) makes {chain * (1 + num_retries)} attempts; "
+                     f"routesim stops at {MAX_ATTEMPTS}")
+    cooldown: dict[str, Any] = {"cooldown_s": float(settings.get("cooldown_time") or LITELLM_COOLDOWN_S)}
+    if settings.get("allowed_fails") is not None:
+        cooldown["allowed_fails"] = int(settings["allowed_fails"])
+    single = {members[0]: bool(fallbacks.get(group)) for group, members in groups.items() if len(members) == 1}
+    if single:
+        cooldown["single_deployment"] = single
+    router["cooldown"] = cooldown
     if cw_groups:
         router["context_window_fallbacks"] = {d: [t for g in targets for t in groups[g]]
                                               for group, targets in cw_groups.items() for d in groups[group]}
-    policy: dict[str, Any] = {"kind": "litellm-router", "groups": groups, "strategy": STRATEGIES[strategy_name]}
-    if weights and policy["strategy"] == "simple-shuffle":
-        policy["weights"] = weights
+    policy: dict[str, Any] = {"kind": "litellm-router", "groups": groups, "strategy": STRATEGIES[strategy_name],
+                              "num_retries": num_retries}
+    if metrics and policy["strategy"] == "simple-shuffle":
+        policy["litellm_metrics"] = metrics
     if limits and policy["strategy"] == "usage-based":
         policy["limits"] = limits
     if order:

@@ -105,9 +105,10 @@ class RunRecorder:
         self.d_error.append(error)
         self.d_candidates.append(candidates)
 
-    def observe_error(self, i: int, error: str) -> None:
+    def observe_error(self, i: int, error: str, where: str = "observe") -> None:
+        """A policy error after the decision (in ``observe``, or a re-decision before a retry)."""
         previous = self.d_error[i]
-        self.d_error[i] = f"observe: {error}" if previous is None else f"{previous}; observe: {error}"
+        self.d_error[i] = f"{where}: {error}" if previous is None else f"{previous}; {where}: {error}"
 
 
 @dataclass

@@ -67,7 +67,7 @@ class _Flight:
 
     __slots__ = ("i", "request", "candidates", "next", "attempts", "tries", "cost", "carbon", "deadline",
                  "retries", "last_backoff", "holds_retry", "running", "hedges", "done", "judge", "kept",
-                 "escalated")
+                 "escalated", "sequence")
 
     def __init__(self, i: int, request: Request, candidates: tuple[int, ...], deadline: float, judge: Judge | None):
         self.i = i
@@ -76,6 +76,7 @@ class _Flight:
         self.next = 0  # position of the next candidate to try
         self.attempts = 0
         self.tries: dict[int, int] = {}  # model -> attempts made on it (indexes the variates)
+        self.sequence: list[int] = []  # the models attempted, in order
         self.cost = 0.0
         self.carbon = 0.0
         self.deadline = deadline  # absolute time
@@ -117,6 +118,7 @@ class Router:
         self._context_fallbacks = {self._index[m]: [self._index[f] for f in fs]
                                    for m, fs in spec.context_window_fallbacks.items()}
         self._retry = spec.retry
+        self._reroute = spec.retry is not None and spec.retry.reroute
         self._retry_on = set() if spec.retry is None else {OUTCOME_NAMES.index(o) for o in spec.retry.on_outcomes}
         self.budget = None if spec.retry is None or spec.retry.budget is None else RetryBudget(spec.retry)
         self._guarded = spec.circuit_breaker is not None or spec.cooldown is not None
@@ -199,7 +201,7 @@ class Router:
         if unknown:
             return None, f"unknown model(s) {', '.join(map(str, unknown))}"
         if not names:
-            return None, "no candidates"
+            return (), None  # nowhere to send it: the request is rejected (LiteLLM: no deployment available)
         resolved = tuple(dict.fromkeys(self._index[n] for n in names))
         self._candidate_cache[names] = resolved
         return resolved, None
@@ -229,7 +231,7 @@ class Router:
         while f.next < len(candidates) and f.attempts < max_attempts and now < f.deadline:
             m = candidates[f.next]
             f.next += 1
-            if m in f.tries:
+            if m in f.tries and not self._reroute:
                 continue  # already tried (a context-window fallback may repeat one)
             if self._launching and not self.known.launched(m, now):
                 continue  # not available yet: the provider would answer 404
@@ -252,6 +254,7 @@ class Router:
     def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
         k = f.tries.get(m, 0)
         f.tries[m] = k + 1
+        f.sequence.append(m)
         timeout_at = now + self._timeout_s
         if f.deadline < timeout_at:
             timeout_at = f.deadline  # only what is left of the request's deadline
@@ -324,6 +327,8 @@ class Router:
             extra = self._context_fallbacks.get(m)
             if extra:  # tried next, before the rest of the policy's list
                 f.candidates = f.candidates[:f.next] + tuple(extra) + f.candidates[f.next:]
+        elif outcome in self._retry_on and self._reroute and f.attempts < self._max_attempts:
+            return self._redecide(f, now)
         elif outcome in self._retry_on and f.tries[m] <= self._retry.per_model and f.attempts < self.spec.max_attempts:
             delay = max(self._backoff(f), a.retry_after)  # honour a 429's retry-after
             if now + delay < f.deadline and (self.budget is None or self.budget.try_acquire()):
@@ -332,6 +337,29 @@ class Router:
                 self.schedule(delay, self._retry_attempt, (f, m, now + delay))
                 return
         self._next_candidate(f, now)
+
+    def _redecide(self, f: _Flight, now: float) -> None:
+        """Ask the policy again, telling it what was tried, and go on with its new candidates
+        (an empty list ends the request); if it fails, go on with the old ones."""
+        request = f.request._replace(tried=tuple(self._names[m] for m in f.sequence))
+        wait = 0.0
+        try:
+            decision = self.policy.route(request, self.known.view(now))
+            candidates, error = self._candidates(decision)
+            wait = getattr(decision, "wait_s", 0.0)
+            if error is None and not (isinstance(wait, (int, float)) and 0.0 <= wait < INF):
+                error, wait = f"Decision.wait_s must be a finite number of seconds >= 0, not {wait!r}", 0.0
+        except POLICY_FAILURES as exc:
+            candidates, error = None, f"{type(exc).__name__}: {exc}"
+        if error is None:
+            f.candidates, f.next = candidates, 0
+            f.retries += 1
+        else:
+            self.rec.observe_error(f.i, error, "reroute")
+        if wait > 0.0 and now + wait < f.deadline:  # the policy's backoff before this retry
+            self.schedule(wait, self._after_decision, (f, now + wait))
+        else:
+            self._next_candidate(f, now)
 
     def _backoff(self, f: _Flight) -> float:
         u = self.service.retry_u(f.i, f.retries)

@@ -36,12 +36,19 @@ def test_the_example_config_round_trips_into_a_runnable_scenario(cli, tmp_path):
         params = d["litellm_params"]
         model = scenario["models"][name]
         assert model["provider"] == params["model"].split("/")[0]
-        limits = {k: params[k] for k in ("rpm", "tpm") if k in params}
-        assert model.get("rate_limit", {}) == limits
+        assert "rate_limit" not in model  # LiteLLM's router routes by rpm/tpm; it does not turn calls away
     router = scenario["router"]
     assert router["timeout_s"] == settings["timeout"]
-    assert router["cooldown"] == {"allowed_fails": settings["allowed_fails"], "cooldown_s": settings["cooldown_time"]}
-    assert router["retry"]["per_model"] == settings["num_retries"]
+    # Cooldowns always on, as in LiteLLM; the groups of one deployment, and whether they have fallbacks.
+    assert router["cooldown"] == {"allowed_fails": settings["allowed_fails"], "cooldown_s": settings["cooldown_time"],
+                                  "single_deployment": {"claude-sonnet": True, "gemini-flash": False}}
+    assert router["retry"]["reroute"] is True and router["health"] is None
+    # num_retries + 1 attempts in each group of the longest chain (gpt-4o, then claude-sonnet).
+    assert router["max_attempts"] == 2 * (settings["num_retries"] + 1)
+    assert scenario["policies"]["litellm"]["num_retries"] == settings["num_retries"]
+    assert scenario["policies"]["litellm"]["limits"] == {
+        name: {k: d["litellm_params"][k] for k in ("rpm", "tpm") if k in d["litellm_params"]}
+        for name, d in zip(names, deployments) if {"rpm", "tpm"} & set(d["litellm_params"])}
     assert router["context_window_fallbacks"] == {"gpt-4o-1": ["gemini-flash"], "gpt-4o-2": ["gemini-flash"]}
     policy = scenario["policies"]["litellm"]
     assert policy["strategy"] == "usage-based"  # usage-based-routing-v2

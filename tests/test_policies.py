@@ -192,7 +192,7 @@ def plugin(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("cls, message", [("Raises", "RuntimeError: boom"), ("Unknown", "unknown model(s) no-such-model"),
-                                          ("Empty", "no candidates"), ("Garbage", "not a sequence of model names"),
+                                          ("Garbage", "not a sequence of model names"),
                                           ("NotADecision", "route() returned str, not a Decision")])
 def test_policy_errors_fall_back_to_the_default_model(tmp_path, plugin, cls, message):
     data = scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},
@@ -206,6 +206,20 @@ def test_policy_errors_fall_back_to_the_default_model(tmp_path, plugin, cls, mes
     errors = decisions[decisions.policy == "bad"].policy_error
     assert errors.notna().all() and errors.str.contains(message, regex=False).all()
     assert decisions[decisions.policy == "static-big"].policy_error.isna().all()
+
+
+def test_an_empty_decision_rejects_the_request_without_an_attempt(tmp_path, plugin):
+    """No candidates is a decision (LiteLLM's "no deployment available"), not a policy error."""
+    data = scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"}, replications=1,
+                    policies={"empty": {"kind": f"{plugin}:Empty"}, "static-big": {"kind": "static", "model": "big"}})
+    out = run_scenario_data(tmp_path, data, report=False)
+    requests = read(out)
+    empty = requests[requests.policy == "empty"]
+    assert (empty.status == "rejected").all() and (empty.attempts == 0).all() and (empty.model == "").all()
+    decisions = read(out, "decisions")
+    assert decisions[decisions.policy == "empty"].policy_error.isna().all()
+    attempts = read(out, "attempts")
+    assert (attempts.policy != "empty").all()
 
 
 def test_policy_error_without_default_rejects_the_request(tmp_path, plugin):

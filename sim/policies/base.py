@@ -35,6 +35,9 @@ class Request(NamedTuple):
     #: A noisy estimate of the request's difficulty (the signal a learned router
     #: would have), or None when the scenario gives none.
     difficulty_estimate: float | None = None
+    #: The models already tried for this request, in order: empty at the first decision;
+    #: filled when the router asks again before a retry (``router.retry.reroute``).
+    tried: tuple[str, ...] = ()
 
 
 class ModelStatus(NamedTuple):
@@ -123,6 +126,9 @@ class Decision(NamedTuple):
     # How much this request deserves the stronger model (higher: more), for routers that
     # split traffic by a threshold on it; the report sweeps the whole routing curve over it.
     score: float | None = None
+    # Seconds to wait before the first candidate: a retry's backoff, when the router asks
+    # again before a retry (router.retry.reroute). Ignored at a request's first decision.
+    wait_s: float = 0.0
 
 
 class Outcome(NamedTuple):

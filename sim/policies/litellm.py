@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from typing import Literal
 
 from pydantic import Field
 
@@ -35,11 +36,18 @@ def _candidates(view: RouterView, models: list[str] | None) -> list[ModelStatus]
     return list(candidate_models(view, models))
 
 
+LITELLM_METRICS = ("weight", "rpm", "tpm")
+
+
 class ShuffleParams(CandidateParams):
     weights: dict[str, float] = {}  # model -> weight (rpm, tpm or weight in LiteLLM); 1 when omitted
+    # LiteLLM's own rule instead: model -> its weight/rpm/tpm; each pick weighs the models it
+    # picks among by the first of those metrics any of them has (0 for those without it).
+    litellm_metrics: dict[str, dict[Literal[LITELLM_METRICS], float]] = {}
 
     def referenced_models(self):
-        return super().referenced_models() + [(m, ("weights", m)) for m in self.weights]
+        return (super().referenced_models() + [(m, ("weights", m)) for m in self.weights]
+                + [(m, ("litellm_metrics", m)) for m in self.litellm_metrics])
 
 
 @register("simple-shuffle")
@@ -54,14 +62,25 @@ class SimpleShuffle(BasePolicy):
 
     def route(self, request: Request, view: RouterView) -> Decision:
         pool = [m for m in _candidates(view, self.p.models) if m.healthy] or _candidates(view, self.p.models)
-        weights = [self.p.weights.get(m.name, 1.0) for m in pool]
+        weights = self._litellm_weights(pool) if self.p.litellm_metrics else [self.p.weights.get(m.name, 1.0)
+                                                                                for m in pool]
         order = []
         while pool:  # weighted sampling without replacement
-            pick = self.rng.choices(range(len(pool)), weights=weights)[0] if sum(weights) > 0 else 0
+            # No weight at all: a uniform pick, as LiteLLM's shuffle does.
+            pick = self.rng.choices(range(len(pool)), weights=weights)[0] if sum(weights) > 0 else \
+                self.rng.randrange(len(pool))
             order.append(pool.pop(pick).name)
             weights.pop(pick)
         rest = [m.name for m in _candidates(view, self.p.models) if m.name not in order]
         return Decision(tuple(order + rest), "simple-shuffle")
+
+    def _litellm_weights(self, pool: list[ModelStatus]) -> list[float]:
+        """LiteLLM 1.110.2's simple_shuffle: the first metric that some model in the pool has."""
+        for metric in LITELLM_METRICS:
+            weights = [self.p.litellm_metrics.get(m.name, {}).get(metric, 0.0) for m in pool]
+            if max(weights, default=0.0) > 0:
+                return weights
+        return [0.0] * len(pool)  # none: a uniform pick
 
 
 @register("least-busy")

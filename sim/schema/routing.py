@@ -44,6 +44,9 @@ class RetrySpec(Strict):
 
     on_outcomes: list[Literal["error", "rate_limited", "timeout"]] = list(RETRYABLE)
     per_model: Annotated[int, Field(ge=1, le=10)] = 1  # retries of one model before moving on
+    # Instead of retrying the same model: ask the policy again, with Request.tried, and try
+    # its new first candidate at once (LiteLLM re-picks a deployment for every retry).
+    reroute: bool = False
     backoff: BackoffSpec = BackoffSpec()
     # Envoy's retry budget: retries in progress <= budget x active requests
     # (never fewer than min_retry_concurrency). None: no budget.

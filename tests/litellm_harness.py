@@ -1,0 +1,146 @@
+"""Drive the real ``litellm.Router`` and routesim's emulation of it on the same
+schedule, for the conformance tests (tests/test_litellm_conformance.py).
+
+The LiteLLM side: mock deployments (a ``CustomLLM`` provider that answers at
+once, or raises LiteLLM's exception for a status code while the schedule says
+the deployment fails), one request at a time, requests ``gap_s`` apart on the
+wall clock. Each request's start time and the deployments it reached are
+recorded.
+
+The routesim side: the same config through ``routesim import litellm``, the
+recorded start times as the trace, each failure window as a fault from the
+start of its first request to the start of the request after its last, and
+deployments that answer in about a millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network: the bundled price map
+
+
+@dataclass
+class Case:
+    """A LiteLLM config, a schedule of requests and the deployments' failure windows."""
+
+    model_list: list[dict]
+    router_settings: dict
+    requests: int
+    gap_s: float
+    failures: list[tuple[str, int, int, int]] = field(default_factory=list)  # (deployment, first, end, status)
+    group: str = "g"
+
+
+@dataclass
+class Served:
+    """What happened to each request, on either side."""
+
+    start_s: list[float]  # when each request started
+    attempts: list[list[str]]  # the deployments it reached, in order
+    ok: list[bool]
+    latency_s: list[float] = field(default_factory=list)  # from its start to its end
+
+    def served_by(self, i: int) -> str | None:
+        return self.attempts[i][-1] if self.ok[i] and self.attempts[i] else None
+
+
+# --------------------------------------------------------------------------- LiteLLM
+def run_litellm(case: Case, seed: int = 1) -> Served:
+    """``seed`` seeds the ``random`` module, whose global generator LiteLLM's shuffle uses."""
+    import random
+
+    import litellm
+    from litellm import CustomLLM
+
+    errors = {500: litellm.InternalServerError, 429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError}
+    state = {"i": 0, "calls": []}
+
+    def failing(name: str) -> int | None:
+        return next((code for dep, lo, hi, code in case.failures if dep == name and lo <= state["i"] < hi), None)
+
+    class Mock(CustomLLM):
+        def completion(self, model, messages, *args, **kwargs):
+            state["calls"].append(model)
+            code = failing(model)
+            if code is not None:
+                raise errors[code](message=f"mock {code}", llm_provider="mock", model=model)
+            return litellm.completion(model="gpt-3.5-turbo", messages=messages, mock_response="ok")
+
+    litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
+    litellm.suppress_debug_info = True
+    router = litellm.Router(model_list=case.model_list, **_router_kwargs(case.router_settings))
+    random.seed(seed)
+    _start_early_in_a_minute(case.requests * case.gap_s)
+    served = Served([], [], [])
+    t0 = time.monotonic()
+    for i in range(case.requests):
+        state["i"] = i
+        wait = t0 + i * case.gap_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        served.start_s.append(time.monotonic() - t0)
+        before = len(state["calls"])
+        try:
+            router.completion(model=case.group, messages=[{"role": "user", "content": "hi"}])
+            served.ok.append(True)
+        except Exception:  # noqa: BLE001 - every LiteLLM failure is a failed request here
+            served.ok.append(False)
+        served.latency_s.append(time.monotonic() - t0 - served.start_s[-1])
+        served.attempts.append([c for c in state["calls"][before:]])
+    return served
+
+
+def _start_early_in_a_minute(duration_s: float) -> None:
+    """LiteLLM's failure-rate rule counts per wall-clock minute, routesim's per minute of
+    simulated time from 0: start where the run fits in the same minute, if it can."""
+    if duration_s < 50:
+        second = time.time() % 60
+        if second + duration_s > 58:
+            time.sleep(60.5 - second)
+
+
+def _router_kwargs(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k != "routing_strategy"} | (
+        {"routing_strategy": settings["routing_strategy"]} if "routing_strategy" in settings else {})
+
+
+# --------------------------------------------------------------------------- routesim
+def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) -> Served:
+    from sim.litellm_import import convert, LiteLLMConfig
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+    from datetime import datetime, timezone
+
+    config = LiteLLMConfig.model_validate({"model_list": case.model_list, "router_settings": case.router_settings})
+    scenario, _, _ = convert(config, folder / "config.yaml", datetime(2025, 6, 1, tzinfo=timezone.utc))
+    groups = scenario["policies"]["litellm"]["groups"]
+    in_group_order = [d for group in groups for d in case.model_list if d["model_name"] == group]
+    names = {d["litellm_params"]["model"].split("/", 1)[1]: name
+             for d, name in zip(in_group_order, [n for members in groups.values() for n in members])}
+    for spec in scenario["models"].values():
+        spec["price"] = {"input_per_mtok": 1.0, "output_per_mtok": 1.0}
+        spec["latency"] = {"ttft_s": {"median": 0.0005, "p95": 0.001}, "tokens_per_s": {"median": 1e6, "p5": 5e5},
+                           "fail_fast_s": 0.0005}
+        spec.pop("context_window", None)
+    ends = list(start_s) + [start_s[-1] + case.gap_s]
+    scenario["events"] = [{"kind": "partial_outage", "model": names[dep], "start_s": ends[lo], "end_s": ends[hi],
+                           "error_rate": 1.0} for dep, lo, hi, code in case.failures if code >= 500]
+    pd.DataFrame({"arrival_s": start_s, "input_tokens": 10, "output_tokens": 1, "workload": case.group}
+                 ).to_csv(folder / "trace.csv", index=False)
+    scenario.update(trace={"path": "trace.csv"}, replications=1, seed=seed)
+    scenario.pop("start", None)
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    run_to_folder(load_scenario(folder / "scenario.yaml"), folder / "out", report=False)
+    requests = pd.read_parquet(folder / "out" / "requests.parquet").sort_values("arrival_s")
+    attempts = pd.read_parquet(folder / "out" / "attempts.parquet")
+    back = {name: dep for dep, name in names.items()}
+    by_request = attempts.sort_values(["request_id", "attempt"]).groupby("request_id").model.apply(list)
+    return Served(list(requests.arrival_s), [[back[m] for m in by_request.get(r, [])] for r in requests.request_id],
+                  list(requests.status == "ok"), list(requests.latency_s))

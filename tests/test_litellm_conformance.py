@@ -1,0 +1,135 @@
+"""routesim's LiteLLM emulation against the real library (issue 13): litellm's
+Router with mock deployments and routesim's ``litellm-router`` (written by
+``routesim import litellm`` from the same config) on the same request times and
+failure schedules, compared on what a team would look at: each deployment's
+share, attempts on a failing deployment, failover and fallback-group use, and
+how soon a deployment is back after its failures end.
+
+Tolerances: shares within 0.06 (both sides are seeded, so a case is
+reproducible; 0.06 is about two standard errors of a difference of two
+600-request shares); counts of attempts on a failing deployment within one
+cooldown cycle (allowed_fails mode: allowed_fails + 1 attempts; the window's
+edges fall at different points of a cycle on the wall clock) or within 25%
+(failure-rate mode, where the count depends on the minute's tally); time back
+within 0.15 s with ``allowed_fails`` (LiteLLM's own per-request overhead is
+~10 ms, and a cooldown ends between two requests), within one ``cooldown_time``
+in failure-rate mode, where a failing deployment is cooled again at each try
+and the window's end falls anywhere in a cooldown; there the rule itself is
+checked instead: the first cooldown comes at the failure that makes failures
+outnumber the minute's successes.
+
+The LiteLLM side runs on the wall clock, so cooldowns are short and each case
+takes seconds. Pinned: litellm 1.110.2 (the ``conformance`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported: no network fetch
+pytest.importorskip("litellm", reason="the conformance extra (litellm) is not installed")
+
+from litellm_harness import Case, run_litellm, run_routesim  # noqa: E402
+
+pytestmark = pytest.mark.conformance
+
+LITELLM_VERSION = "1.110.2"
+
+
+def test_the_pinned_litellm_is_installed():
+    from importlib.metadata import version
+
+    assert version("litellm") == LITELLM_VERSION
+
+
+def deployment(group: str, name: str, **params) -> dict:
+    return {"model_name": group, "litellm_params": {"model": f"mock/{name}", **params}}
+
+
+def share(served, name: str, requests: range) -> float:
+    return sum(served.served_by(i) == name for i in requests) / len(requests)
+
+
+def both(case: Case, tmp_path):
+    real = run_litellm(case)
+    return real, run_routesim(case, real.start_s, tmp_path)
+
+
+@pytest.mark.parametrize("a, b, expected_a", [
+    ({"weight": 3}, {"weight": 1}, 0.75),
+    ({"weight": 3}, {}, 1.0),  # the group's metric is weight: B has none, so 0
+    ({"rpm": 600}, {"tpm": 400_000}, 1.0),  # rpm comes before tpm
+    ({}, {}, 0.5),  # no metric at all: a uniform pick
+])
+def test_simple_shuffle_weighs_deployments_as_litellm_does(tmp_path, a, b, expected_a):
+    case = Case([deployment("g", "A", **a), deployment("g", "B", **b)], {"num_retries": 2}, 600, 0.0)
+    real, sim = both(case, tmp_path)
+    everything = range(case.requests)
+    assert abs(share(real, "A", everything) - share(sim, "A", everything)) <= 0.06
+    assert abs(share(real, "A", everything) - expected_a) <= 0.06  # the stated expectation holds for LiteLLM too
+
+
+WINDOW = range(300, 600)  # requests during which deployment A answers HTTP 500
+GROUPS = [deployment("g", "A", weight=3), deployment("g", "B", weight=1), deployment("h", "C")]
+
+
+def measured(served, n: int) -> dict:
+    lo, hi = WINDOW.start, WINDOW.stop
+    failed_over = [i for i in range(n) if len(served.attempts[i]) > 1]
+    back = next((served.start_s[i] - served.start_s[hi] for i in range(hi, n) if "A" in served.attempts[i]), None)
+    tries = [(served.start_s[i], served.attempts[i].count("A")) for i in WINDOW if "A" in served.attempts[i]]
+    pause = next((k for k in range(1, len(tries)) if tries[k][0] - tries[k - 1][0] > 0.5), len(tries))
+    return {"share_before": share(served, "A", range(lo)), "share_after": share(served, "A", range(hi, n)),
+            "attempts_on_a": sum(a == "A" for i in WINDOW for a in served.attempts[i]),
+            "failover": len(failed_over) / n, "to_fallback": sum(served.served_by(i) == "C" for i in failed_over),
+            "back_s": back, "failed": served.ok.count(False), "fails_before_cooling": sum(c for _, c in tries[:pause])}
+
+
+@pytest.mark.parametrize("mode", ["allowed_fails", "failure_rate"])
+def test_a_failing_deployment_cools_and_fails_over_as_in_litellm(tmp_path, mode):
+    settings = {"num_retries": 2, "cooldown_time": 1, "fallbacks": [{"g": ["h"]}]}
+    if mode == "allowed_fails":
+        settings["allowed_fails"] = 3
+    case = Case(GROUPS, settings, 900, 0.01, [("A", WINDOW.start, WINDOW.stop, 500)])
+    real, sim = (measured(s, case.requests) for s in both(case, tmp_path))
+    assert abs(real["share_before"] - sim["share_before"]) <= 0.06, (real, sim)
+    assert abs(real["share_after"] - sim["share_after"]) <= 0.1, (real, sim)
+    if mode == "allowed_fails":
+        assert abs(real["attempts_on_a"] - sim["attempts_on_a"]) <= 4, (real, sim)
+        assert abs(real["to_fallback"] - sim["to_fallback"]) <= 3, (real, sim)
+    else:
+        assert sim["attempts_on_a"] == pytest.approx(real["attempts_on_a"], rel=0.25), (real, sim)
+        assert sim["to_fallback"] == pytest.approx(real["to_fallback"], rel=0.3, abs=3), (real, sim)
+    assert abs(real["failover"] - sim["failover"]) <= 0.03, (real, sim)
+    assert real["back_s"] is not None and sim["back_s"] is not None
+    assert abs(real["back_s"] - sim["back_s"]) <= (0.15 if mode == "allowed_fails" else 1.0), (real, sim)
+    if mode == "failure_rate":
+        for side in (real, sim):  # failures before the first pause = A's successes this minute + 1
+            assert side["fails_before_cooling"] == round(side["share_before"] * WINDOW.start) + 1, side
+    assert real["failed"] == sim["failed"] == 0
+
+
+@pytest.mark.parametrize("mode", ["allowed_fails", "failure_rate"])
+def test_a_single_deployment_group_retries_then_falls_back_as_in_litellm(tmp_path, mode):
+    settings = {"num_retries": 2, "cooldown_time": 1, "fallbacks": [{"g": ["h"]}]}
+    if mode == "allowed_fails":
+        settings["allowed_fails"] = 3
+    # With no other deployment to go to, LiteLLM sleeps after each failed attempt (0.5 s x 2^n + up
+    # to 0.75 s) and the cooldown has ended by the next request: a short window keeps the case short.
+    window = range(100, 105)
+    case = Case([deployment("g", "A"), deployment("h", "C")], settings, window.stop + 50, 0.01,
+                [("A", window.start, window.stop, 500)])
+    real, sim = both(case, tmp_path)
+    for side in (real, sim):
+        assert all(side.ok)
+    on_a = [sum(a == "A" for i in window for a in side.attempts[i]) for side in (real, sim)]
+    to_c = [sum(side.served_by(i) == "C" for i in window) for side in (real, sim)]
+    # Each request tries A three times, then C, after LiteLLM's backoff after each failure: the
+    # group's only deployment is never cooled in failure-rate mode, and with allowed_fails its
+    # cooldown has run out during the backoffs by the next request.
+    assert on_a[0] == on_a[1] == 3 * len(window)
+    assert to_c[0] == to_c[1] == len(window)
+    took = [sum(side.latency_s[i] for i in window) / len(window) for side in (real, sim)]
+    assert took[1] == pytest.approx(took[0], rel=0.25), took  # ~4.6 s: 0.5 + 1 + 2 s and three jitters
