@@ -241,8 +241,10 @@ def import_litellm_config(
 
     with user_errors():
         when = _instant(start, "--start") if start else None
-        deployments, groups, todo = import_litellm(config, out, when)
+        deployments, groups, todo, notes = import_litellm(config, out, when)
     typer.echo(f"wrote {out}: {deployments} deployment(s) in {groups} model group(s)")
+    for note in notes:  # also written at the top of the scenario
+        typer.echo(f"note: {note}")
     if todo:
         typer.echo(f"TODO: prices unknown to genai-prices for {', '.join(todo)}: fill them in {out}; "
                    "routesim validate refuses the scenario until then")

@@ -22,14 +22,22 @@ What is mapped (LiteLLM -> routesim):
   single-deployment groups; ``timeout`` (default 6,000 s) -> ``router.timeout_s``;
   the router's own health hold is off (LiteLLM has none).
 
+Wildcard routes (``*``, ``anthropic/*``) are not deployments: each model group
+the settings name that only a wildcard serves gets a deployment of its own
+(LiteLLM calls the provider with that name). Deployments that are not chat
+traffic (``model_info.mode`` batch, embedding, rerank, ...; or a rerank or
+embedding model by its name) are skipped. Every other key is named in the
+notes (printed, and written at the top of the scenario) as not simulated, with
+the reason (``litellm_keys.py``).
+
 A LiteLLM config has no latency or quality figures: the scenario gets marked
-placeholders to replace with measurements. Settings with no counterpart are
-listed at the top of the written file.
+placeholders to replace with measurements.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .files import atomic_file
 from .errors import InputError, Problem, describe_error
+from .litellm_keys import unmapped_notes
 from .yamlio import format_path, line_of, load_yaml
 
 #: LiteLLM provider prefixes -> genai-prices provider ids.
@@ -59,7 +68,9 @@ LITELLM_NUM_RETRIES, LITELLM_COOLDOWN_S, LITELLM_TIMEOUT_S = 2, 5.0, 6000.0
 MAX_ATTEMPTS = 20  # routesim's ceiling on router.max_attempts
 _RETRY_OUTCOMES = ["error", "rate_limited", "timeout"]
 _KNOWN_SETTINGS = {"routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
-                   "cooldown_time", "timeout"}
+                   "cooldown_time", "timeout", "request_timeout"}
+#: model_info.mode values that are chat traffic; other deployments (batch, embedding, rerank, ...) are skipped.
+CHAT_MODES = {None, "chat", "completion", "responses"}
 
 
 class _Loose(BaseModel):
@@ -79,6 +90,20 @@ class LiteLLMParams(_Loose):
 class Deployment(_Loose):
     model_name: str
     litellm_params: LiteLLMParams
+    model_info: dict[str, Any] = {}
+
+    @property
+    def wildcard(self) -> bool:
+        return "*" in self.model_name or "*" in self.litellm_params.model
+
+    def non_chat(self) -> str | None:
+        """Why this deployment is not chat traffic (its mode, or a rerank/embedding model's name), or None."""
+        mode = self.model_info.get("mode")
+        if mode not in CHAT_MODES:
+            return f"mode: {mode}"
+        name = self.litellm_params.model.lower()
+        kind = next((k for k in ("rerank", "embed") if k in name), None)
+        return f"a {kind} model by its name" if kind else None
 
 
 class LiteLLMConfig(_Loose):
@@ -127,11 +152,49 @@ def _group_map(entries: list[dict], path: str, problems: list[str]) -> dict[str,
     return out
 
 
-def _shuffle_metrics(config: LiteLLMConfig, groups: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: list[str]) -> list[Deployment]:
+    """The deployments to simulate: chat ones, plus a deployment for each model group the
+    settings name that only a wildcard route serves (LiteLLM calls the provider with that
+    name). Skipped deployments and wildcard routes get a note each."""
+    chat, wildcards = [], []
+    for d in config.model_list:
+        why = d.non_chat()
+        if why is not None:
+            notes.append(f"skipped {d.model_name} ({d.litellm_params.model}): not chat traffic ({why})")
+        elif d.wildcard:
+            wildcards.append(d)
+            notes.append(f"wildcard route {d.model_name!r} -> {d.litellm_params.model}: serves any model name "
+                         "matching it; a deployment is added for each such name the config refers to; add models "
+                         "for the names your trace asks for")
+        else:
+            chat.append(d)
+    explicit = {d.model_name for d in chat}
+    referenced = [g for key in ("fallbacks", "context_window_fallbacks")
+                  for entry in settings.get(key) or [] if isinstance(entry, dict)
+                  for source, targets in entry.items()
+                  for g in [source] + (targets if isinstance(targets, list) else [targets])]
+    for name in dict.fromkeys(str(g) for g in referenced):
+        route = next((w for w in wildcards if name not in explicit and fnmatchcase(name, w.model_name)), None)
+        if route is not None:
+            chat.append(_served_by_wildcard(name, route))
+            explicit.add(name)
+    return chat
+
+
+def _served_by_wildcard(name: str, route: Deployment) -> Deployment:
+    """The deployment a wildcard route makes for the model group ``name``: the route's model
+    with its '*' replaced by what the '*' of the route's model_name matched."""
+    prefix, _, suffix = route.model_name.partition("*")
+    matched = name[len(prefix):len(name) - len(suffix)] if suffix else name[len(prefix):]
+    params = route.litellm_params.model_dump(exclude_unset=True) | {"model": route.litellm_params.model.replace("*", matched)}
+    return Deployment(model_name=name, litellm_params=LiteLLMParams(**params))
+
+
+def _shuffle_metrics(deployments: list[Deployment], groups: dict[str, list[str]]) -> dict[str, dict[str, float]]:
     """Each deployment's weight, rpm and tpm, from which simple-shuffle weighs a pick as
     LiteLLM 1.110.2 does (the first metric some deployment in the pool has)."""
     names = [name for members in groups.values() for name in members]
-    params = [d.litellm_params for group in groups for d in config.model_list if d.model_name == group]
+    params = [d.litellm_params for group in groups for d in deployments if d.model_name == group]
     metrics = {name: {k: float(getattr(p, k)) for k in ("weight", "rpm", "tpm") if getattr(p, k) is not None}
                for name, p in zip(names, params)}
     return {name: m for name, m in metrics.items() if m}
@@ -143,16 +206,19 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
     from .prices import find_model
 
     settings = _settings(config)
-    notes = [f"router_settings.{k} has no routesim counterpart and was ignored"
-             for k in config.router_settings if k not in _KNOWN_SETTINGS]
+    notes = unmapped_notes(config.model_dump(exclude_unset=True))
+    deployments = _chat_deployments(config, settings, notes)
+    if not deployments:
+        raise InputError(Problem("no chat deployment to simulate (every model_list entry is a wildcard or "
+                                 "not chat traffic; see the notes)", file=str(source)))
     groups: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
-    for d in config.model_list:
+    for d in deployments:
         counts[d.model_name] = counts.get(d.model_name, 0) + 1
     seen: dict[str, int] = {}
-    models, comments, weights, limits, order = {}, {}, {}, {}, {}
+    models, comments, limits, order = {}, {}, {}, {}
     timeouts = []
-    for d in config.model_list:
+    for d in deployments:
         group, p = d.model_name, d.litellm_params
         seen[group] = seen.get(group, 0) + 1
         name = group if counts[group] == 1 else f"{group}-{seen[group]}"
@@ -188,7 +254,7 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
             timeouts.append(p.timeout)
         models[name] = spec
 
-    metrics = _shuffle_metrics(config, groups)
+    metrics = _shuffle_metrics(deployments, groups)
     problems: list[str] = []
     fallbacks = _group_map(settings.get("fallbacks"), "fallbacks", problems)
     cw_groups = _group_map(settings.get("context_window_fallbacks"), "context_window_fallbacks", problems)
@@ -207,7 +273,8 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
     num_retries = int(settings.get("num_retries", LITELLM_NUM_RETRIES) or 0)
     chain = 1 + max((len(v) for v in fallbacks.values()), default=0)
     router: dict[str, Any] = {
-        "timeout_s": float(settings.get("timeout") or max(timeouts, default=LITELLM_TIMEOUT_S)),
+        "timeout_s": float(settings.get("timeout") or settings.get("request_timeout")
+                           or max(timeouts, default=LITELLM_TIMEOUT_S)),
         "max_attempts": min(MAX_ATTEMPTS, chain * (1 + num_retries)),
         "health": None,
         "retry": {"on_outcomes": _RETRY_OUTCOMES, "reroute": True},
@@ -280,8 +347,9 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], source: P
     return "\n".join(head) + "\n" + "\n".join(body) + "\n"
 
 
-def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tuple[int, int, list[str]]:
-    """Write the scenario; returns (deployments, model groups, names of models whose price is a TODO)."""
+def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tuple[int, int, list[str], list[str]]:
+    """Write the scenario; returns (deployments, model groups, names of models whose price is a
+    TODO, the notes on what was not simulated)."""
     source = Path(source)
     config = read_config(source)  # load_yaml refuses a missing or unreadable file
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -290,4 +358,4 @@ def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tu
     with atomic_file(Path(out), "scenario") as tmp:
         tmp.write_text(text, encoding="utf-8")
     todo = [name for name, spec in scenario["models"].items() if spec["price"].get("catalog") is None]
-    return len(scenario["models"]), len(scenario["policies"]["litellm"]["groups"]), todo
+    return len(scenario["models"]), len(scenario["policies"]["litellm"]["groups"]), todo, notes

@@ -24,11 +24,8 @@ takes seconds. Pinned: litellm 1.110.2 (the ``conformance`` extra).
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is imported: no network fetch
 pytest.importorskip("litellm", reason="the conformance extra (litellm) is not installed")
 
 from litellm_harness import Case, run_litellm, run_routesim  # noqa: E402

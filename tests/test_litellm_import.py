@@ -99,3 +99,80 @@ def test_bad_configs_are_reported_with_their_line(cli, tmp_path):
                                       "router_settings": {"fallbacks": [{"a": ["nope"]}]}}))
     result, out = imported(cli, tmp_path, config)
     assert result.exit_code == 2 and "unknown model group 'nope'" in result.output and not out.exists()
+
+
+# --------------------------------------------------------------------------- every key accounted for
+#: Keys the importer maps into the scenario; each is checked by a test in this file.
+MAPPED_KEYS = {"model_list[].model_name", "model_list[].litellm_params.model", "model_list[].litellm_params.rpm",
+               "model_list[].litellm_params.tpm", "model_list[].litellm_params.weight",
+               "model_list[].litellm_params.order", "model_list[].litellm_params.timeout",
+               "model_list[].model_info.mode"} | {
+    f"{section}.{key}" for section in ("router_settings", "litellm_settings")
+    for key in ("routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
+                "cooldown_time", "timeout", "request_timeout")}
+SHIPPED = ["load_balancer.yaml", "azure_config.yaml", "oai_misc_config.yaml", "otel_test_config.yaml",
+           "simple_config.yaml"]
+
+
+def keys_of(data, prefix=""):
+    """Every key path of a config, down to the leaves (list items as [])."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, (dict, list)) and value and not (isinstance(value, list) and key.endswith("fallbacks")):
+                yield from keys_of(value, path)
+            else:
+                yield path
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, (dict, list)):
+                yield from keys_of(item, f"{prefix}[]")
+            else:
+                yield prefix
+
+
+def shipped_config(name):
+    litellm = pytest.importorskip("litellm", reason="the conformance extra (litellm) is not installed")
+    from pathlib import Path
+
+    return Path(litellm.__file__).parent / "proxy" / "example_config_yaml" / name
+
+
+@pytest.mark.parametrize("name", SHIPPED + ["routesim's example"])
+def test_every_key_of_a_config_is_mapped_or_named_in_the_notes(cli, tmp_path, name):
+    config = CONFIG if name == "routesim's example" else shipped_config(name)
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in out.read_text().splitlines() if line.startswith("# - note: ")]
+    printed = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert [n.removeprefix("# - note: ") for n in notes] == [p.removeprefix("note: ") for p in printed]
+    for key in set(keys_of(yaml.safe_load(config.read_text()))):
+        assert key in MAPPED_KEYS or any(key in note for note in notes), f"{name}: {key} neither mapped nor noted"
+
+
+def test_wildcards_serve_the_groups_the_config_names_and_non_chat_deployments_are_skipped(cli, tmp_path):
+    config = shipped_config("oai_misc_config.yaml")
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 0, result.output
+    scenario = yaml.safe_load(out.read_text())
+    groups = scenario["policies"]["litellm"]["groups"]
+    # context_window_fallbacks [{gpt-5-mini: [gpt-5.5]}]: both served through the '*' route (openai/*).
+    assert groups == {"gpt-5-mini-end-user-test": ["gpt-5-mini-end-user-test"], "gpt-5-mini": ["gpt-5-mini"],
+                      "gpt-5.5": ["gpt-5.5"]}
+    assert scenario["models"]["gpt-5-mini"]["provider"] == "openai"
+    assert scenario["router"]["context_window_fallbacks"] == {"gpt-5-mini": ["gpt-5.5"]}
+    # No literal '*' deployment, and the batch deployment is not chat traffic.
+    assert not any("*" in name or "batch" in name for name in scenario["models"])
+    text = out.read_text()
+    assert "skipped bedrock/batch-us.anthropic.claude-haiku-4-5-20251001-v1:0" in text and "(mode: batch)" in text
+    assert "wildcard route 'anthropic/*'" in text
+    # litellm_settings: num_retries 5 over the longest chain; request_timeout 600 is the timeout.
+    assert scenario["policies"]["litellm"]["num_retries"] == 5
+    assert scenario["router"]["timeout_s"] == 600
+
+
+def test_a_config_without_any_chat_deployment_is_refused(cli, tmp_path):
+    config = tmp_path / "wild.yaml"
+    config.write_text("model_list:\n  - {model_name: '*', litellm_params: {model: 'openai/*'}}\n")
+    result, _ = imported(cli, tmp_path, config)
+    assert result.exit_code == 2 and "no chat deployment" in result.output
