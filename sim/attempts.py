@@ -98,9 +98,9 @@ class AttemptService:
         """Decide how attempt ``a`` (request i's k-th on its model) ends, and schedule it."""
         m = a.model
         if self._faults[m]:  # most models have no fault at all: skip the look-up
-            down, error_rate, latency_x = self.world.state(m, now)
+            down, error_rate, latency_x, limited_rate = self.world.state(m, now)
         else:
-            down, error_rate, latency_x = False, self._error_rate[m], 1.0
+            down, error_rate, latency_x, limited_rate = False, self._error_rate[m], 1.0, 0.0
         if down:
             return self._fail_fast(a, ATTEMPT_ERROR, now)
         if self._tokens[i] > self._context[m]:
@@ -111,8 +111,9 @@ class AttemptService:
                 return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
         block = self.variates(i)
         at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-        if block.error_u.item(at) < error_rate:
-            return self._fail_fast(a, ATTEMPT_ERROR, now)
+        error_u = block.error_u.item(at)
+        if error_u < error_rate:  # below the 429 rate a rate-limit storm's 429, above it an error
+            return self._fail_fast(a, ATTEMPT_RATE_LIMITED if error_u < limited_rate else ATTEMPT_ERROR, now)
         a.ttft, a.speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
         a.accept, a.service_s = block.accept.item(at), block.latency_s.item(at)
         if latency_x != 1.0:  # a brownout or spike slows the whole answer down

@@ -36,7 +36,7 @@ class GroundTruth:
         truth = {}
         for m, name in enumerate(self.names):
             at = ((i % BLOCK_SIZE) * n_models + m) * n_attempts  # the first attempt on m
-            down, error_rate, latency_x = world.state(m, now)
+            down, error_rate, latency_x, _ = world.state(m, now)
             answers = (not down and tokens_in + tokens_out <= self.context[m]
                        and block.error_u.item(at) >= error_rate
                        and block.latency_s.item(at) * latency_x <= self.wait_s)

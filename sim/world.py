@@ -102,7 +102,8 @@ class World:
                 targets = [index[event.model]] if event.model else catalog.models_of_provider(event.provider)
                 self._add_fault(targets, event.start_s, event.end_s, event.kind, event.model or event.provider,
                                 down=event.kind == "outage", error_rate=getattr(event, "error_rate", 0.0),
-                                latency_x=getattr(event, "latency_x", 1.0))
+                                latency_x=getattr(event, "latency_x", 1.0),
+                                rate_limited=getattr(event, "status", 500) == 429)
         for provider, spec in scenario.providers.items():
             if spec.outages is not None:
                 for start, end, rate in draw_incidents(spec.outages, trace.duration_s, seed, replication, provider):
@@ -118,9 +119,9 @@ class World:
         self._blocks: OrderedDict[int, list] = OrderedDict()
 
     def _add_fault(self, models: list[int], start: float, end: float, kind: str, target: str, *,
-                   down: bool, error_rate: float, latency_x: float) -> None:
+                   down: bool, error_rate: float, latency_x: float, rate_limited: bool = False) -> None:
         for m in models:
-            self.faults[m].append((start, end, down, error_rate, latency_x))
+            self.faults[m].append((start, end, down, error_rate, latency_x, rate_limited))
         self.fault_windows.append((start, end, kind, target))
 
     # ------------------------------------------------------------------ over time
@@ -128,22 +129,27 @@ class World:
         """The prices in force at ``t``."""
         return self.prices.price(m, t)
 
-    def state(self, m: int, t: float) -> tuple[bool, float, float]:
-        """(down, error rate, latency multiplier) of model ``m`` at ``t``.
+    def state(self, m: int, t: float) -> tuple[bool, float, float, float]:
+        """(down, error rate, latency multiplier, 429 rate) of model ``m`` at ``t``.
 
         Overlapping faults combine as independent causes: error rates as
-        1 - prod(1 - p), latency multipliers as a product.
+        1 - prod(1 - p), latency multipliers as a product. The 429 rate is the
+        part of the error rate that rate-limit storms cause: an attempt whose
+        error draw falls below it gets a 429, one between it and the error rate
+        an error.
         """
         base = self.catalog.error_rate[m]
-        down, survive, latency_x = False, 1.0 - base, 1.0
-        for start, end, fault_down, error_rate, fault_latency_x in self.faults[m]:
+        down, survive, latency_x, unlimited = False, 1.0 - base, 1.0, 1.0
+        for start, end, fault_down, error_rate, fault_latency_x, rate_limited in self.faults[m]:
             if start > t:
                 break
             if t < end:
                 down = down or fault_down
                 survive *= 1.0 - error_rate
                 latency_x *= fault_latency_x
-        return down, 1.0 - survive, latency_x
+                if rate_limited:
+                    unlimited *= 1.0 - error_rate
+        return down, 1.0 - survive, latency_x, 1.0 - unlimited
 
     # ------------------------------------------------------------------ per attempt
     def block(self, b: int) -> "Block":

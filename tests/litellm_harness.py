@@ -131,7 +131,7 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) 
         spec.pop("context_window", None)
     ends = list(start_s) + [start_s[-1] + case.gap_s]
     scenario["events"] = [{"kind": "partial_outage", "model": names[dep], "start_s": ends[lo], "end_s": ends[hi],
-                           "error_rate": 1.0} for dep, lo, hi, code in case.failures if code >= 500]
+                           "error_rate": 1.0, "status": 429 if code == 429 else 500} for dep, lo, hi, code in case.failures]
     pd.DataFrame({"arrival_s": start_s, "input_tokens": 10, "output_tokens": 1, "workload": case.group}
                  ).to_csv(folder / "trace.csv", index=False)
     scenario.update(trace={"path": "trace.csv"}, replications=1, seed=seed)

@@ -28,6 +28,22 @@ def test_partial_outage_fails_its_share_inside_the_window_only(tmp_path):
         assert abs(failed - p) < 4 * math.sqrt(p * (1 - p) / mask.sum()), (p, failed)
 
 
+def test_a_rate_limit_storm_answers_429_for_its_share_and_errors_stay_errors(tmp_path):
+    """A partial outage with status 429: its share of first attempts is rate_limited, the
+    model's base errors stay errors (independent causes: P(error) = 0.02 x (1 - 0.3))."""
+    trace_file(tmp_path, 8000, output_tokens=10, gap=0.1)
+    out = one_model_run(tmp_path, model(error_rate=0.02), router={"timeout_s": 1e6, "max_attempts": 1},
+                        events=[{"kind": "partial_outage", "model": "m", "start_s": 200, "end_s": 600,
+                                 "error_rate": 0.3, "status": 429}])
+    attempts = read(out, "attempts")
+    inside = attempts.start_s.between(200, 600, inclusive="left")
+    for mask, limited, errors in ((inside, 0.3, 0.02 * 0.7), (~inside, 0.0, 0.02)):
+        n = mask.sum()
+        for outcome, p in (("rate_limited", limited), ("error", errors)):
+            share = (attempts.outcome[mask] == outcome).mean()
+            assert abs(share - p) <= 4 * math.sqrt(max(p * (1 - p), 1e-9) / n), (outcome, p, share)
+
+
 @pytest.mark.parametrize("event", [
     {"kind": "brownout", "latency_x": 4.0},
     {"kind": "latency_spike", "latency_x": 10.0},

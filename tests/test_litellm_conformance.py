@@ -130,3 +130,22 @@ def test_a_single_deployment_group_retries_then_falls_back_as_in_litellm(tmp_pat
     assert to_c[0] == to_c[1] == len(window)
     took = [sum(side.latency_s[i] for i in window) / len(window) for side in (real, sim)]
     assert took[1] == pytest.approx(took[0], rel=0.25), took  # ~4.6 s: 0.5 + 1 + 2 s and three jitters
+
+
+@pytest.mark.parametrize("mode", ["allowed_fails", "failure_rate"])
+def test_a_429_storm_is_handled_as_in_litellm(tmp_path, mode):
+    """B answers 429 for a while: without allowed_fails LiteLLM cools it at the first 429; with
+    allowed_fails a 429 is one more failure to count."""
+    settings = {"num_retries": 2, "cooldown_time": 0.5, "fallbacks": [{"g": ["h"]}]}
+    if mode == "allowed_fails":
+        settings["allowed_fails"] = 3
+    window = range(100, 300)
+    case = Case([deployment("g", "A"), deployment("g", "B"), deployment("h", "C")], settings, 400, 0.01,
+                [("B", window.start, window.stop, 429)])
+    real, sim = both(case, tmp_path)
+    on_b = [sum(a == "B" for i in window for a in side.attempts[i]) for side in (real, sim)]
+    # Cooldown cycles of 0.5 s in a ~2 s window: failure-rate mode cools at each 429 (one attempt per
+    # cycle); allowed_fails needs four (the count lives 0.5 s, so a cycle can end before the fourth).
+    assert abs(on_b[0] - on_b[1]) <= (4 if mode == "failure_rate" else 8), on_b
+    assert abs(share(real, "A", window) - share(sim, "A", window)) <= 0.06
+    assert real.ok.count(False) == sim.ok.count(False) == 0

@@ -35,10 +35,12 @@ class OutageEvent(_Targeted):
 
 
 class PartialOutageEvent(_Targeted):
-    """Attempts fail with probability ``error_rate`` (on top of the base rate)."""
+    """Attempts fail with probability ``error_rate`` (on top of the base rate), answering
+    ``status``: a 5xx error, or 429 (a rate-limit storm: the router sees rate_limited)."""
 
     kind: Literal["partial_outage"]
     error_rate: Annotated[float, Field(gt=0, le=1)]
+    status: Literal[500, 429] = 500
 
 
 class BrownoutEvent(_Targeted):
