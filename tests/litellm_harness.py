@@ -59,7 +59,8 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
     import litellm
     from litellm import CustomLLM
 
-    errors = {500: litellm.InternalServerError, 429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError}
+    errors = {500: litellm.InternalServerError, 429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError,
+              400: litellm.ContextWindowExceededError}  # 400 here: the request is too long for the deployment
     state = {"i": 0, "calls": []}
 
     def failing(name: str) -> int | None:
@@ -124,15 +125,20 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) 
     in_group_order = [d for group in groups for d in case.model_list if d["model_name"] == group]
     names = {d["litellm_params"]["model"].split("/", 1)[1]: name
              for d, name in zip(in_group_order, [n for members in groups.values() for n in members])}
-    for spec in scenario["models"].values():
+    too_long = {names[dep] for dep, _, _, code in case.failures if code == 400}
+    for name, spec in scenario["models"].items():
         spec["price"] = {"input_per_mtok": 1.0, "output_per_mtok": 1.0}
         spec["latency"] = {"ttft_s": {"median": 0.0005, "p95": 0.001}, "tokens_per_s": {"median": 1e6, "p5": 5e5},
                            "fail_fast_s": 0.0005}
-        spec.pop("context_window", None)
+        spec["context_window"] = 1000 if name in too_long else 10_000_000
     ends = list(start_s) + [start_s[-1] + case.gap_s]
     scenario["events"] = [{"kind": "partial_outage", "model": names[dep], "start_s": ends[lo], "end_s": ends[hi],
-                           "error_rate": 1.0, "status": 429 if code == 429 else 500} for dep, lo, hi, code in case.failures]
-    pd.DataFrame({"arrival_s": start_s, "input_tokens": 10, "output_tokens": 1, "workload": case.group}
+                           "error_rate": 1.0, "status": 429 if code == 429 else 500}
+                          for dep, lo, hi, code in case.failures if code != 400]
+    # A 400 window: its requests are longer than the deployment's context window.
+    long_requests = {i for _, lo, hi, code in case.failures if code == 400 for i in range(lo, hi)}
+    pd.DataFrame({"arrival_s": start_s, "output_tokens": 1, "workload": case.group,
+                  "input_tokens": [5000 if i in long_requests else 10 for i in range(len(start_s))]}
                  ).to_csv(folder / "trace.csv", index=False)
     scenario.update(trace={"path": "trace.csv"}, replications=1, seed=seed)
     scenario.pop("start", None)

@@ -149,3 +149,35 @@ def test_a_429_storm_is_handled_as_in_litellm(tmp_path, mode):
     assert abs(on_b[0] - on_b[1]) <= (4 if mode == "failure_rate" else 8), on_b
     assert abs(share(real, "A", window) - share(sim, "A", window)) <= 0.06
     assert real.ok.count(False) == sim.ok.count(False) == 0
+
+
+def test_context_window_fallbacks_as_in_litellm(tmp_path):
+    """Requests too long for A go to the context-window fallback group, without retrying A."""
+    settings = {"num_retries": 2, "cooldown_time": 1, "context_window_fallbacks": [{"g": ["big"]}],
+                "fallbacks": [{"g": ["h"]}]}
+    long_ones = range(50, 80)
+    case = Case([deployment("g", "A"), deployment("big", "L"), deployment("h", "C")], settings, 120, 0.01,
+                [("A", long_ones.start, long_ones.stop, 400)])
+    real, sim = both(case, tmp_path)
+    for side in (real, sim):
+        assert all(side.ok)
+    for i in range(case.requests):
+        assert real.attempts[i] == sim.attempts[i], (i, real.attempts[i], sim.attempts[i])
+    # What both did: one try on A, then the long-context group; never a retry of A or group h.
+    assert {tuple(real.attempts[i]) for i in long_ones} == {("A", "L")}
+    assert {tuple(real.attempts[i]) for i in range(case.requests) if i not in long_ones} == {("A",)}
+
+
+def test_usage_based_routing_as_in_litellm(tmp_path):
+    """usage-based-routing-v2: the deployment with the least usage this minute that the request
+    would not push over its rpm; when both are at their rpm the request fails without an attempt."""
+    settings = {"routing_strategy": "usage-based-routing-v2", "num_retries": 0}
+    case = Case([deployment("g", "A", rpm=120), deployment("g", "B", rpm=40)], settings, 200, 0.0)
+    real, sim = both(case, tmp_path)
+    everything = range(case.requests)
+    served = [{name: sum(side.served_by(i) == name for i in everything) for name in ("A", "B")} for side in (real, sim)]
+    failed = [side.ok.count(False) for side in (real, sim)]
+    assert served[0] == served[1], served
+    assert failed[0] == failed[1], failed
+    # Each up to rpm - 1 (LiteLLM's check is usage + 1 < rpm), then nothing left for the rest.
+    assert served[0] == {"A": 120 - 1, "B": 40 - 1} and failed[0] == case.requests - (120 - 1) - (40 - 1)

@@ -105,6 +105,10 @@ class Limit(PolicyParams):
 class UsageParams(CandidateParams):
     limits: dict[str, Limit] = {}  # model -> the rpm/tpm it may use
     output_tokens_prior: int = Field(256, ge=1)
+    # LiteLLM 1.110.2's own check (usage-based-routing-v2, compared with the real library): a model
+    # is a candidate only while this minute's usage plus this request stays below its rpm/tpm (so at
+    # most rpm - 1 requests a minute), and one over its limits is no candidate at all.
+    litellm_limits: bool = False
 
     def referenced_models(self):
         return super().referenced_models() + [(m, ("limits", m)) for m in self.limits]
@@ -133,17 +137,21 @@ class UsageBased(BasePolicy):
         within, over = [], []
         for m in _candidates(view, self.p.models):
             limit = self.p.limits.get(m.name)
-            fits = limit is None or (
-                (limit.rpm is None or self._requests.get(m.name, 0) + 1 <= limit.rpm)
-                and (limit.tpm is None or self._tokens.get(m.name, 0.0) + need <= limit.tpm))
+            fits = limit is None or (self._fits(limit.rpm, self._requests.get(m.name, 0) + 1)
+                                     and self._fits(limit.tpm, self._tokens.get(m.name, 0.0) + need))
             (within if fits else over).append(m)
         within.sort(key=lambda m: self._tokens.get(m.name, 0.0))
-        candidates = _healthy_first(within) + tuple(m.name for m in over)
+        candidates = _healthy_first(within) + (() if self.p.litellm_limits else tuple(m.name for m in over))
         if within:  # what it sends counts against the primary's usage
             primary = candidates[0]
             self._requests[primary] = self._requests.get(primary, 0) + 1
             self._tokens[primary] = self._tokens.get(primary, 0.0) + need
         return Decision(candidates, "usage-based: lowest usage this minute" if within else "usage-based: every model over its limit")
+
+    def _fits(self, limit: float | None, usage: float) -> bool:
+        if limit is None:
+            return True
+        return usage < limit if self.p.litellm_limits else usage <= limit
 
     def observe(self, request: Request, outcome: Outcome) -> None:
         self.output_tokens.observe(request, outcome)

@@ -80,6 +80,7 @@ class LiteLLMRouter(BasePolicy):
             elif self.p.strategy == "usage-based":
                 strategy_params["limits"] = {d: l.model_dump(exclude_none=True) for d, l in self.p.limits.items()
                                              if d in deployments}
+                strategy_params["litellm_limits"] = self.p.num_retries is not None  # LiteLLM's behaviour
             self._strategies[group] = build(self.p.strategy, strategy_params, None if seed is None else seed + k)
 
     def route(self, request: Request, view: RouterView) -> Decision:
