@@ -5,9 +5,11 @@ failure schedules, compared on what a team would look at: each deployment's
 share, attempts on a failing deployment, failover and fallback-group use, and
 how soon a deployment is back after its failures end.
 
-Tolerances: shares within 0.06 (both sides are seeded, so a case is
-reproducible; 0.06 is about two standard errors of a difference of two
-600-request shares); counts of attempts on a failing deployment within one
+Tolerances: simple-shuffle's shares within 0.05 over 2,000 requests a side
+(3.2 to 3.6 standard errors of a difference); other shares, measured over a few
+hundred requests, within four standard errors of the difference of two
+proportions (so a correct emulation fails about once in 15,000 comparisons:
+both sides are seeded, but LiteLLM's wall-clock timing moves its draws); counts of attempts on a failing deployment within one
 cooldown cycle (allowed_fails mode: allowed_fails + 1 attempts; the window's
 edges fall at different points of a cycle on the wall clock) or within 25%
 (failure-rate mode, where the count depends on the minute's tally); time back
@@ -23,6 +25,8 @@ takes seconds. Pinned: litellm 1.110.2 (the ``conformance`` extra).
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -49,6 +53,12 @@ def share(served, name: str, requests: range) -> float:
     return sum(served.served_by(i) == name for i in requests) / len(requests)
 
 
+def within_sampling_error(p1: float, p2: float, n: int) -> bool:
+    """Two shares of n requests each agree within four standard errors of their difference."""
+    p = (p1 + p2) / 2
+    return abs(p1 - p2) <= 4 * math.sqrt(2 * p * (1 - p) / n) + 1e-12
+
+
 def both(case: Case, tmp_path):
     real = run_litellm(case)
     return real, run_routesim(case, real.start_s, tmp_path)
@@ -61,11 +71,12 @@ def both(case: Case, tmp_path):
     ({}, {}, 0.5),  # no metric at all: a uniform pick
 ])
 def test_simple_shuffle_weighs_deployments_as_litellm_does(tmp_path, a, b, expected_a):
-    case = Case([deployment("g", "A", **a), deployment("g", "B", **b)], {"num_retries": 2}, 600, 0.0)
+    case = Case([deployment("g", "A", **a), deployment("g", "B", **b)], {"num_retries": 2}, 2000, 0.0)
     real, sim = both(case, tmp_path)
     everything = range(case.requests)
-    assert abs(share(real, "A", everything) - share(sim, "A", everything)) <= 0.06
-    assert abs(share(real, "A", everything) - expected_a) <= 0.06  # the stated expectation holds for LiteLLM too
+    assert abs(share(real, "A", everything) - share(sim, "A", everything)) <= 0.05
+    # The stated expectation holds for LiteLLM too (four standard errors of one share).
+    assert abs(share(real, "A", everything) - expected_a) <= 4 * math.sqrt(expected_a * (1 - expected_a) / 2000)
 
 
 WINDOW = range(300, 600)  # requests during which deployment A answers HTTP 500
@@ -78,7 +89,10 @@ def measured(served, n: int) -> dict:
     back = next((served.start_s[i] - served.start_s[hi] for i in range(hi, n) if "A" in served.attempts[i]), None)
     tries = [(served.start_s[i], served.attempts[i].count("A")) for i in WINDOW if "A" in served.attempts[i]]
     pause = next((k for k in range(1, len(tries)) if tries[k][0] - tries[k - 1][0] > 0.5), len(tries))
-    return {"share_before": share(served, "A", range(lo)), "share_after": share(served, "A", range(hi, n)),
+    # After the window, once any cooldown has run out (1 s at 10 ms a request): where in a cooldown the
+    # window ends is arbitrary in failure-rate mode, so the share right after it is not comparable.
+    settled = range(hi + 110, n)
+    return {"share_before": share(served, "A", range(lo)), "share_after": share(served, "A", settled),
             "attempts_on_a": sum(a == "A" for i in WINDOW for a in served.attempts[i]),
             "failover": len(failed_over) / n, "to_fallback": sum(served.served_by(i) == "C" for i in failed_over),
             "back_s": back, "failed": served.ok.count(False), "fails_before_cooling": sum(c for _, c in tries[:pause])}
@@ -91,15 +105,15 @@ def test_a_failing_deployment_cools_and_fails_over_as_in_litellm(tmp_path, mode)
         settings["allowed_fails"] = 3
     case = Case(GROUPS, settings, 900, 0.01, [("A", WINDOW.start, WINDOW.stop, 500)])
     real, sim = (measured(s, case.requests) for s in both(case, tmp_path))
-    assert abs(real["share_before"] - sim["share_before"]) <= 0.06, (real, sim)
-    assert abs(real["share_after"] - sim["share_after"]) <= 0.1, (real, sim)
+    assert within_sampling_error(real["share_before"], sim["share_before"], WINDOW.start), (real, sim)
+    assert within_sampling_error(real["share_after"], sim["share_after"], case.requests - WINDOW.stop - 110), (real, sim)
     if mode == "allowed_fails":
         assert abs(real["attempts_on_a"] - sim["attempts_on_a"]) <= 4, (real, sim)
         assert abs(real["to_fallback"] - sim["to_fallback"]) <= 3, (real, sim)
     else:
         assert sim["attempts_on_a"] == pytest.approx(real["attempts_on_a"], rel=0.25), (real, sim)
         assert sim["to_fallback"] == pytest.approx(real["to_fallback"], rel=0.3, abs=3), (real, sim)
-    assert abs(real["failover"] - sim["failover"]) <= 0.03, (real, sim)
+    assert within_sampling_error(real["failover"], sim["failover"], case.requests), (real, sim)
     assert real["back_s"] is not None and sim["back_s"] is not None
     assert abs(real["back_s"] - sim["back_s"]) <= (0.15 if mode == "allowed_fails" else 1.0), (real, sim)
     if mode == "failure_rate":
@@ -147,7 +161,7 @@ def test_a_429_storm_is_handled_as_in_litellm(tmp_path, mode):
     # Cooldown cycles of 0.5 s in a ~2 s window: failure-rate mode cools at each 429 (one attempt per
     # cycle); allowed_fails needs four (the count lives 0.5 s, so a cycle can end before the fourth).
     assert abs(on_b[0] - on_b[1]) <= (4 if mode == "failure_rate" else 8), on_b
-    assert abs(share(real, "A", window) - share(sim, "A", window)) <= 0.06
+    assert within_sampling_error(share(real, "A", window), share(sim, "A", window), len(window))
     assert real.ok.count(False) == sim.ok.count(False) == 0
 
 
