@@ -72,7 +72,8 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
             code = failing(model)
             if code is not None:
                 raise errors[code](message=f"mock {code}", llm_provider="mock", model=model)
-            return litellm.completion(model="gpt-3.5-turbo", messages=messages, mock_response="ok")
+            return litellm.ModelResponse(model=model, choices=[{"message": {"role": "assistant", "content": "ok"}}],
+                                         usage={"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11})
 
     litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
     litellm.suppress_debug_info = True

@@ -195,3 +195,4 @@ def test_usage_based_routing_as_in_litellm(tmp_path):
     assert failed[0] == failed[1], failed
     # Each up to rpm - 1 (LiteLLM's check is usage + 1 < rpm), then nothing left for the rest.
     assert served[0] == {"A": 120 - 1, "B": 40 - 1} and failed[0] == case.requests - (120 - 1) - (40 - 1)
+
