@@ -235,20 +235,24 @@ def import_litellm_config(
     out: Path = typer.Option(..., "--out", "-o", help="The scenario YAML to write."),
     start: Optional[str] = typer.Option(None, "--start", help="When the simulated traffic begins, ISO 8601 "
                                         "(default: today 00:00 UTC)."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Simulate this trace (its workloads are the model "
+                                         "groups asked for; wildcard routes serve the names it asks for) "
+                                         "instead of synthetic traffic."),
 ) -> None:
     """Write a scenario whose models, rate limits, router defences and policy reproduce a LiteLLM proxy config."""
     from .litellm_import import import_litellm
 
     with user_errors():
         when = _instant(start, "--start") if start else None
-        deployments, groups, todo, notes = import_litellm(config, out, when)
+        deployments, groups, todo, notes = import_litellm(config, out, when, trace)
     typer.echo(f"wrote {out}: {deployments} deployment(s) in {groups} model group(s)")
     for note in notes:  # also written at the top of the scenario
         typer.echo(f"note: {note}")
     if todo:
         typer.echo(f"TODO: prices unknown to genai-prices for {', '.join(todo)}: fill them in {out}; "
                    "routesim validate refuses the scenario until then")
-    typer.echo("TODO: latency and quality are placeholders, and the trace is synthetic: see the comments at the top")
+    typer.echo("TODO: latency and quality are placeholders" + ("" if trace else ", and the trace is synthetic")
+               + ": see the comments at the top")
 
 
 def _instant(text: str, option: str):

@@ -36,6 +36,7 @@ placeholders to replace with measurements.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -152,10 +153,11 @@ def _group_map(entries: list[dict], path: str, problems: list[str]) -> dict[str,
     return out
 
 
-def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: list[str]) -> list[Deployment]:
+def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: list[str],
+                      requested: list[str]) -> list[Deployment]:
     """The deployments to simulate: chat ones, plus a deployment for each model group the
-    settings name that only a wildcard route serves (LiteLLM calls the provider with that
-    name). Skipped deployments and wildcard routes get a note each."""
+    settings or the trace (``requested``) name that only a wildcard route serves (LiteLLM
+    calls the provider with that name). Skipped deployments and wildcard routes get a note each."""
     chat, wildcards = [], []
     for d in config.model_list:
         why = d.non_chat()
@@ -164,8 +166,8 @@ def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: li
         elif d.wildcard:
             wildcards.append(d)
             notes.append(f"wildcard route {d.model_name!r} -> {d.litellm_params.model}: serves any model name "
-                         "matching it; a deployment is added for each such name the config refers to; add models "
-                         "for the names your trace asks for")
+                         "matching it; a deployment is added for each such name the config or the trace (--trace) "
+                         "asks for")
         else:
             chat.append(d)
     explicit = {d.model_name for d in chat}
@@ -173,7 +175,7 @@ def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: li
                   for entry in settings.get(key) or [] if isinstance(entry, dict)
                   for source, targets in entry.items()
                   for g in [source] + (targets if isinstance(targets, list) else [targets])]
-    for name in dict.fromkeys(str(g) for g in referenced):
+    for name in dict.fromkeys([str(g) for g in referenced] + requested):
         route = next((w for w in wildcards if name not in explicit and fnmatchcase(name, w.model_name)), None)
         if route is not None:
             chat.append(_served_by_wildcard(name, route))
@@ -201,13 +203,16 @@ def _shuffle_metrics(deployments: list[Deployment], groups: dict[str, list[str]]
 
 
 # --------------------------------------------------------------------------- converting
-def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict, dict[str, str], list[str]]:
-    """(scenario, comments by model name, notes) for a LiteLLM config."""
+def convert(config: LiteLLMConfig, source: Path, start: datetime,
+            trace: tuple[str, list[str]] | None = None) -> tuple[dict, dict[str, str], list[str]]:
+    """(scenario, comments by model name, notes) for a LiteLLM config; ``trace`` is (the
+    scenario's trace path, the model groups its requests ask for), else a synthetic trace."""
     from .prices import find_model
 
     settings = _settings(config)
     notes = unmapped_notes(config.model_dump(exclude_unset=True))
-    deployments = _chat_deployments(config, settings, notes)
+    requested = [] if trace is None else trace[1]
+    deployments = _chat_deployments(config, settings, notes, requested)
     if not deployments:
         raise InputError(Problem("no chat deployment to simulate (every model_list entry is a wildcard or "
                                  "not chat traffic; see the notes)", file=str(source)))
@@ -303,13 +308,18 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
     if fallbacks:
         policy["fallbacks"] = fallbacks
     policy["default_group"] = next(iter(groups))
+    for name in requested:
+        if name not in groups:
+            notes.append(f"the trace asks for model group {name!r}, which neither the config nor a wildcard route "
+                         f"serves (LiteLLM would refuse it); routesim sends it to {policy['default_group']!r}")
+    traffic = {"synthetic": {"duration_s": 3600, "rate_per_s": 1.0, "workloads": {g: 1.0 for g in groups}}}
     scenario = {
         "name": source.stem,
         "description": f"Imported from the LiteLLM config {source.name}.",
         "seed": 1,
         "replications": 5,
         "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "trace": {"synthetic": {"duration_s": 3600, "rate_per_s": 1.0, "workloads": {g: 1.0 for g in groups}}},
+        "trace": traffic if trace is None else {"path": trace[0]},
         "models": models,
         "router": router,
         "policies": {"litellm": policy},
@@ -321,13 +331,16 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime) -> tuple[dict,
 # --------------------------------------------------------------------------- writing
 def render(scenario: dict, comments: dict[str, str], notes: list[str], source: Path) -> str:
     """The scenario as commented YAML."""
+    synthetic = "synthetic" in scenario["trace"]
     head = [f"# Imported by `routesim import litellm {source.name}`.",
-            "# TODO before trusting the numbers:",
-            "# - trace: the synthetic traffic below sends every model group the same share; replace it with",
-            "#   your traffic (routesim trace import ...), whose workload column names the model group asked for;",
-            "# - latency and quality: placeholders; put in your measurements (see docs/scenario.md);",
-            "# - prices marked TODO are unknown to genai-prices: routesim validate refuses them until filled in;",
-            "# - start: when the simulated traffic begins (catalog prices follow the date and time of day)."]
+            "# TODO before trusting the numbers:"]
+    if synthetic:
+        head += ["# - trace: the synthetic traffic below sends every model group the same share; replace it with",
+                 "#   your traffic (routesim trace import ...; or import again with --trace), whose workload",
+                 "#   column names the model group asked for;"]
+    head += ["# - latency and quality: placeholders; put in your measurements (see docs/scenario.md);",
+             "# - prices marked TODO are unknown to genai-prices: routesim validate refuses them until filled in;",
+             "# - start: when the simulated traffic begins (catalog prices follow the date and time of day)."]
     head += [f"# - note: {n}" for n in notes]
     body = []
     for key, value in scenario.items():
@@ -347,13 +360,21 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], source: P
     return "\n".join(head) + "\n" + "\n".join(body) + "\n"
 
 
-def import_litellm(source: Path, out: Path, start: datetime | None = None) -> tuple[int, int, list[str], list[str]]:
-    """Write the scenario; returns (deployments, model groups, names of models whose price is a
+def import_litellm(source: Path, out: Path, start: datetime | None = None,
+                   trace: Path | None = None) -> tuple[int, int, list[str], list[str]]:
+    """Write the scenario (simulating ``trace`` if given, whose workloads are the model
+    groups asked for); returns (deployments, model groups, names of models whose price is a
     TODO, the notes on what was not simulated)."""
     source = Path(source)
     config = read_config(source)  # load_yaml refuses a missing or unreadable file
     start = start or datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    scenario, comments, notes = convert(config, source, start)
+    traffic = None
+    if trace is not None:
+        from .trace import read_trace
+
+        relative = os.path.relpath(Path(trace).resolve(), Path(out).resolve().parent)
+        traffic = (relative, read_trace(trace).workloads)
+    scenario, comments, notes = convert(config, source, start, traffic)
     text = render(scenario, comments, notes, source)
     with atomic_file(Path(out), "scenario") as tmp:
         tmp.write_text(text, encoding="utf-8")

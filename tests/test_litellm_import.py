@@ -176,3 +176,33 @@ def test_a_config_without_any_chat_deployment_is_refused(cli, tmp_path):
     config.write_text("model_list:\n  - {model_name: '*', litellm_params: {model: 'openai/*'}}\n")
     result, _ = imported(cli, tmp_path, config)
     assert result.exit_code == 2 and "no chat deployment" in result.output
+
+
+def test_wildcard_routes_serve_the_model_names_a_trace_asks_for(cli, tmp_path):
+    import pandas as pd
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text("model_list:\n"
+                      "  - {model_name: chat, litellm_params: {model: openai/gpt-4o}}\n"
+                      "  - {model_name: 'anthropic/*', litellm_params: {model: 'anthropic/*'}}\n"
+                      "  - {model_name: '*', litellm_params: {model: 'openai/*'}}\n")
+    pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0, 3.0], "input_tokens": 100, "output_tokens": 10,
+                  "workload": ["chat", "anthropic/claude-sonnet-4-5", "gpt-4o-mini", "anthropic/claude-sonnet-4-5"]}
+                 ).to_csv(tmp_path / "trace.csv", index=False)
+    out = tmp_path / "scenario" / "litellm.yaml"
+    result = cli("import", "litellm", config, "-o", out, "--start", "2025-06-01T14:00:00Z",
+                 "--trace", tmp_path / "trace.csv")
+    assert result.exit_code == 0, result.output
+    scenario = yaml.safe_load(out.read_text())
+    assert scenario["trace"] == {"path": "../trace.csv"}  # relative to the scenario, as routesim reads it
+    assert scenario["policies"]["litellm"]["groups"] == {
+        "chat": ["chat"], "anthropic/claude-sonnet-4-5": ["anthropic/claude-sonnet-4-5"],
+        "gpt-4o-mini": ["gpt-4o-mini"]}
+    wild = scenario["models"]["anthropic/claude-sonnet-4-5"]
+    assert wild["provider"] == "anthropic" and wild["price"]["model"] == "claude-sonnet-4-5"
+    assert scenario["models"]["gpt-4o-mini"]["provider"] == "openai"
+    run = tmp_path / "run"
+    assert cli("run", out, "--out", run, "-r", "1", "--no-report").exit_code == 0
+    requests = read(run)
+    assert list(requests.sort_values("arrival_s").model) == ["chat", "anthropic/claude-sonnet-4-5", "gpt-4o-mini",
+                                                             "anthropic/claude-sonnet-4-5"]
