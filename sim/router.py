@@ -356,7 +356,8 @@ class Router:
             f.retries += 1
         else:
             self.rec.observe_error(f.i, error, "reroute")
-        if wait > 0.0 and now + wait < f.deadline:  # the policy's backoff before this retry
+        if wait > 0.0:  # the policy's backoff before this retry; one past the deadline ends the request there
+            wait = min(wait, f.deadline - now)
             self.schedule(wait, self._after_decision, (f, now + wait))
         else:
             self._next_candidate(f, now)
