@@ -73,6 +73,19 @@ def run_scenario_data(folder: Path, data: dict, **kwargs) -> Path:
     return out
 
 
+def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str):
+    """Write ``source`` as an importable module named ``module`` (a policy plug-in) and import it afresh."""
+    import importlib
+    import sys
+
+    folder = tmp_path / "plugins"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(folder))
+    sys.modules.pop(module, None)
+    return importlib.import_module(module)
+
+
 def read(out: Path, table: str = "requests") -> pd.DataFrame:
     return pd.read_parquet(out / f"{table}.parquet")
 

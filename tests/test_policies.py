@@ -13,7 +13,7 @@ import pytest
 from sim.policies import ModelStatus, Outcome, Request, RouterView, build
 from sim.policies.registry import PolicyConfigError, validate_params
 
-from conftest import read, run_scenario_data, scenario
+from conftest import install_plugin, read, run_scenario_data, scenario
 
 
 def status(name, price_in, price_out, ability=0.0, ttft=1.0, tps=50.0, healthy=True, context=100_000, **observed):
@@ -184,10 +184,7 @@ PLUGIN = textwrap.dedent('''
 
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "my_policies.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(folder))
+    install_plugin(tmp_path, monkeypatch, "my_policies", PLUGIN)
     return "my_policies"
 
 

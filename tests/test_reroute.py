@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import read, run_scenario_data, scenario
+from conftest import install_plugin, read, run_scenario_data, scenario
 
 POLICY = '''
 from sim.policies import Decision
@@ -22,12 +22,7 @@ class Stubborn:
 
 
 def test_the_policy_is_asked_again_with_what_was_tried_and_its_wait_is_honoured(tmp_path, monkeypatch):
-    (tmp_path / "stubborn.py").write_text(POLICY)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
-    import stubborn
-    importlib.reload(stubborn)
+    stubborn = install_plugin(tmp_path, monkeypatch, "stubborn", POLICY)
     data = scenario(replications=1, trace={"synthetic": {"duration_s": 20, "rate_per_s": 0.5}},
                     events=[{"kind": "outage", "model": "big", "start_s": 0, "end_s": 1000}],
                     router={"timeout_s": 60, "max_attempts": 4, "deadline_s": 9.0,

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from conftest import read, run_scenario_data, scenario
+from conftest import install_plugin, read, run_scenario_data, scenario
 from test_world import model
 
 
@@ -109,14 +109,7 @@ class Deaf(Listener):
 
 @pytest.fixture
 def listener(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    (folder / "listeners.py").write_text(FEEDBACK_PLUGIN)
-    monkeypatch.syspath_prepend(str(folder))
-    import importlib
-    import listeners
-    importlib.reload(listeners)
-    return listeners
+    return install_plugin(tmp_path, monkeypatch, "listeners", FEEDBACK_PLUGIN)
 
 
 def test_feedback_arrives_for_its_share_with_its_accuracy_after_its_delay(tmp_path, listener):
