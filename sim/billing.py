@@ -22,7 +22,7 @@ class Billing:
     def __init__(self, world: World, catalog: Catalog, abandoned_charge: str, input_tokens: list[int],
                  output_tokens: list[int]):
         """``input_tokens``, ``output_tokens``: the trace's columns as the router's plain lists (shared, not copied)."""
-        self.world = world
+        self._prices = world.prices  # the price in force when an attempt started
         self.abandoned_charge = abandoned_charge
         self._input = input_tokens
         self._output = output_tokens
@@ -36,7 +36,7 @@ class Billing:
         if output is None:
             return 0.0, 0.0
         m = a.model
-        cost = charge_usd(self.world.price(m, a.start), self._input[i], self._cached[i], output)
+        cost = charge_usd(self._prices.price(m, a.start), self._input[i], self._cached[i], output)
         return cost, (self._input[i] + output) * self._carbon[m] / 1e6
 
     def billed_output(self, a: Attempt, i: int, end: float) -> float | None:

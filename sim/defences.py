@@ -132,6 +132,8 @@ class Cooldown:
         return now >= self.until
 
     def success(self, now: float) -> None:
+        if self.spec.allowed_fails is not None:
+            return  # only the failure-rate rule counts successes
         self._this_minute(now)
         self._successes += 1
 

@@ -132,7 +132,7 @@ def prefill_rate(m: Measurements) -> float | None:
 
 def quantile_table(values: np.ndarray) -> dict:
     points = np.quantile(values, TABLE_PROBABILITIES)
-    return {"quantiles": [[p, float(f"{v:.6g}")] for p, v in zip(TABLE_PROBABILITIES, points)]}
+    return {"quantiles": [[p, _round(v)] for p, v in zip(TABLE_PROBABILITIES, points)]}
 
 
 def normal_scores(values: np.ndarray) -> np.ndarray:

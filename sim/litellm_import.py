@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .files import atomic_file
 from .errors import InputError, Problem, describe_error
-from .litellm_keys import unmapped_notes
+from .litellm_keys import SETTINGS, unmapped_notes
 from .yamlio import format_path, line_of, load_yaml
 
 #: LiteLLM provider prefixes -> genai-prices provider ids.
@@ -68,8 +68,6 @@ PLACEHOLDER_LATENCY = {"ttft_s": {"median": 0.8, "p95": 2.5}, "tokens_per_s": {"
 LITELLM_NUM_RETRIES, LITELLM_COOLDOWN_S, LITELLM_TIMEOUT_S = 2, 5.0, 6000.0
 MAX_ATTEMPTS = 20  # routesim's ceiling on router.max_attempts
 _RETRY_OUTCOMES = ["error", "rate_limited", "timeout"]
-_KNOWN_SETTINGS = {"routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
-                   "cooldown_time", "timeout", "request_timeout"}
 #: model_info.mode values that are chat traffic; other deployments (batch, embedding, rerank, ...) are skipped.
 CHAT_MODES = {None, "chat", "completion", "responses"}
 
@@ -129,7 +127,7 @@ def read_config(path: Path) -> LiteLLMConfig:
 
 def _settings(config: LiteLLMConfig) -> dict[str, Any]:
     """Router settings; ``router_settings`` wins over ``litellm_settings``."""
-    merged = {k: v for k, v in config.litellm_settings.items() if k in _KNOWN_SETTINGS}
+    merged = {k: v for k, v in config.litellm_settings.items() if k in SETTINGS}
     merged.update(config.router_settings)
     return merged
 
@@ -192,16 +190,6 @@ def _served_by_wildcard(name: str, route: Deployment) -> Deployment:
     return Deployment(model_name=name, litellm_params=LiteLLMParams(**params))
 
 
-def _shuffle_metrics(deployments: list[Deployment], groups: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """Each deployment's weight, rpm and tpm, from which simple-shuffle weighs a pick as
-    LiteLLM 1.110.2 does (the first metric some deployment in the pool has)."""
-    names = [name for members in groups.values() for name in members]
-    params = [d.litellm_params for group in groups for d in deployments if d.model_name == group]
-    metrics = {name: {k: float(getattr(p, k)) for k in ("weight", "rpm", "tpm") if getattr(p, k) is not None}
-               for name, p in zip(names, params)}
-    return {name: m for name, m in metrics.items() if m}
-
-
 # --------------------------------------------------------------------------- converting
 def convert(config: LiteLLMConfig, source: Path, start: datetime,
             trace: tuple[str, list[str]] | None = None) -> tuple[dict, dict[str, str], list[str]]:
@@ -221,7 +209,7 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
     for d in deployments:
         counts[d.model_name] = counts.get(d.model_name, 0) + 1
     seen: dict[str, int] = {}
-    models, comments, limits, order = {}, {}, {}, {}
+    models, comments, limits, order, metrics = {}, {}, {}, {}, {}
     timeouts = []
     for d in deployments:
         group, p = d.model_name, d.litellm_params
@@ -253,13 +241,16 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
         spec["quality"] = {"default": 0.0}
         if p.rpm or p.tpm:
             limits[name] = {k: v for k, v in (("rpm", p.rpm), ("tpm", p.tpm)) if v}
+        # simple-shuffle weighs a pick as LiteLLM does, from each deployment's weight, rpm and tpm.
+        given = {k: float(getattr(p, k)) for k in ("weight", "rpm", "tpm") if getattr(p, k) is not None}
+        if given:
+            metrics[name] = given
         if p.order is not None:
             order[name] = p.order
         if p.timeout is not None:
             timeouts.append(p.timeout)
         models[name] = spec
 
-    metrics = _shuffle_metrics(deployments, groups)
     problems: list[str] = []
     fallbacks = _group_map(settings.get("fallbacks"), "fallbacks", problems)
     cw_groups = _group_map(settings.get("context_window_fallbacks"), "context_window_fallbacks", problems)

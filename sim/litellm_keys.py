@@ -8,7 +8,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any, Iterator
 
-_SETTINGS = ("routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
+#: Router settings the importer maps, under router_settings or litellm_settings.
+SETTINGS = ("routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
              "cooldown_time", "timeout", "request_timeout")
 
 #: Keys the importer turns into the scenario (dotted paths; ``[]`` stands for any list item).
@@ -17,7 +18,7 @@ MAPPED = [
     "model_list[].litellm_params.tpm", "model_list[].litellm_params.weight", "model_list[].litellm_params.order",
     "model_list[].litellm_params.timeout", "model_list[].litellm_params.custom_llm_provider",
     "model_list[].model_info.mode",  # non-chat deployments are skipped, with a note
-    *(f"router_settings.{k}*" for k in _SETTINGS), *(f"litellm_settings.{k}*" for k in _SETTINGS),
+    *(f"router_settings.{k}*" for k in SETTINGS), *(f"litellm_settings.{k}*" for k in SETTINGS),
 ]
 
 #: (patterns, why routesim does not simulate them); the first match wins.

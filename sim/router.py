@@ -76,7 +76,7 @@ class _Flight:
         self.next = 0  # position of the next candidate to try
         self.attempts = 0
         self.tries: dict[int, int] = {}  # model -> attempts made on it (indexes the variates)
-        self.sequence: list[int] = []  # the models attempted, in order
+        self.sequence: list[int] | None = None  # the models attempted, in order (kept only for re-decisions)
         self.cost = 0.0
         self.carbon = 0.0
         self.deadline = deadline  # absolute time
@@ -254,7 +254,10 @@ class Router:
     def _start_attempt(self, f: _Flight, m: int, now: float, generation: int | None) -> None:
         k = f.tries.get(m, 0)
         f.tries[m] = k + 1
-        f.sequence.append(m)
+        if self._reroute:  # only a re-decision reads the order of the attempts
+            if f.sequence is None:
+                f.sequence = []
+            f.sequence.append(m)
         timeout_at = now + self._timeout_s
         if f.deadline < timeout_at:
             timeout_at = f.deadline  # only what is left of the request's deadline

@@ -40,6 +40,6 @@ class GroundTruth:
             answers = (not down and tokens_in + tokens_out <= self.context[m]
                        and block.error_u.item(at) >= error_rate
                        and block.latency_s.item(at) * latency_x <= self.wait_s)
-            cost = charge_usd(world.price(m, now), tokens_in, int(world.cached_input_tokens[i]), tokens_out)
+            cost = charge_usd(world.prices.price(m, now), tokens_in, int(world.cached_input_tokens[i]), tokens_out)
             truth[name] = TrueOutcome(answers, bool(block.accept.item(at)), cost)
         return truth

@@ -16,7 +16,6 @@ import numpy as np
 
 from .catalog import Catalog
 from .price_book import PriceBook
-from .prices import PricePoint
 from .rng import BLOCK_SIZE, Stream, draw_block, generator, name_key
 from .scenario import Scenario
 from .schema.faults import LaunchEvent, OutageProcess, PriceEvent
@@ -78,8 +77,8 @@ class World:
             self.cached_input_tokens = np.rint(trace.input_tokens * share[trace.workload]).astype(np.int64)
         n_models = len(catalog.names)
         index = catalog.index
-        # Fault windows per model, sorted by start: (start, end, down, error_rate, latency_x).
-        self.faults: list[list[tuple[float, float, bool, float, float]]] = [[] for _ in range(n_models)]
+        # Fault windows per model, sorted by start: (start, end, down, error_rate, latency_x, rate_limited).
+        self.faults: list[list[tuple[float, float, bool, float, float, bool]]] = [[] for _ in range(n_models)]
         #: Every fault window for reports: (start, end, kind, target).
         self.fault_windows: list[tuple[float, float, str, str]] = []
         #: The published prices over time (list prices and the scenario's price events).
@@ -91,7 +90,7 @@ class World:
         for event in events:
             if isinstance(event, PriceEvent):
                 m = index[event.model]
-                before = self.price(m, event.at_s)
+                before = self.prices.price(m, event.at_s)
                 cached = before.cached_input_per_mtok if event.cached_input_per_mtok is None else event.cached_input_per_mtok
                 self.prices.add(m, event.at_s, before._replace(input_per_mtok=event.input_per_mtok,
                                                                output_per_mtok=event.output_per_mtok,
@@ -125,10 +124,6 @@ class World:
         self.fault_windows.append((start, end, kind, target))
 
     # ------------------------------------------------------------------ over time
-    def price(self, m: int, t: float) -> PricePoint:
-        """The prices in force at ``t``."""
-        return self.prices.price(m, t)
-
     def state(self, m: int, t: float) -> tuple[bool, float, float, float]:
         """(down, error rate, latency multiplier, 429 rate) of model ``m`` at ``t``.
 

@@ -77,7 +77,7 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
 
     litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
     litellm.suppress_debug_info = True
-    router = litellm.Router(model_list=case.model_list, **_router_kwargs(case.router_settings))
+    router = litellm.Router(model_list=case.model_list, **case.router_settings)
     random.seed(seed)
     _start_early_in_a_minute(case.requests * case.gap_s)
     served = Served([], [], [])
@@ -106,11 +106,6 @@ def _start_early_in_a_minute(duration_s: float) -> None:
         second = time.time() % 60
         if second + duration_s > 58:
             time.sleep(60.5 - second)
-
-
-def _router_kwargs(settings: dict) -> dict:
-    return {k: v for k, v in settings.items() if k != "routing_strategy"} | (
-        {"routing_strategy": settings["routing_strategy"]} if "routing_strategy" in settings else {})
 
 
 # --------------------------------------------------------------------------- routesim

@@ -78,7 +78,7 @@ def test_a_policy_s_rows_survive_an_edit_elsewhere(tmp_path, before, edit, polic
         pd.testing.assert_frame_equal(got, expected, obj=f"{table} of {policy} after {edit.__name__}")
 
 
-def test_the_edits_change_what_they_touch(tmp_path, before):
+def test_the_edits_change_what_they_touch(tmp_path):
     """The invariance above is not vacuous: the edited policy's own rows do change."""
     data = original()
     more_attempts_for_another_policy(data)

@@ -250,7 +250,7 @@ def test_decision_time_is_measured(tmp_path, monkeypatch):
     and the summary's percentiles are those of decisions.parquet."""
     import json
 
-    (tmp_path / "slow_policy.py").write_text(
+    install_plugin(tmp_path, monkeypatch, "slow_policy", (
         "import time\n"
         "from sim.policies import Decision\n"
         "class Slow:\n"
@@ -258,8 +258,7 @@ def test_decision_time_is_measured(tmp_path, monkeypatch):
         "        start = time.thread_time_ns()\n"
         "        while time.thread_time_ns() - start < 2_000_000:\n"
         "            pass\n"
-        "        return Decision(('big', 'small'), 'slow')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        "        return Decision(('big', 'small'), 'slow')\n"))
     data = scenario(replications=1, policies={"slow": {"kind": "slow_policy:Slow"},
                                               "w": {"kind": "weighted", "weights": {"cost": 1}}}, baseline="w")
     data["trace"]["synthetic"]["duration_s"] = 60
@@ -281,14 +280,13 @@ def test_decision_time_is_wall_clock_so_a_sleeping_policy_cannot_hide(cli, tmp_p
     decision time, the summary's percentiles and the gate see the 5 ms."""
     import json
 
-    (tmp_path / "sleepy_policy.py").write_text(
+    install_plugin(tmp_path, monkeypatch, "sleepy_policy", (
         "import time\n"
         "from sim.policies import Decision\n"
         "class Sleepy:\n"
         "    def route(self, request, view):\n"
         "        time.sleep(0.005)\n"
-        "        return Decision(('big',), 'after a nap')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        "        return Decision(('big',), 'after a nap')\n"))
     data = scenario(replications=2, policies={"sleepy": {"kind": "sleepy_policy:Sleepy"},
                                               "static-big": {"kind": "static", "model": "big"}}, baseline="static-big")
     data["trace"]["synthetic"]["duration_s"] = 30
