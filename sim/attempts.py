@@ -6,7 +6,9 @@ context-window overflow, a 429 from a rate limit (with its retry-after), an
 error draw, or an answer whose time to first token, speed and latency are the
 pre-drawn variates of (request, model, attempt) — common random numbers, so the
 same attempt ends the same way whichever policy sent it — slowed by a brownout,
-and served at once or after a wait in the model's capacity queue. The router's
+and served at once or after a wait in the model's capacity queue. A request the
+response cache answers ends its first attempt with the cached answer instead,
+without reaching the provider. The router's
 timeout (or what is left of the request's deadline) is the same event, earlier.
 
 When the attempt ends the service calls back the router's ``on_end(attempt,
@@ -23,6 +25,7 @@ from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR,
     ATTEMPT_TIMEOUT
 from .provider import Providers
 from .rng import BLOCK_SIZE
+from .schema.routing import ResponseCacheSpec
 from .world import World
 
 _BLOCK_SHIFT = BLOCK_SIZE.bit_length() - 1
@@ -38,7 +41,8 @@ class Attempt:
     """One attempt of a request (``flight``) on model ``model``."""
 
     __slots__ = ("flight", "model", "number", "start", "timeout_at", "state", "outcome", "end", "service_s",
-                 "service_start", "ttft", "speed", "accept", "generation", "holds_slot", "retry_after")
+                 "service_start", "ttft", "speed", "accept", "generation", "holds_slot", "retry_after",
+                 "cached")
 
     def __init__(self, flight, model: int, number: int, start: float, timeout_at: float, generation):
         self.flight = flight
@@ -52,13 +56,14 @@ class Attempt:
         self.ttft = self.speed = self.accept = None
         self.generation = generation  # the breaker's generation when admitted (stale outcomes are ignored)
         self.holds_slot = False
+        self.cached = False  # answered from the response cache: no provider call, nothing to pay
 
 
 class AttemptService:
     """The providers as one run's attempts meet them (faults, limits, capacity, latency)."""
 
     def __init__(self, world: World, catalog: Catalog, providers: Providers, schedule: Schedule,
-                 on_end: Callable[[Attempt, float], None]):
+                 on_end: Callable[[Attempt, float], None], response_cache: ResponseCacheSpec | None = None):
         self.world = world
         self.schedule = schedule
         self.on_end = on_end
@@ -75,6 +80,8 @@ class AttemptService:
         self._limited = [bool(limits) for limits in providers.limits]
         self._capacity = providers.capacity
         self._block_number, self._block = -1, None
+        self._cache_latency_s = None if response_cache is None else response_cache.latency_s
+        self._cache_hits = None if response_cache is None else world.cache_hits(response_cache.hit_share).tolist()
 
     # ------------------------------------------------------------------ the variates
     def variates(self, i: int):
@@ -97,6 +104,8 @@ class AttemptService:
     def start(self, a: Attempt, i: int, k: int, now: float) -> None:
         """Decide how attempt ``a`` (request i's k-th on its model) ends, and schedule it."""
         m = a.model
+        if self._cache_hits is not None and a.number == 0 and self._cache_hits[i]:
+            return self._from_cache(a, i, k, now)
         if self._faults[m]:  # most models have no fault at all: skip the look-up
             down, error_rate, latency_x, limited_rate = self.world.state(m, now)
         else:
@@ -161,6 +170,16 @@ class AttemptService:
         a.outcome = ATTEMPT_TIMEOUT if a.end >= a.timeout_at else ATTEMPT_ERROR
         a.service_start = a.end  # never served (stays in the deque, skipped when it comes up)
         self.on_end(a, a.end)
+
+    def _from_cache(self, a: Attempt, i: int, k: int, now: float) -> None:
+        """The cached answer: the group's earlier answer to this request, so as good as this
+        deployment's (its acceptability draw), back after the cache's look-up."""
+        block = self.variates(i)
+        a.accept = block.accept.item(((i & _BLOCK_MASK) * self._n_models + a.model) * self._n_attempts + k)
+        a.cached, a.ttft, a.speed = True, self._cache_latency_s, float("inf")
+        a.service_s = self._cache_latency_s
+        a.end = now + a.service_s
+        self.schedule(a.service_s, self._on_attempt_end, a)
 
     def _on_attempt_end(self, a: Attempt) -> None:
         if a.state == DONE:

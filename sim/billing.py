@@ -31,6 +31,8 @@ class Billing:
 
     def charge(self, a: Attempt, i: int, end: float) -> tuple[float, float]:
         """(USD, grams CO2e) for attempt ``a`` of request i, ended at ``end``."""
+        if a.cached:
+            return 0.0, 0.0  # the response cache answered: no provider was called
         # An answer, the common case, without the call to billed_output: this runs for every attempt.
         output = self._output[i] if a.outcome == ATTEMPT_OK else self.billed_output(a, i, end)
         if output is None:

@@ -238,13 +238,17 @@ def import_litellm_config(
     trace: Optional[Path] = typer.Option(None, "--trace", help="Simulate this trace (its workloads are the model "
                                          "groups asked for; wildcard routes serve the names it asks for) "
                                          "instead of synthetic traffic."),
+    cache_hit_share: Optional[float] = typer.Option(None, "--cache-hit-share", min=0.0, max=1.0,
+                                                    help="With LiteLLM's response cache on (cache: true): the share "
+                                                         "of requests it answers, from your logs "
+                                                         "(LiteLLM_SpendLogs.cache_hit). Default 0."),
 ) -> None:
     """Write a scenario whose models, rate limits, router defences and policy reproduce a LiteLLM proxy config."""
     from .litellm_import import import_litellm
 
     with user_errors():
         when = _instant(start, "--start") if start else None
-        deployments, groups, todo, notes = import_litellm(config, out, when, trace)
+        deployments, groups, todo, notes = import_litellm(config, out, when, trace, cache_hit_share)
     typer.echo(f"wrote {out}: {deployments} deployment(s) in {groups} model group(s)")
     for note in notes:  # also written at the top of the scenario
         typer.echo(f"note: {note}")

@@ -6,7 +6,8 @@ What is mapped (LiteLLM -> routesim):
   it asks for;
 - ``litellm_params.model`` ``provider/name`` -> the model's provider, and its
   price from the genai-prices catalog when the catalog knows the model (else a
-  TODO that ``routesim validate`` refuses until filled in);
+  TODO that ``routesim validate`` refuses until filled in); a deployment's own
+  ``input_cost_per_token``/``output_cost_per_token`` win over the catalog;
 - ``weight``/``rpm``/``tpm`` -> simple-shuffle's weights as LiteLLM takes them:
   the first of weight, rpm, tpm that any deployment of the group has, 0 for
   deployments without it; ``rpm``/``tpm`` are usage-based routing's limits and
@@ -18,9 +19,16 @@ What is mapped (LiteLLM -> routesim):
   the policy's attempts per group, each a fresh pick (``router.retry.reroute``);
   ``fallbacks`` -> group fallbacks; ``context_window_fallbacks`` ->
   ``router.context_window_fallbacks``; ``allowed_fails`` and ``cooldown_time``
-  (default 5 s) -> ``router.cooldown``, always on as in LiteLLM, with its
-  single-deployment groups; ``timeout`` (default 6,000 s) -> ``router.timeout_s``;
-  the router's own health hold is off (LiteLLM has none).
+  (default 5 s) -> ``router.cooldown``, always on as in LiteLLM (off with
+  ``disable_cooldowns``), with its single-deployment groups;
+  ``model_group_alias`` -> the policy's aliases (a name clients ask for -> the
+  group serving it); ``timeout`` (default 6,000 s) -> ``router.timeout_s``;
+  the router's own health hold is off (LiteLLM has none);
+- tag-based routing: ``enable_tag_filtering`` (router-wide, or per group in
+  ``model_info``), ``tag_filtering_match_any`` and each deployment's ``tags`` ->
+  the policy's tag rules, applied to the ``tags`` a trace's requests carry;
+- ``litellm_settings.cache`` -> ``router.response_cache`` answering the share of
+  requests given by ``--cache-hit-share`` (0 until given).
 
 Wildcard routes (``*``, ``anthropic/*``) are not deployments: each model group
 the settings name that only a wildcard serves gets a deployment of its own
@@ -84,6 +92,7 @@ class LiteLLMParams(_Loose):
     order: int | None = Field(None, ge=1)
     timeout: float | None = Field(None, gt=0)
     custom_llm_provider: str | None = None
+    tags: list[str] | None = None
 
 
 class Deployment(_Loose):
@@ -181,6 +190,17 @@ def _chat_deployments(config: LiteLLMConfig, settings: dict[str, Any], notes: li
     return chat
 
 
+def _own_prices(d: Deployment) -> dict[str, float] | None:
+    """USD per million tokens from a deployment's own input/output_cost_per_token (in
+    litellm_params or model_info; LiteLLM bills them over its price map), or None."""
+    costs = {**{k: v for k, v in d.model_info.items() if k.endswith("_cost_per_token")},
+             **{k: v for k, v in (d.litellm_params.model_extra or {}).items() if k.endswith("_cost_per_token")}}
+    if "input_cost_per_token" not in costs or "output_cost_per_token" not in costs:
+        return None
+    return {"input_per_mtok": float(costs["input_cost_per_token"]) * 1e6,
+            "output_per_mtok": float(costs["output_cost_per_token"]) * 1e6}
+
+
 def _served_by_wildcard(name: str, route: Deployment) -> Deployment:
     """The deployment a wildcard route makes for the model group ``name``: the route's model
     with its '*' replaced by what the '*' of the route's model_name matched."""
@@ -192,14 +212,19 @@ def _served_by_wildcard(name: str, route: Deployment) -> Deployment:
 
 # --------------------------------------------------------------------------- converting
 def convert(config: LiteLLMConfig, source: Path, start: datetime,
-            trace: tuple[str, list[str]] | None = None) -> tuple[dict, dict[str, str], list[str]]:
+            trace: tuple[str, list[str], bool] | None = None,
+            cache_hit_share: float | None = None) -> tuple[dict, dict[str, str], list[str]]:
     """(scenario, comments by model name, notes) for a LiteLLM config; ``trace`` is (the
-    scenario's trace path, the model groups its requests ask for), else a synthetic trace."""
+    scenario's trace path, the model groups its requests ask for, whether its requests carry
+    tags), else a synthetic trace."""
     from .prices import find_model
 
     settings = _settings(config)
     notes = unmapped_notes(config.model_dump(exclude_unset=True))
-    requested = [] if trace is None else trace[1]
+    alias_setting = settings.get("model_group_alias")
+    alias_names = set(alias_setting) if isinstance(alias_setting, dict) else set()
+    # Names the trace asks for that an alias serves are not groups of their own (nor a wildcard's).
+    requested = [] if trace is None else [name for name in trace[1] if name not in alias_names]
     deployments = _chat_deployments(config, settings, notes, requested)
     if not deployments:
         raise InputError(Problem("no chat deployment to simulate (every model_list entry is a wildcard or "
@@ -209,7 +234,7 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
     for d in deployments:
         counts[d.model_name] = counts.get(d.model_name, 0) + 1
     seen: dict[str, int] = {}
-    models, comments, limits, order, metrics = {}, {}, {}, {}, {}
+    models, comments, limits, order, metrics, tags, group_tag_filtering = {}, {}, {}, {}, {}, {}, {}
     timeouts = []
     for d in deployments:
         group, p = d.model_name, d.litellm_params
@@ -220,7 +245,8 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
         spec: dict[str, Any] = {"provider": provider}
         catalog_provider = CATALOG_PROVIDERS.get(provider, provider)
         found = None
-        for candidate in (catalog_provider, CATALOG_FALLBACKS.get(catalog_provider)):
+        own = _own_prices(d)
+        for candidate in () if own else (catalog_provider, CATALOG_FALLBACKS.get(catalog_provider)):
             if candidate is None:
                 continue
             try:
@@ -228,7 +254,10 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
                 break
             except InputError:
                 continue
-        if found is not None:
+        if own:
+            spec["price"] = own
+            comments[name] = f"{p.model}: prices from the config's input/output_cost_per_token"
+        elif found is not None:
             spec["price"] = {"catalog": "genai-prices", "provider": found[0].id, "model": model_name}
             comments[name] = (f"{p.model}: prices from genai-prices {found[0].id}/{found[1].id}"
                               + (f" (no {provider} entry)" if found[0].id != catalog_provider else ""))
@@ -247,6 +276,10 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
             metrics[name] = given
         if p.order is not None:
             order[name] = p.order
+        if p.tags:
+            tags[name] = [str(t) for t in p.tags]
+        if d.model_info.get("enable_tag_filtering") is not None:  # the group's first such setting wins, as in LiteLLM
+            group_tag_filtering.setdefault(group, bool(d.model_info["enable_tag_filtering"]))
         if p.timeout is not None:
             timeouts.append(p.timeout)
         models[name] = spec
@@ -278,13 +311,20 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
     if chain * (1 + num_retries) > MAX_ATTEMPTS:
         notes.append(f"num_retries {num_retries} over {chain} group(s) makes {chain * (1 + num_retries)} attempts; "
                      f"routesim stops at {MAX_ATTEMPTS}")
-    cooldown: dict[str, Any] = {"cooldown_s": float(settings.get("cooldown_time") or LITELLM_COOLDOWN_S)}
-    if settings.get("allowed_fails") is not None:
-        cooldown["allowed_fails"] = int(settings["allowed_fails"])
-    single = {members[0]: bool(fallbacks.get(group)) for group, members in groups.items() if len(members) == 1}
-    if single:
-        cooldown["single_deployment"] = single
-    router["cooldown"] = cooldown
+    if not settings.get("disable_cooldowns"):
+        cooldown: dict[str, Any] = {"cooldown_s": float(settings.get("cooldown_time") or LITELLM_COOLDOWN_S)}
+        if settings.get("allowed_fails") is not None:
+            cooldown["allowed_fails"] = int(settings["allowed_fails"])
+        single = {members[0]: bool(fallbacks.get(group)) for group, members in groups.items() if len(members) == 1}
+        if single:
+            cooldown["single_deployment"] = single
+        router["cooldown"] = cooldown
+    if config.litellm_settings.get("cache"):
+        router["response_cache"] = {"hit_share": cache_hit_share or 0.0}
+        if cache_hit_share is None:
+            notes.append("cache: true -> router.response_cache with hit_share 0: set it to the share of cache hits "
+                         "in your proxy's logs (or import with --cache-hit-share); until then every request "
+                         "reaches a deployment and the simulated costs are an upper bound")
     if cw_groups:
         router["context_window_fallbacks"] = {d: [t for g in targets for t in groups[g]]
                                               for group, targets in cw_groups.items() for d in groups[group]}
@@ -298,6 +338,10 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
         policy["order"] = order
     if fallbacks:
         policy["fallbacks"] = fallbacks
+    aliases = _aliases(settings.get("model_group_alias"), groups, notes)
+    if aliases:
+        policy["aliases"] = aliases
+    policy.update(_tag_routing(settings, tags, group_tag_filtering, trace is not None and trace[2], notes))
     policy["default_group"] = next(iter(groups))
     for name in requested:
         if name not in groups:
@@ -317,6 +361,38 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
         "baseline": "litellm",
     }
     return scenario, comments, notes
+
+
+def _aliases(given: Any, groups: dict[str, list[str]], notes: list[str]) -> dict[str, str]:
+    """LiteLLM's model_group_alias ({alias: group} or {alias: {model: group, hidden: ...}})."""
+    aliases = {}
+    for alias, target in (given or {}).items() if isinstance(given, dict) else ():
+        group = target.get("model") if isinstance(target, dict) else target
+        if group in groups:
+            aliases[str(alias)] = str(group)
+        else:
+            notes.append(f"model_group_alias {alias!r} -> {group!r}: no such model group; left out")
+    return aliases
+
+
+def _tag_routing(settings: dict[str, Any], tags: dict[str, list[str]], group_tag_filtering: dict[str, bool],
+                 trace_has_tags: bool, notes: list[str]) -> dict[str, Any]:
+    """The litellm-router policy's tag rules from the config (empty when tag filtering is off)."""
+    router_wide = bool(settings.get("enable_tag_filtering", False))
+    if not router_wide and not any(group_tag_filtering.values()):
+        if tags:
+            notes.append("deployment tags are not used: enable_tag_filtering is off, so LiteLLM ignores them")
+        return {}
+    rules: dict[str, Any] = {"tags": tags, "tag_filtering": router_wide}
+    if group_tag_filtering:
+        rules["group_tag_filtering"] = group_tag_filtering
+    if settings.get("tag_filtering_match_any") is not None:
+        rules["tag_filtering_match_any"] = bool(settings["tag_filtering_match_any"])
+    if not trace_has_tags:
+        notes.append("tag filtering is on but the trace has no tags column: every request is untagged, so it goes "
+                     "to the deployments tagged 'default' (any deployment when none is); give the trace a tags "
+                     "column (--trace) to route by tags")
+    return rules
 
 
 # --------------------------------------------------------------------------- writing
@@ -351,10 +427,10 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], source: P
     return "\n".join(head) + "\n" + "\n".join(body) + "\n"
 
 
-def import_litellm(source: Path, out: Path, start: datetime | None = None,
-                   trace: Path | None = None) -> tuple[int, int, list[str], list[str]]:
+def import_litellm(source: Path, out: Path, start: datetime | None = None, trace: Path | None = None,
+                   cache_hit_share: float | None = None) -> tuple[int, int, list[str], list[str]]:
     """Write the scenario (simulating ``trace`` if given, whose workloads are the model
-    groups asked for); returns (deployments, model groups, names of models whose price is a
+    groups asked for; with a response cache answering ``cache_hit_share`` of requests); returns (deployments, model groups, names of models whose price is a
     TODO, the notes on what was not simulated)."""
     source = Path(source)
     config = read_config(source)  # load_yaml refuses a missing or unreadable file
@@ -364,8 +440,9 @@ def import_litellm(source: Path, out: Path, start: datetime | None = None,
         from .trace import read_trace
 
         relative = os.path.relpath(Path(trace).resolve(), Path(out).resolve().parent)
-        traffic = (relative, read_trace(trace).workloads)
-    scenario, comments, notes = convert(config, source, start, traffic)
+        table = read_trace(trace)
+        traffic = (relative, table.workloads, table.tags is not None)
+    scenario, comments, notes = convert(config, source, start, traffic, cache_hit_share)
     text = render(scenario, comments, notes, source)
     with atomic_file(Path(out), "scenario") as tmp:
         tmp.write_text(text, encoding="utf-8")

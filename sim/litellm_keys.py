@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 #: Router settings the importer maps, under router_settings or litellm_settings.
 SETTINGS = ("routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
-             "cooldown_time", "timeout", "request_timeout")
+             "cooldown_time", "timeout", "request_timeout", "enable_tag_filtering", "tag_filtering_match_any", "disable_cooldowns", "model_group_alias")
 
 #: Keys the importer turns into the scenario (dotted paths; ``[]`` stands for any list item).
 MAPPED = [
@@ -18,27 +18,42 @@ MAPPED = [
     "model_list[].litellm_params.tpm", "model_list[].litellm_params.weight", "model_list[].litellm_params.order",
     "model_list[].litellm_params.timeout", "model_list[].litellm_params.custom_llm_provider",
     "model_list[].model_info.mode",  # non-chat deployments are skipped, with a note
-    *(f"router_settings.{k}*" for k in SETTINGS), *(f"litellm_settings.{k}*" for k in SETTINGS),
+    "model_list[].litellm_params.tags", "model_list[].model_info.enable_tag_filtering",
+    "litellm_settings.cache",  # router.response_cache
+    "model_list[].*.input_cost_per_token", "model_list[].*.output_cost_per_token",  # the model's price
+    # A setting, whatever lies under it (``fallbacks[].group``, ``model_group_alias.name``), but not a
+    # longer name that starts the same (allowed_fails_policy is not allowed_fails).
+    *(f"{section}.{k}{rest}" for section in ("router_settings", "litellm_settings") for k in SETTINGS
+      for rest in ("", ".*", "[[]]*")),
 ]
 
 #: (patterns, why routesim does not simulate them); the first match wins.
 NOT_SIMULATED: list[tuple[tuple[str, ...], str]] = [
     (("*api_key*", "*api_base*", "*api_version*", "*.aws_*", "*.s3_*", "*vertex_*", "*organization*",
-      "*azure_ad*", "*tenant_id*", "*client_id*", "*client_secret*", "*.input_cost_per_token",
-      "*.output_cost_per_token"),
-     "credentials, endpoints and per-token cost overrides: they do not change which deployment is picked "
-     "(prices come from the price catalog or the scenario)"),
+      "*azure_ad*", "*tenant_id*", "*client_id*", "*client_secret*"),
+     "credentials and endpoints: they do not change which deployment is picked"),
     (("model_list[].litellm_params.max_retries",),
      "the provider client's own retries inside one call; routesim models the router's retries (num_retries)"),
     (("*stream_timeout*",), "a streaming timeout: routesim applies router.timeout_s to the whole answer"),
     (("*region_name*",), "a deployment's region: set the model's latency block for where it runs"),
+    (("*retry_policy*", "*allowed_fails_policy*"),
+     "retries and allowed failures per exception type: routesim applies num_retries and allowed_fails to "
+     "every error"),
+    (("*content_policy_fallbacks*",),
+     "content-policy fallbacks: a simulated request has no content, so no provider refuses it for that"),
+    (("*enable_pre_call_checks*",),
+     "pre-call context-window checks: routesim sends the request and a too-long one fails fast on that "
+     "deployment, then goes to the context_window_fallbacks (LiteLLM would skip the deployment instead)"),
+    (("*redis*",), "the shared state of several proxy instances: routesim simulates one router"),
     (("model_list[].rpm", "model_list[].tpm"),
      "rpm/tpm outside litellm_params: LiteLLM's router does not read them there"),
-    (("*tags*", "*tag_filtering*"),
-     "tag-based routing: routesim's traces carry no tags, so every request may use every deployment"),
-    (("litellm_settings.cache*",),
-     "LiteLLM's response cache: every request reaches a deployment (a hit would cost nothing and answer "
-     "at once, so the simulated costs are an upper bound)"),
+    (("*tag_regex*", "*tag_routing_prefix*", "*allow_fail_open*"),
+     "tag routing by request headers, tag prefixes and fail-open: a trace carries a request's tags, not its "
+     "headers, keys or teams"),
+    (("*tags*",), "tags outside a deployment's litellm_params: they do not route requests"),
+    (("litellm_settings.cache_params*", "*cache_responses*", "*caching*"),
+     "the response cache's backend and keys: routesim answers the share of requests router.response_cache "
+     "says, whatever the backend"),
     (("model_list[].model_info*",), "deployment metadata (ids, capabilities): no effect on routing"),
     (("*callback*", "*langfuse*", "*verbose*", "*log*", "*prometheus*", "*otel*", "*metrics*", "*alert*"),
      "logging, metrics and alerting: no effect on routing"),

@@ -41,6 +41,7 @@ class Stream(IntEnum):
     DECISION = 11  # a policy's modelled decision latency (a classifier or embedding call), keyed by its name
     BELIEF = 12  # the router's believed quality: truth + noise, keyed by model and workload names
     FEEDBACK = 13  # which answers a feedback channel scores and whether its verdict is right, keyed by channel name
+    CACHE = 14  # which requests the response cache answers
 
 
 def generator(seed: int, replication: int, stream: Stream, *sub_keys: int) -> np.random.Generator:

@@ -100,7 +100,7 @@ class Router:
         self.schedule = schedule
         self.rec = recorder
         self.known = Observations(catalog, spec, world.prices, world.launch_at, beliefs.quality)
-        self.service = AttemptService(world, catalog, providers, schedule, self._complete)
+        self.service = AttemptService(world, catalog, providers, schedule, self._complete, spec.response_cache)
         trace = world.trace
         # Plain lists: indexing them is several times faster than numpy scalars.
         self._arrival = trace.arrival_s.tolist()
@@ -111,6 +111,8 @@ class Router:
         self._workload = trace.workload_names().tolist()
         estimate = beliefs.difficulty_estimate
         self._estimate = None if estimate is None else estimate.tolist()
+        # The request's routing tags, as its client sent them (a production router reads them too).
+        self._tags = None if trace.tags is None else [trace.tag_sets[c] for c in trace.tags.tolist()]
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
         self._names = catalog.names
         self._index = catalog.index
@@ -145,7 +147,8 @@ class Router:
     def on_arrival(self, i: int) -> None:
         now = self._arrival[i]
         request = Request(self._request_id[i], now, self._workload[i], self._input[i],
-                          None if self._estimate is None else self._estimate[i])
+                          None if self._estimate is None else self._estimate[i], (),
+                          () if self._tags is None else self._tags[i])
         view = self.known.view(now)
         error = None
         # Wall-clock time is what a request waits for (a policy that sleeps or calls a

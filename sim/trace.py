@@ -3,8 +3,10 @@
 
 A trace has ``arrival_s`` (seconds from the start, sorted), ``input_tokens`` and
 ``output_tokens`` (whole, non-negative), and optionally ``request_id``,
-``workload``, ``difficulty`` and ``quality.<model>`` (per-request labels in
-[0, 1] for counterfactual replay of offline evals). Readers report the first bad
+``workload``, ``difficulty``, ``cached_input_tokens``, ``tags`` (the request's
+routing tags, as a LiteLLM proxy reads them from its metadata: a list in JSON
+lines and Parquet, ``;``-separated text in CSV) and ``quality.<model>``
+(per-request labels in [0, 1] for counterfactual replay of offline evals). Readers report the first bad
 value with its line (text files) or row (Parquet).
 """
 
@@ -27,7 +29,8 @@ from .limits import MAX_REQUESTS
 from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
-OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens")
+OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens", "tags")
+TAG_SEPARATOR = ";"  # between tags in a text cell
 QUALITY_PREFIX = "quality."
 DEFAULT_WORKLOAD = "default"
 
@@ -45,6 +48,8 @@ class Trace:
     difficulty: np.ndarray | None = None  # float64
     quality_labels: dict[str, np.ndarray] = field(default_factory=dict)  # model -> float64 in [0, 1]
     cached_input_tokens: np.ndarray | None = None  # int64, <= input_tokens: input read from a prompt cache
+    tags: np.ndarray | None = None  # int32 codes into ``tag_sets``
+    tag_sets: list[tuple[str, ...]] = field(default_factory=list)  # each distinct set of a request's tags
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -68,6 +73,8 @@ class Trace:
             cols["difficulty"] = self.difficulty
         if self.cached_input_tokens is not None:
             cols["cached_input_tokens"] = self.cached_input_tokens
+        if self.tags is not None:
+            cols["tags"] = np.asarray([TAG_SEPARATOR.join(t) for t in self.tag_sets], dtype=object)[self.tags]
         for model, labels in self.quality_labels.items():
             cols[QUALITY_PREFIX + model] = labels
         return pd.DataFrame(cols)
@@ -230,6 +237,7 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
         if len(over):
             raise InputError(Problem(f"cached_input_tokens: {cached[over[0]]} is more than input_tokens "
                                      f"{input_tokens[over[0]]}", **where(int(over[0]))))
+    tags, tag_sets = _tags(frame["tags"], where) if "tags" in frame.columns else (None, [])
     labels = {}
     for column in frame.columns:
         if str(column).startswith(QUALITY_PREFIX):
@@ -238,7 +246,30 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
             if len(bad):
                 raise InputError(Problem(f"{column}: must be in [0, 1] (got {values[bad[0]]})", **where(int(bad[0]))))
             labels[str(column)[len(QUALITY_PREFIX):]] = values
-    return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels, cached)
+    return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels, cached,
+                 tags, tag_sets)
+
+
+def _tags(column: pd.Series, where: Locate) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Each request's tags as a code into the distinct tag sets: a cell is a list of strings
+    or ``;``-separated text; an empty or missing cell is no tags."""
+    sets: dict[tuple[str, ...], int] = {}
+    codes = np.empty(len(column), dtype=np.int32)
+    for i, cell in enumerate(column.to_numpy(dtype=object)):
+        if isinstance(cell, str):
+            found = cell.split(TAG_SEPARATOR)
+        elif isinstance(cell, (list, tuple, np.ndarray)):
+            found = list(cell)
+            if not all(isinstance(t, str) for t in found):
+                raise InputError(Problem(f"tags: every tag must be text (got {cell!r})", **where(i)))
+        elif cell is None or (isinstance(cell, float) and np.isnan(cell)):
+            found = []
+        else:
+            raise InputError(Problem(f"tags: a list of tags or '{TAG_SEPARATOR}'-separated text (got {cell!r})",
+                                     **where(i)))
+        key = tuple(sorted({t.strip() for t in found if t.strip()}))
+        codes[i] = sets.setdefault(key, len(sets))
+    return codes, list(sets)
 
 
 def _text(column: pd.Series) -> np.ndarray:

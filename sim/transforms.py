@@ -30,7 +30,8 @@ def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
                  recode[trace.workload[rows]], [trace.workloads[c] for c in used],
                  None if trace.difficulty is None else trace.difficulty[rows],
                  {m: labels[rows] for m, labels in trace.quality_labels.items()},
-                 None if trace.cached_input_tokens is None else trace.cached_input_tokens[rows])
+                 None if trace.cached_input_tokens is None else trace.cached_input_tokens[rows],
+                 None if trace.tags is None else trace.tags[rows], trace.tag_sets)
 
 
 def replay(trace: Trace, window_s: tuple[float, float] | None = None, keep: float | None = None,
@@ -116,9 +117,25 @@ def merge(traces: list[tuple[str, Trace]]) -> Trace:
     if any(t.cached_input_tokens is not None for _, t in traces):  # a trace without the column cached nothing
         cached = np.concatenate([t.cached_input_tokens if t.cached_input_tokens is not None
                                  else np.zeros(len(t), dtype=np.int64) for _, t in traces])[order]
+    tags, tag_sets = _merged_tags([t for _, t in traces])
     return Trace(arrival[order], np.concatenate([t.input_tokens for _, t in traces])[order],
                  np.concatenate([t.output_tokens for _, t in traces])[order], ids[order], workload[order],
-                 labels, difficulty, quality, cached)
+                 labels, difficulty, quality, cached, None if tags is None else tags[order], tag_sets)
+
+
+def _merged_tags(traces: list[Trace]) -> tuple[np.ndarray | None, list[tuple[str, ...]]]:
+    """The traces' tags, coded into one list of tag sets (a trace without the column: no tags)."""
+    if all(t.tags is None for t in traces):
+        return None, []
+    sets: dict[tuple[str, ...], int] = {}
+    parts = []
+    for t in traces:
+        if t.tags is None:
+            parts.append(np.full(len(t), sets.setdefault((), len(sets)), dtype=np.int32))
+        else:
+            recode = np.array([sets.setdefault(s, len(sets)) for s in t.tag_sets], dtype=np.int32)
+            parts.append(recode[t.tags])
+    return np.concatenate(parts), list(sets)
 
 
 def labels_trace(table: Path, models: dict[str, str], rate_per_s: float, rng: np.random.Generator,

@@ -117,6 +117,12 @@ class World:
         self._labels = [trace.quality_labels.get(name) for name in catalog.names]
         self._blocks: OrderedDict[int, list] = OrderedDict()
 
+    def cache_hits(self, hit_share: float) -> np.ndarray:
+        """Which requests a response cache answers (bool per request): the same requests for
+        every policy of this replication, and a larger share keeps every hit of a smaller one."""
+        u = generator(self.seed, self.replication, Stream.CACHE).random(len(self.trace))
+        return u < hit_share
+
     def _add_fault(self, models: list[int], start: float, end: float, kind: str, target: str, *,
                    down: bool, error_rate: float, latency_x: float, rate_limited: bool = False) -> None:
         for m in models:

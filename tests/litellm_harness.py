@@ -5,7 +5,9 @@ The LiteLLM side: mock deployments (a ``CustomLLM`` provider that answers at
 once, or raises LiteLLM's exception for a status code while the schedule says
 the deployment fails), one request at a time, requests ``gap_s`` apart on the
 wall clock. Each request's start time and the deployments it reached are
-recorded.
+recorded. Requests with tags go through ``Router.acompletion`` (the path a
+LiteLLM proxy takes; litellm 1.110.2's synchronous ``completion`` does not filter
+by tags, measured), their tags in the request's metadata.
 
 The routesim side: the same config through ``routesim import litellm``, the
 recorded start times as the trace, each failure window as a fault from the
@@ -15,6 +17,7 @@ deployments that answer in about a millisecond.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ class Case:
     gap_s: float
     failures: list[tuple[str, int, int, int]] = field(default_factory=list)  # (deployment, first, end, status)
     group: str = "g"
+    tags: list[tuple[str, ...]] | None = None  # each request's tags (then the asynchronous path)
 
 
 @dataclass
@@ -75,12 +79,17 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
             return litellm.ModelResponse(model=model, choices=[{"message": {"role": "assistant", "content": "ok"}}],
                                          usage={"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11})
 
+        async def acompletion(self, model, messages, *args, **kwargs):
+            return self.completion(model, messages)
+
     litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
     litellm.suppress_debug_info = True
     router = litellm.Router(model_list=case.model_list, **case.router_settings)
     random.seed(seed)
     _start_early_in_a_minute(case.requests * case.gap_s)
     served = Served([], [], [])
+    messages = [{"role": "user", "content": "hi"}]
+    loop = asyncio.new_event_loop() if case.tags is not None else None
     t0 = time.monotonic()
     for i in range(case.requests):
         state["i"] = i
@@ -90,13 +99,65 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
         served.start_s.append(time.monotonic() - t0)
         before = len(state["calls"])
         try:
-            router.completion(model=case.group, messages=[{"role": "user", "content": "hi"}])
+            if loop is None:
+                router.completion(model=case.group, messages=messages)
+            else:
+                loop.run_until_complete(router.acompletion(model=case.group, messages=messages,
+                                                           metadata={"tags": list(case.tags[i])}))
             served.ok.append(True)
         except Exception:  # noqa: BLE001 - every LiteLLM failure is a failed request here
             served.ok.append(False)
         served.latency_s.append(time.monotonic() - t0 - served.start_s[-1])
         served.attempts.append([c for c in state["calls"][before:]])
+    if loop is not None:
+        _close(loop)
     return served
+
+
+def litellm_tag_pools(model_list: list[dict], settings: dict, request_tags: list[tuple[str, ...]],
+                      tries: int = 40) -> dict[tuple[str, ...], set[str]]:
+    """For each request tag set, the deployments of group "g" the real Router sent ``tries``
+    such requests to (empty when it refused them all), through the asynchronous path."""
+    import litellm
+    from litellm import CustomLLM
+
+    calls: list[str] = []
+
+    class Mock(CustomLLM):
+        async def acompletion(self, model, messages, *args, **kwargs):
+            calls.append(model)
+            return litellm.ModelResponse(model=model, choices=[{"message": {"role": "assistant", "content": "ok"}}])
+
+    litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
+    litellm.suppress_debug_info = True
+    router = litellm.Router(model_list=model_list, **settings)
+
+    async def reach(tags: tuple[str, ...]) -> set[str]:
+        calls.clear()
+        for _ in range(tries):
+            try:
+                await router.acompletion(model="g", messages=[{"role": "user", "content": "hi"}],
+                                         metadata={"tags": list(tags)})
+            except Exception:  # noqa: BLE001 - a refusal: no deployment reached
+                pass
+        return set(calls)
+
+    loop = asyncio.new_event_loop()
+    try:
+        return {tags: loop.run_until_complete(reach(tags)) for tags in request_tags}
+    finally:
+        _close(loop)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a loop LiteLLM has used: its background tasks (logging) are cancelled first, or
+    they would outlive the loop and complain that it is closed."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 def _start_early_in_a_minute(duration_s: float) -> None:
@@ -133,9 +194,11 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) 
                           for dep, lo, hi, code in case.failures if code != 400]
     # A 400 window: its requests are longer than the deployment's context window.
     long_requests = {i for _, lo, hi, code in case.failures if code == 400 for i in range(lo, hi)}
-    pd.DataFrame({"arrival_s": start_s, "output_tokens": 1, "workload": case.group,
-                  "input_tokens": [5000 if i in long_requests else 10 for i in range(len(start_s))]}
-                 ).to_csv(folder / "trace.csv", index=False)
+    trace = pd.DataFrame({"arrival_s": start_s, "output_tokens": 1, "workload": case.group,
+                          "input_tokens": [5000 if i in long_requests else 10 for i in range(len(start_s))]})
+    if case.tags is not None:
+        trace["tags"] = [";".join(t) for t in case.tags]
+    trace.to_csv(folder / "trace.csv", index=False)
     scenario.update(trace={"path": "trace.csv"}, replications=1, seed=seed)
     scenario.pop("start", None)
     (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))

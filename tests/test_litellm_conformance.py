@@ -196,3 +196,60 @@ def test_usage_based_routing_as_in_litellm(tmp_path):
     # Each up to rpm - 1 (LiteLLM's check is usage + 1 < rpm), then nothing left for the rest.
     assert served[0] == {"A": 120 - 1, "B": 40 - 1} and failed[0] == case.requests - (120 - 1) - (40 - 1)
 
+
+
+def test_tag_based_routing_as_in_litellm(tmp_path):
+    """enable_tag_filtering: a request goes to the deployments carrying one of its tags; an
+    untagged one to any; '!tag' keeps away from a tag; a tag no deployment of the group carries
+    makes LiteLLM refuse the group and take its fallback, where the 'default' deployment serves.
+    While A fails, 'free' requests go on to C (the other 'free' deployment), never to B."""
+    settings = {"enable_tag_filtering": True, "num_retries": 2, "cooldown_time": 0.5, "allowed_fails": 1,
+                "fallbacks": [{"g": ["h"]}]}
+    model_list = [deployment("g", "A", tags=["free"]), deployment("g", "B", tags=["paid"]),
+                  deployment("g", "C", tags=["free", "paid"]),
+                  deployment("h", "E", tags=["default"]), deployment("h", "F", tags=["paid"])]
+    kinds = [("free",), ("paid",), (), ("unknown",), ("!free",)]
+    n = 1000
+    failing = range(600, 800)
+    case = Case(model_list, settings, n, 0.005, [("A", failing.start, failing.stop, 500)],
+                tags=[kinds[i % len(kinds)] for i in range(n)])
+    real, sim = both(case, tmp_path)
+    healthy = [i for i in range(n) if i not in failing]
+    for k, kind in enumerate(kinds):
+        requests = [i for i in healthy if i % len(kinds) == k]
+        for name in "ABCEF":
+            assert within_sampling_error(share(real, name, requests), share(sim, name, requests), len(requests)), \
+                (kind, name, share(real, name, requests), share(sim, name, requests))
+    # What the rules say, on LiteLLM's side: (kind, deployments that may serve it).
+    for kind, allowed in [(("free",), "AC"), (("paid",), "BC"), ((), "ABC"), (("unknown",), "E"), (("!free",), "B")]:
+        k = kinds.index(kind)
+        assert {real.served_by(i) for i in healthy if i % len(kinds) == k} == set(allowed), kind
+    free_in_window = [i for i in failing if i % len(kinds) == 0]
+    for side in (real, sim):
+        assert {side.served_by(i) for i in free_in_window} == {"C"}
+        assert all(side.ok)
+
+
+TAG_CONFIGS = [  # (deployment -> tags, router settings)
+    ({"A": ["free"], "B": ["paid"], "C": ["free", "paid"], "D": ["default"]}, {}),
+    ({"A": ["free"], "B": ["paid"], "C": ["free", "paid"], "D": []}, {}),
+    ({"A": ["free"], "B": ["paid"], "C": ["free", "paid"], "D": ["default", "eu"]}, {"tag_filtering_match_any": False}),
+]
+REQUEST_TAGS = [(), ("free",), ("paid",), ("free", "paid"), ("unknown",), ("!free",), ("&paid",), ("&eu",),
+                ("!paid", "!free"), ("free", "!paid"), ("eu",), ("default",)]
+
+
+@pytest.mark.parametrize("tags, settings", TAG_CONFIGS)
+def test_tag_rules_pick_the_deployments_litellm_picks(tags, settings):
+    """For each request tag set, the deployments LiteLLM sends such requests to (40 tries, a
+    uniform pick among at most four: one is missed with probability below 1e-4) are the ones
+    routesim's tag rules allow."""
+    from litellm_harness import litellm_tag_pools
+    from sim.policies.litellm_tags import allowed_deployments
+
+    model_list = [deployment("g", name, tags=t) for name, t in tags.items()]
+    real = litellm_tag_pools(model_list, {"enable_tag_filtering": True, **settings}, REQUEST_TAGS)
+    names = list(tags)
+    for request_tags, reached in real.items():
+        ours = allowed_deployments(request_tags, names, names, tags, settings.get("tag_filtering_match_any", True))
+        assert set(ours) == reached, (request_tags, sorted(ours), sorted(reached))

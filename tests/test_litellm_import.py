@@ -106,12 +106,17 @@ def test_bad_configs_are_reported_with_their_line(cli, tmp_path):
 MAPPED_KEYS = {"model_list[].model_name", "model_list[].litellm_params.model", "model_list[].litellm_params.rpm",
                "model_list[].litellm_params.tpm", "model_list[].litellm_params.weight",
                "model_list[].litellm_params.order", "model_list[].litellm_params.timeout",
-               "model_list[].model_info.mode"} | {
+               "model_list[].model_info.mode", "model_list[].litellm_params.tags",
+               "model_list[].model_info.enable_tag_filtering", "litellm_settings.cache",
+               "model_list[].model_info.input_cost_per_token", "model_list[].model_info.output_cost_per_token",
+               "model_list[].litellm_params.input_cost_per_token", "model_list[].litellm_params.output_cost_per_token"} | {
     f"{section}.{key}" for section in ("router_settings", "litellm_settings")
     for key in ("routing_strategy", "num_retries", "fallbacks", "context_window_fallbacks", "allowed_fails",
-                "cooldown_time", "timeout", "request_timeout")}
+                "cooldown_time", "timeout", "request_timeout", "enable_tag_filtering", "tag_filtering_match_any", "disable_cooldowns", "model_group_alias")}
 SHIPPED = ["load_balancer.yaml", "azure_config.yaml", "oai_misc_config.yaml", "otel_test_config.yaml",
            "simple_config.yaml"]
+#: Two gateways in the shape public LiteLLM gateway configs take (written for these tests).
+GATEWAYS = ["team_gateway.yaml", "key_pool_gateway.yaml"]
 
 
 def keys_of(data, prefix=""):
@@ -138,16 +143,26 @@ def shipped_config(name):
     return Path(litellm.__file__).parent / "proxy" / "example_config_yaml" / name
 
 
-@pytest.mark.parametrize("name", SHIPPED + ["routesim's example"])
+def is_mapped(key: str) -> bool:
+    return any(key == mapped or key.startswith(mapped + ".") for mapped in MAPPED_KEYS)
+
+
+def config_named(name):
+    if name == "routesim's example":
+        return CONFIG
+    return ROOT / "tests" / "fixtures" / "litellm" / name if name in GATEWAYS else shipped_config(name)
+
+
+@pytest.mark.parametrize("name", SHIPPED + GATEWAYS + ["routesim's example"])
 def test_every_key_of_a_config_is_mapped_or_named_in_the_notes(cli, tmp_path, name):
-    config = CONFIG if name == "routesim's example" else shipped_config(name)
+    config = config_named(name)
     result, out = imported(cli, tmp_path, config)
     assert result.exit_code == 0, result.output
     notes = [line for line in out.read_text().splitlines() if line.startswith("# - note: ")]
     printed = [line for line in result.output.splitlines() if line.startswith("note: ")]
     assert [n.removeprefix("# - note: ") for n in notes] == [p.removeprefix("note: ") for p in printed]
     for key in set(keys_of(yaml.safe_load(config.read_text()))):
-        assert key in MAPPED_KEYS or any(key in note for note in notes), f"{name}: {key} neither mapped nor noted"
+        assert is_mapped(key) or any(key in note for note in notes), f"{name}: {key} neither mapped nor noted"
 
 
 def test_wildcards_serve_the_groups_the_config_names_and_non_chat_deployments_are_skipped(cli, tmp_path):
@@ -206,3 +221,113 @@ def test_wildcard_routes_serve_the_model_names_a_trace_asks_for(cli, tmp_path):
     requests = read(run)
     assert list(requests.sort_values("arrival_s").model) == ["chat", "anthropic/claude-sonnet-4-5", "gpt-4o-mini",
                                                              "anthropic/claude-sonnet-4-5"]
+
+
+def test_tag_routing_is_imported_and_runs_on_a_tagged_trace(cli, tmp_path):
+    """enable_tag_filtering, tag_filtering_match_any, each deployment's tags and a group's own
+    model_info.enable_tag_filtering become the policy's tag rules; tag_regex is noted."""
+    import pandas as pd
+
+    config = tmp_path / "tags.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_list": [
+            {"model_name": "g", "litellm_params": {"model": "openai/gpt-4o", "tags": ["paid"]}},
+            {"model_name": "g", "litellm_params": {"model": "openai/gpt-4o-mini", "tags": ["free", "default"],
+                                                   "tag_regex": ["^User-Agent: claude-code"]}},
+            {"model_name": "k", "litellm_params": {"model": "openai/gpt-4o"},
+             "model_info": {"enable_tag_filtering": False}}],
+        "router_settings": {"enable_tag_filtering": True, "tag_filtering_match_any": False}}))
+    pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0, 3.0], "input_tokens": 100, "output_tokens": 10,
+                  "workload": ["g", "g", "g", "k"], "tags": ["paid", "free", "", "paid"]}
+                 ).to_csv(tmp_path / "trace.csv", index=False)
+    out = tmp_path / "litellm.yaml"
+    result = cli("import", "litellm", config, "-o", out, "--start", "2025-06-01T14:00:00Z",
+                 "--trace", tmp_path / "trace.csv")
+    assert result.exit_code == 0, result.output
+    policy = yaml.safe_load(out.read_text())["policies"]["litellm"]
+    assert policy["tags"] == {"g-1": ["paid"], "g-2": ["free", "default"]}
+    assert policy["tag_filtering"] is True and policy["tag_filtering_match_any"] is False
+    assert policy["group_tag_filtering"] == {"k": False}
+    assert "model_list[].litellm_params.tag_regex" in result.output
+    run = tmp_path / "run"
+    assert cli("run", out, "--out", run, "-r", "1", "--no-report").exit_code == 0
+    # paid -> the paid deployment; free and untagged -> the default one; group k does not filter.
+    assert list(read(run).sort_values("arrival_s").model) == ["g-1", "g-2", "g-2", "k"]
+
+
+def test_a_tag_filtering_config_without_tags_in_the_trace_says_so(cli, tmp_path):
+    config = tmp_path / "tags.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "g", "litellm_params": {"model": "openai/gpt-4o", "tags": ["paid"]}}],
+        "router_settings": {"enable_tag_filtering": True}}))
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 0, result.output
+    assert "the trace has no tags column" in out.read_text()
+
+
+def test_the_response_cache_becomes_a_hit_share(cli, tmp_path):
+    config = tmp_path / "cache.yaml"
+    config.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": "g", "litellm_params": {"model": "openai/gpt-4o"}}],
+        "litellm_settings": {"cache": True, "cache_params": {"type": "redis", "ttl": 600}}}))
+    out = tmp_path / "with.yaml"
+    result = cli("import", "litellm", config, "-o", out, "--cache-hit-share", "0.2")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(out.read_text())["router"]["response_cache"] == {"hit_share": 0.2}
+    assert "litellm_settings.cache_params.type" in result.output  # the backend: named, not simulated
+    result, out = imported(cli, tmp_path, config)
+    assert yaml.safe_load(out.read_text())["router"]["response_cache"] == {"hit_share": 0.0}
+    assert "set it to the share of cache hits" in result.output
+
+
+def test_the_team_gateway_imports_as_its_settings_say(cli, tmp_path):
+    """Tags, aliases, the cache, usage-based limits and retries of a tiered gateway."""
+    result, out = imported(cli, tmp_path, config_named("team_gateway.yaml"))
+    assert result.exit_code == 0, result.output
+    scenario = yaml.safe_load(out.read_text())
+    policy = scenario["policies"]["litellm"]
+    assert policy["groups"] == {"chat": ["chat-1", "chat-2", "chat-3"], "claude": ["claude"]}  # no embeddings
+    assert policy["strategy"] == "usage-based" and policy["num_retries"] == 3
+    assert policy["limits"] == {"chat-1": {"rpm": 600, "tpm": 400_000}, "chat-2": {"rpm": 300}, "chat-3": {"rpm": 300}}
+    assert policy["aliases"] == {"gpt-4o": "chat", "sonnet": "claude"}
+    assert policy["tags"] == {"chat-1": ["free", "default"], "chat-2": ["paid"], "chat-3": ["paid", "eu"]}
+    assert policy["tag_filtering"] is True and policy["group_tag_filtering"] == {"claude": False}
+    assert scenario["router"]["cooldown"]["allowed_fails"] == 3 and scenario["router"]["cooldown"]["cooldown_s"] == 30
+    assert scenario["router"]["timeout_s"] == 90 and scenario["router"]["response_cache"] == {"hit_share": 0.0}
+    # (1 group + 1 fallback) x (1 + 3 retries) attempts at most.
+    assert scenario["router"]["max_attempts"] == 8
+
+
+def test_the_key_pool_gateway_imports_as_its_settings_say(cli, tmp_path):
+    """Weights across keys, order, a wildcard in the fallback chain, cooldowns off, own prices."""
+    result, out = imported(cli, tmp_path, config_named("key_pool_gateway.yaml"))
+    assert result.exit_code == 0, result.output
+    scenario = yaml.safe_load(out.read_text())
+    policy = scenario["policies"]["litellm"]
+    assert policy["groups"] == {"flash": ["flash-1", "flash-2"], "pro": ["pro-1", "pro-2"], "local": ["local"],
+                                "anthropic/claude-sonnet-4-5": ["anthropic/claude-sonnet-4-5"]}
+    assert policy["litellm_metrics"] == {"flash-1": {"weight": 2}, "flash-2": {"weight": 1}}
+    assert policy["order"] == {"pro-1": 1, "pro-2": 2}
+    assert policy["fallbacks"] == {"flash": ["pro", "local"], "pro": ["anthropic/claude-sonnet-4-5"]}
+    assert "cooldown" not in scenario["router"]  # disable_cooldowns
+    assert scenario["models"]["local"]["price"] == {"input_per_mtok": 0.0, "output_per_mtok": 0.0}
+    assert scenario["router"]["context_window_fallbacks"] == {"flash-1": ["pro-1", "pro-2"],
+                                                              "flash-2": ["pro-1", "pro-2"]}
+    run = tmp_path / "run"
+    assert cli("run", out, "--out", run, "-r", "1", "--no-report").exit_code == 0
+
+
+def test_an_alias_reaches_its_group(cli, tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0], "input_tokens": 100, "output_tokens": 10,
+                  "workload": ["gpt-4o", "sonnet", "chat"]}).to_csv(tmp_path / "trace.csv", index=False)
+    out = tmp_path / "gw.yaml"
+    result = cli("import", "litellm", config_named("team_gateway.yaml"), "-o", out,
+                 "--start", "2025-06-01T14:00:00Z", "--trace", tmp_path / "trace.csv")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert cli("run", out, "--out", run, "-r", "1", "--no-report").exit_code == 0
+    served = list(read(run).sort_values("arrival_s").model)
+    # Untagged requests: the 'default'-tagged chat deployment; the claude group does not filter.
+    assert served == ["chat-1", "claude", "chat-1"]

@@ -38,6 +38,8 @@ class Request(NamedTuple):
     #: The models already tried for this request, in order: empty at the first decision;
     #: filled when the router asks again before a retry (``router.retry.reroute``).
     tried: tuple[str, ...] = ()
+    #: The routing tags the client sent with the request (the trace's ``tags``), sorted.
+    tags: tuple[str, ...] = ()
 
 
 class ModelStatus(NamedTuple):

@@ -12,6 +12,11 @@ does: each group gets ``num_retries`` + 1 attempts, every one a fresh pick among
 the group's deployments that are not cooling down (so a failed deployment may be
 picked again), then the next fallback group; a group with no deployment out of
 cooldown is skipped without an attempt, and with none left the request fails.
+
+With tag filtering on (``tag_filtering``, or per group ``group_tag_filtering``),
+a group's pick is among the deployments its tags allow for the request's tags
+(``litellm_tags.py``); a group that allows none is skipped, as LiteLLM refuses it
+and moves on to the fallbacks.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pydantic import Field
 
 from .base import BasePolicy, Decision, Outcome, Request, RouterView
 from .litellm import Limit
+from .litellm_tags import allowed_deployments
 from .registry import PolicyParams, build, register
 
 STRATEGIES = ("simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based")
@@ -39,12 +45,19 @@ class LiteLLMRouterParams(PolicyParams):
     order: dict[str, int] = {}  # deployment -> priority inside its group (lower first; 1 when omitted)
     fallbacks: dict[str, list[str]] = {}  # group -> groups tried after it
     default_group: str | None = None  # for workloads that name no group
+    aliases: dict[str, str] = {}  # LiteLLM's model_group_alias: a name clients ask for -> the group serving it
     # LiteLLM's attempts per group are num_retries + 1, each a fresh pick (needs router.retry.reroute).
     # None: the group's deployments are each tried once, in the strategy's order.
     num_retries: int | None = Field(None, ge=0, le=19)
+    # Tag-based routing (LiteLLM's enable_tag_filtering): deployment -> its tags.
+    tags: dict[str, list[str]] = {}
+    tag_filtering: bool = False  # router-wide
+    group_tag_filtering: dict[str, bool] = {}  # per group, over the router-wide setting (model_info)
+    tag_filtering_match_any: bool = True  # a deployment needs any of the request's tags (False: all)
 
     def referenced_models(self):
-        return [(d, ("groups", g, i)) for g, ds in self.groups.items() for i, d in enumerate(ds)]
+        return ([(d, ("groups", g, i)) for g, ds in self.groups.items() for i, d in enumerate(ds)]
+                + [(d, ("tags", d)) for d in self.tags])
 
     def workload_problems(self, workloads):
         problems = []
@@ -52,10 +65,13 @@ class LiteLLMRouterParams(PolicyParams):
             for i, name in enumerate([g] + chain):
                 if name not in self.groups:
                     problems.append((("fallbacks", g) + ((i - 1,) if i else ()), f"unknown model group '{name}'"))
+        problems += [(("group_tag_filtering", g), f"unknown model group '{g}'")
+                     for g in self.group_tag_filtering if g not in self.groups]
+        problems += [(("aliases", a), f"unknown model group '{g}'") for a, g in self.aliases.items() if g not in self.groups]
         if self.default_group is not None and self.default_group not in self.groups:
             problems.append((("default_group",), f"unknown model group '{self.default_group}'"))
         elif self.default_group is None:
-            missing = [w for w in workloads if w not in self.groups]
+            missing = [w for w in workloads if w not in self.groups and w not in self.aliases]
             if missing:
                 problems.append((("groups",), f"the trace's workload(s) {', '.join(missing)} name no model group "
                                                "(workloads are the requested model_name); add default_group"))
@@ -84,7 +100,8 @@ class LiteLLMRouter(BasePolicy):
             self._strategies[group] = build(self.p.strategy, strategy_params, None if seed is None else seed + k)
 
     def route(self, request: Request, view: RouterView) -> Decision:
-        group = request.workload if request.workload in self.p.groups else self.p.default_group
+        asked = self.p.aliases.get(request.workload, request.workload)
+        group = asked if asked in self.p.groups else self.p.default_group
         if group is None:
             raise ValueError(f"no model group '{request.workload}' and no default_group")
         ordered: list[str] = []
@@ -97,10 +114,27 @@ class LiteLLMRouter(BasePolicy):
                     continue  # this group's attempts are spent
                 if not any(view.model(d).healthy for d in deployments if d in view.positions):
                     continue  # every deployment cooling down: LiteLLM has none to pick, it moves on
-            picks = self._strategies[g].route(request, view).candidates
+            group_view = view
+            if self.p.group_tag_filtering.get(g, self.p.tag_filtering):
+                group_view = self._tag_view(request, g, view)
+                if group_view is None:
+                    continue  # no deployment of this group may serve these tags
+            picks = self._strategies[g].route(request, group_view).candidates
             # A stable sort keeps the strategy's order within each priority.
             ordered += sorted(picks, key=lambda d: self.p.order.get(d, 1))
         return Decision(tuple(dict.fromkeys(ordered)), f"litellm {self.p.strategy}: {group}", wait_s=wait)
+
+    def _tag_view(self, request: Request, group: str, view: RouterView) -> RouterView | None:
+        """The view narrowed to the group's deployments the request's tags allow (chosen
+        among those out of cooldown, as LiteLLM filters after cooldowns), or None."""
+        present = [d for d in self.p.groups[group] if d in view.positions]
+        pool = [d for d in present if view.model(d).healthy] or present
+        allowed = allowed_deployments(request.tags, pool, self.p.groups[group], self.p.tags,
+                                      self.p.tag_filtering_match_any)
+        if not allowed:
+            return None
+        models = [view.model(d) for d in allowed]
+        return RouterView(view.now_s, models, {d: i for i, d in enumerate(allowed)})
 
     def _backoff(self, tried: tuple[str, ...], chain: list[str], view: RouterView) -> float:
         """LiteLLM's sleep after a failed attempt (before the group's next one, or before its

@@ -106,6 +106,17 @@ class HedgeSpec(Strict):
         return self
 
 
+class ResponseCacheSpec(Strict):
+    """A response cache in front of the providers (LiteLLM's ``cache: true``): the router
+    still picks a deployment, but a hit is answered from the cache, at no provider cost, in
+    ``latency_s``, without calling the provider. Which requests hit is drawn once per
+    replication (the same requests for every policy); take ``hit_share`` from your own logs
+    (LiteLLM_SpendLogs.cache_hit)."""
+
+    hit_share: Probability
+    latency_s: NonNegative = 0.005  # a Redis or in-memory look-up
+
+
 class RouterSpec(Strict):
     timeout_s: Positive = 60.0  # per attempt
     # Whole request, all attempts and waits included; each attempt gets at most
@@ -123,6 +134,7 @@ class RouterSpec(Strict):
     hedge: HedgeSpec | None = None
     # On a context-window overflow, try these next (LiteLLM's context_window_fallbacks).
     context_window_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    response_cache: ResponseCacheSpec | None = None
 
 
 class PolicySpec(BaseModel):
