@@ -36,8 +36,30 @@ def test_the_engine_benchmark_counts_the_requests_and_events_of_a_real_run(tmp_p
     assert requests == (served.policy == "dynamic").sum()
     assert events == requests + (attempts.policy == "dynamic").sum()
     assert seconds > 0
-    bare_seconds, callbacks = engine_throughput.bare_simpy_loop(1000)
-    assert callbacks == 1000 and bare_seconds > 0
+
+
+
+def test_the_minimal_loop_serves_every_request_for_its_service_time():
+    import numpy as np
+
+    minimal_loop = _benchmark("minimal_loop")
+    rng = np.random.default_rng(3)
+    arrival = np.cumsum(rng.exponential(0.5, 500))
+    service = rng.lognormal(0.0, 1.0, 500)
+    seconds, end = minimal_loop.minimal_loop(arrival, service)
+    assert np.allclose(end, arrival + service) and seconds > 0
+
+
+def test_each_benchmark_case_simulates_its_policy_over_the_requests_asked_for():
+    engine_throughput = _benchmark("engine_throughput")
+    for case, models in (("static", {"gpt-5"}), ("weighted", None), ("faults", None)):
+        data, policy = engine_throughput.case_scenario(case, 3000)
+        assert list(data["policies"]) == [policy]
+        if models:
+            assert set(data["models"]) == models
+        _, requests, events = engine_throughput.routesim_run(3000, case=case)
+        assert abs(requests - 3000) <= 4 * 3000 ** 0.5  # Poisson arrivals at 3000 an hour
+        assert events > requests
 
 
 def test_the_import_benchmark_imports_every_row(tmp_path):
