@@ -81,6 +81,10 @@ def run(
                                                help="Override the replications."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html/report.md and the figures "
                                    "(routesim report RUN_DIR draws them later)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=256,
+                                       help="Processes running the (replication, policy) cells; the outputs are the "
+                                            "same whatever the number. Default: the machine's cores for a run of "
+                                            "200,000 simulated requests or more, else 1."),
 ) -> None:
     """Run every policy of SCENARIO and write the comparison."""
     from .scenario import load_scenario
@@ -94,7 +98,7 @@ def run(
         out = out or Path("reports") / loaded.scenario.name
         with _progress_bar(_interactive()) as progress:
             result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
-                                   report=not no_report)
+                                   report=not no_report, jobs=jobs)
     if not (out / "summary.json").is_file():  # never exit 0 without the outputs
         raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
     warn(result.warnings)

@@ -17,7 +17,7 @@ import gc
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -211,13 +211,67 @@ class _TableSinks:
             writer.close()
 
 
+@dataclass
+class Replication:
+    """What every policy of one replication faces (common random numbers)."""
+
+    r: int
+    trace: Trace
+    catalog: Catalog
+    world: World
+    shared: SharedDraws
+    slo: np.ndarray
+    horizon_s: float
+
+
+def replication(loaded: LoadedScenario, seed: int, r: int, first_trace: Trace | None = None) -> Replication:
+    """Replication ``r``'s trace, world and shared draws (``first_trace``: replication 0's
+    trace when the caller already made and checked it)."""
+    sc = loaded.scenario
+    if r == 0 and first_trace is not None:
+        trace = first_trace  # made and checked by the preflight: a large trace is not made twice
+    else:
+        trace = load_trace(loaded, seed, r)
+        check_trace(loaded, trace)
+    catalog = build_catalog(loaded, trace.workloads, _horizon(loaded, trace))
+    difficulty = draw_difficulty(sc, trace, seed, r)
+    world = World(sc, catalog, trace, difficulty, seed, r, sc.max_attempts())
+    slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
+    return Replication(r, trace, catalog, world, SharedDraws(sc, catalog, difficulty, seed, r), slo,
+                       _horizon(loaded, trace))
+
+
+@dataclass
+class Cell:
+    """One policy's run through one replication, as the outputs need it."""
+
+    metrics: dict
+    faults: list[dict]
+    tables: dict[str, Any]  # requests, attempts, decisions (Arrow tables)
+
+
+def run_cell(loaded: LoadedScenario, rep: Replication, name: str, seed: int) -> Cell:
+    rec, breaker_open_s = simulate(loaded, name, rep.world, rep.catalog, rep.shared, seed, rep.r)
+    trace = rep.trace
+    cols = run_columns(rec, len(trace))
+    windows = fault_rows(cols, trace.arrival_s, rep.world.fault_windows)
+    metrics = {**run_metrics(cols, trace.workload, rep.slo),
+               **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
+                                    loaded.scenario.slo.availability)}
+    tables = {"requests": requests_table(cols, name, rep.r, trace, rep.catalog.names),
+              "attempts": attempts_table(rec, name, rep.r, trace, rep.catalog.names),
+              "decisions": decisions_table(rec, name, rep.r, trace, rep.catalog.names)}
+    return Cell(metrics, [{"policy": name, "replication": rep.r, **row} for row in windows], tables)
+
+
 def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, replications: int | None = None,
-                 progress: Progress | None = None) -> RunResult:
-    """Simulate everything and write the Parquet tables into ``folder``."""
+                 progress: Progress | None = None, first_trace: Trace | None = None, jobs: int = 1) -> RunResult:
+    """Simulate everything and write the Parquet tables into ``folder``; with ``jobs`` > 1 the
+    (replication, policy) cells run in that many processes, the outputs written in the same
+    order as one process writes them."""
     sc = loaded.scenario
     seed = sc.seed if seed is None else seed
     replications = sc.replications if replications is None else replications
-    n_attempts = sc.max_attempts()
     results = {name: PolicyResult() for name in sc.policies}
     total_runs, done = replications * len(sc.policies), 0
     horizon, sizes = 0.0, []
@@ -225,33 +279,20 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     price_changes: list = []
     sinks = _TableSinks(folder)
     try:
-        for r in range(replications):
-            trace = load_trace(loaded, seed, r)
-            check_trace(loaded, trace)
-            catalog = build_catalog(loaded, trace.workloads, _horizon(loaded, trace))
-            difficulty = draw_difficulty(sc, trace, seed, r)
-            world = World(sc, catalog, trace, difficulty, seed, r, n_attempts)
-            shared = SharedDraws(sc, catalog, difficulty, seed, r)
-            fault_windows.update(world.fault_windows)
-            price_changes = world.price_change_times
-            slo = np.array([(sc.workloads[w].slo_s if w in sc.workloads else None) or np.inf for w in trace.workloads])
-            horizon = max(horizon, _horizon(loaded, trace))
-            sizes.append(len(trace))
-            for name in sc.policies:
-                if progress:
-                    progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
-                rec, breaker_open_s = simulate(loaded, name, world, catalog, shared, seed, r)
-                cols = run_columns(rec, len(trace))
-                res = results[name]
-                windows = fault_rows(cols, trace.arrival_s, world.fault_windows)
-                res.faults += [{"policy": name, "replication": r, **row} for row in windows]
-                res.runs.append({**run_metrics(cols, trace.workload, slo),
-                                 **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
-                                                      sc.slo.availability)})
-                sinks.write("requests", requests_table(cols, name, r, trace, catalog.names))
-                sinks.write("attempts", attempts_table(rec, name, r, trace, catalog.names))
-                sinks.write("decisions", decisions_table(rec, name, r, trace, catalog.names))
-                done += 1
+        for (r, name), world_facts, cell in _cells(loaded, seed, replications, first_trace, jobs):
+            if world_facts is not None:  # the replication's first cell
+                windows, price_changes, rep_horizon, size = world_facts
+                fault_windows.update(windows)
+                horizon = max(horizon, rep_horizon)
+                sizes.append(size)
+            if progress:
+                progress(done, total_runs, f"replication {r + 1}/{replications}: {name}")
+            res = results[name]
+            res.faults += cell.faults
+            res.runs.append(cell.metrics)
+            for table, data in cell.tables.items():
+                sinks.write(table, data)
+            done += 1
     finally:
         sinks.close()
     if progress:
@@ -263,6 +304,71 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
                      sorted(fault_windows), list(price_changes), sizes, sc.slo.decision_p99_ms, upper_bounds,
                      comparisons(folder, static_models, upper_bounds),
                      knowledge={name: describe_knowledge(sc, name) for name in sc.policies})
+
+
+def _cells(loaded: LoadedScenario, seed: int, replications: int, first_trace: Trace | None, jobs: int):
+    """((replication, policy), the replication's world facts on its first cell else None, Cell),
+    in replication-then-policy order, computed here or in ``jobs`` processes."""
+    names = list(loaded.scenario.policies)
+    keys = [(r, name) for r in range(replications) for name in names]
+    if jobs <= 1 or len(keys) <= 1:
+        for r in range(replications):
+            rep = replication(loaded, seed, r, first_trace)
+            facts = (rep.world.fault_windows, rep.world.price_change_times, rep.horizon_s, len(rep.trace))
+            for k, name in enumerate(names):
+                yield (r, name), facts if k == 0 else None, run_cell(loaded, rep, name, seed)
+            del rep
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    # spawn, not fork: the parent may hold threads (Arrow's pools, the progress bar) that a
+    # forked child would inherit in whatever state they were.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(keys)), mp_context=context,
+                               initializer=_worker_init, initargs=(loaded, seed))
+    finished = False
+    try:
+        for key, (facts, cell) in zip(keys, pool.map(_worker_cell, keys)):
+            yield key, facts if key[1] == names[0] else None, cell
+        finished = True
+    finally:
+        if not finished:  # interrupted, or a cell failed: stop the other cells now, not when they end
+            for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+#: Below this many simulated requests (requests x policies x replications) a run stays in one
+#: process: starting workers (each imports routesim, about a second) would cost more than it saves.
+PARALLEL_FROM_REQUESTS = 200_000
+
+
+def default_jobs(simulated_requests: int) -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if simulated_requests >= PARALLEL_FROM_REQUESTS else 1
+
+
+# --------------------------------------------------------------------------- worker processes
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(loaded: LoadedScenario, seed: int) -> None:
+    _WORKER.update(loaded=loaded, seed=seed, rep=None)
+
+
+def _worker_cell(key: tuple[int, str]):
+    """One cell in a worker process; the replication is kept for the worker's next cell
+    (cells arrive in replication order, so it is rebuilt once per replication and worker)."""
+    r, name = key
+    loaded, seed, rep = _WORKER["loaded"], _WORKER["seed"], _WORKER["rep"]
+    if rep is None or rep.r != r:
+        rep = _WORKER["rep"] = None  # free the previous one first
+        rep = _WORKER["rep"] = replication(loaded, seed, r)
+    facts = (rep.world.fault_windows, rep.world.price_change_times, rep.horizon_s, len(rep.trace))
+    return facts, run_cell(loaded, rep, name, seed)
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
@@ -353,9 +459,10 @@ def resolved_scenario(loaded: LoadedScenario, seed: int, replications: int) -> d
 
 
 def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, replications: int | None = None,
-                  progress: Progress | None = None, report: bool = True) -> RunResult:
+                  progress: Progress | None = None, report: bool = True, jobs: int | None = 1) -> RunResult:
     """Run the scenario and write every output into ``out`` atomically (the
-    report too unless ``report`` is False; ``routesim report`` can add it later)."""
+    report too unless ``report`` is False; ``routesim report`` can add it later);
+    ``jobs`` processes run the (replication, policy) cells (None: ``default_jobs``)."""
     sc = loaded.scenario
     seed = sc.seed if seed is None else seed
     replications = sc.replications if replications is None else replications
@@ -365,9 +472,12 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
 
         will_write += report_files()
     check_output_folder(out, will_write)
-    warnings = event_warnings(loaded, preflight(loaded, seed))  # bad input fails before anything is written
+    first_trace = preflight(loaded, seed)  # bad input fails before anything is written
+    warnings = event_warnings(loaded, first_trace)
+    if jobs is None:
+        jobs = default_jobs(len(first_trace) * len(sc.policies) * replications)
     with new_run(out, will_write) as folder:
-        result = run_scenario(loaded, folder, seed, replications, progress)
+        result = run_scenario(loaded, folder, seed, replications, progress, first_trace, jobs)
         result.warnings = warnings
         resolved = resolved_scenario(loaded, seed, replications)
         (folder / "scenario.resolved.yaml").write_text(

@@ -8,7 +8,9 @@ import math
 from typing import Iterable
 
 import numpy as np
-from scipy import stats as scipy_stats
+# Student's t quantile from scipy.special: scipy.stats gives the same numbers but takes a
+# third of a second to import, on every run.
+from scipy.special import stdtrit
 
 from .metric_registry import BY_NAME, names
 
@@ -27,7 +29,7 @@ def mean_ci(values: Iterable[float], confidence: float = CONFIDENCE, bounds: tup
     mean = float(x.mean())
     if len(x) < 2:
         return {"mean": mean, "ci95": [None, None]}
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(stdtrit(len(x) - 1, 0.5 + confidence / 2) * x.std(ddof=1) / math.sqrt(len(x)))
     lo, hi = mean - half, mean + half
     if bounds is not None:
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])

@@ -1,0 +1,80 @@
+"""``--jobs``: the (replication, policy) cells in several processes give the outputs one
+process gives (all but the wall-clock timing of decisions)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from conftest import ROOT, scenario, write_scenario
+
+TIMING = ["decision_us", "decision_cpu_us"]  # wall-clock and CPU time of route(): differ between any two runs
+
+
+def test_two_processes_write_what_one_writes(tmp_path):
+    import yaml
+
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    data = yaml.safe_load((ROOT / "scenarios" / "outage-drill.yaml").read_text())
+    data["trace"]["synthetic"].update(rate_per_s=0.5, spikes=[])
+    data["replications"] = 2
+    loaded = load_scenario(write_scenario(tmp_path, data))
+    one = run_to_folder(loaded, tmp_path / "one", report=False, jobs=1)
+    two = run_to_folder(loaded, tmp_path / "two", report=False, jobs=2)
+    for table in ("requests", "attempts", "decisions"):
+        a = pd.read_parquet(tmp_path / "one" / f"{table}.parquet")
+        b = pd.read_parquet(tmp_path / "two" / f"{table}.parquet")
+        assert len(a) > 1000 and list(a.columns) == list(b.columns)
+        pd.testing.assert_frame_equal(a.drop(columns=TIMING, errors="ignore"), b.drop(columns=TIMING, errors="ignore"))
+    assert (tmp_path / "one" / "faults.csv").read_text() == (tmp_path / "two" / "faults.csv").read_text()
+    summaries = [json.loads((tmp_path / run / "summary.json").read_text())["policies"] for run in ("one", "two")]
+    for policy, metrics in summaries[0].items():
+        for metric, value in metrics.items():
+            if not metric.startswith("decision_us"):
+                assert value == summaries[1][policy][metric], (policy, metric)
+    assert one.fault_windows == two.fault_windows and one.requests_per_replication == two.requests_per_replication
+
+
+def test_a_worker_that_dies_fails_the_run_and_writes_nothing(tmp_path, monkeypatch):
+    from conftest import install_plugin
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    install_plugin(tmp_path, monkeypatch, "crashing", '''
+from sim.policies import Decision
+
+class Late:
+    """Fine for a while, then its process dies (as a crash in a native extension would)."""
+    def __init__(self):
+        self.n = 0
+    def route(self, request, view):
+        self.n += 1
+        if self.n > 50:
+            import os
+            os._exit(1)
+        return Decision(("big",), "ok")
+''')
+    data = scenario(replications=2, policies={"late": {"kind": "crashing:Late"}, "s": {"kind": "static", "model": "big"}},
+                    baseline="s")
+    loaded = load_scenario(write_scenario(tmp_path, data))
+    out = tmp_path / "out"
+    from concurrent.futures.process import BrokenProcessPool
+
+    import pytest
+
+    with pytest.raises(BrokenProcessPool):
+        run_to_folder(loaded, out, report=False, jobs=2)
+    assert not out.exists()  # nor a partial folder beside it
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_default_is_one_process_for_small_runs_and_every_core_for_large_ones():
+    import os
+
+    from sim.runner import PARALLEL_FROM_REQUESTS, default_jobs
+
+    assert default_jobs(PARALLEL_FROM_REQUESTS - 1) == 1
+    assert default_jobs(PARALLEL_FROM_REQUESTS) == len(os.sched_getaffinity(0))
