@@ -47,7 +47,7 @@ def _quality_delta(run: dict, base: dict) -> float:
 # Shared wording of definitions that differ only in their percentile.
 _P = "percentile (linear interpolation) of Lᵢ over i ∈ OK"
 _DECISION = ("percentile of the wall-clock time of each `route()` call, µs (what a request waits; the CPU time "
-             "is `decision_cpu_us` in decisions.parquet)")
+             "is `decision_cpu_us` in decisions.parquet, measured for one request in 16)")
 _CPT = "call-performance threshold: the smallest αₖ with PGR(αₖ) ≥"
 METRICS: tuple[Metric, ...] = (
     # ------------------------------------------------------------------ per run, in summary order
