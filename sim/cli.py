@@ -108,6 +108,35 @@ def run(
 
 
 @app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., help="A sweep YAML: base scenario, grid: or cells:, optional seeds:."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default reports/sweeps/<name>/); "
+                                       "rerunning into it skips the cells already done."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256,
+                                          help="Local processes (default: the machine's cores)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run the cells on Dask: 'local' (a LocalCluster of "
+                                       "--workers processes) or a scheduler address tcp://HOST:8786 "
+                                       "(the dask extra)."),
+) -> None:
+    """Run a scenario over a grid of overrides and seeds; write sweep.parquet, sweep.md and figures."""
+    from .sweep import load_sweep, run_sweep
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with user_errors():
+        loaded = load_sweep(sweep_file)
+        out = out or Path("reports") / "sweeps" / loaded.spec.name
+        from .runner import default_jobs
+
+        workers = workers or default_jobs(10 ** 9)
+        with _progress_bar(_interactive()) as progress:
+            ran, reused = run_sweep(loaded, out, workers=workers, dask=dask, progress=progress)
+    if not (out / "sweep.parquet").is_file():  # never exit 0 without the outputs
+        raise RuntimeError(f"the sweep finished but {out / 'sweep.parquet'} is missing")
+    typer.echo(f"{len(loaded.cells)} run(s): {ran} now, {reused} reused from earlier")
+    typer.echo(f"wrote {out}/ (sweep.parquet, sweep.md, figures; cells/ keeps each run's result)")
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="A folder written by routesim run.")) -> None:
     """Rebuild report.html, report.md and the figures of a finished run from its files."""
     from .report import rebuild_report

@@ -77,7 +77,7 @@ def _write_manifest(folder: Path, files: Iterable[str], scratch: Path) -> None:
 
 # --------------------------------------------------------------------------- locking and checks
 @contextlib.contextmanager
-def _locked(folder: Path, what: str) -> Iterator[None]:
+def locked_folder(folder: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (an existing directory); exit 2 if another run holds it."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -184,7 +184,7 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
     except OSError as exc:
         raise _os_problem(out, "create the output folder", exc) from None
     try:
-        with _locked(out, what):
+        with locked_folder(out, what):
             _remove_stale_partials(out)
             listed = _check_replaceable(out, will_write, what)  # again, now that we hold the lock
             try:
@@ -230,7 +230,7 @@ def updating_run(folder: Path, will_write: Iterable[str]) -> Iterator[Path]:
     if read_manifest(folder) is None:
         raise InputError(Problem(f"has no {MANIFEST}: written by an older routesim or not by routesim, so its files "
                                  "cannot be proven routesim's; run the scenario again", file=str(folder)))
-    with _locked(folder, "run folder"):
+    with locked_folder(folder, "run folder"):
         listed = _check_replaceable(folder, will_write, "run folder")
         yield folder
         _write_manifest(folder, set(listed) | set(will_write), folder)

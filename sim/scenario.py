@@ -186,6 +186,13 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     """
     path = Path(path)
     data, lines = load_yaml(path)
+    return scenario_from_data(data, path, lines)
+
+
+def scenario_from_data(data: Any, path: Path, lines: dict[FieldPath, int] | None = None) -> LoadedScenario:
+    """Validate scenario data as if read from ``path`` (relative paths and messages are
+    its); ``lines`` place each field in the file, when there is one."""
+    lines = lines or {}
     if not isinstance(data, dict):
         raise InputError(Problem("a scenario must be a YAML mapping (name:, trace:, models:, policies:, ...)",
                                  file=str(path), line=1))

@@ -1,0 +1,51 @@
+"""The sweep file (``routesim sweep SWEEP.yaml``): a base scenario and the
+overrides that make each cell."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from ..limits import MAX_REPLICATIONS
+from .common import Strict
+
+MAX_CELLS = 10_000
+
+
+class SweepSpec(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    base: str = Field(min_length=1)  # the base scenario, relative to the sweep file
+    # Every cell runs with each seed (the same seeds for every cell: common random numbers).
+    seeds: list[Annotated[int, Field(ge=0)]] | None = None  # default: the base scenario's seed
+    replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] | None = None  # default: the base's
+    # field path -> the values it takes; the cells are every combination.
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    # or an explicit list of cells, each {field path: value}.
+    cells: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way_to_give_cells(self):
+        if bool(self.grid) == bool(self.cells):
+            raise ValueError("give the cells either as grid: {field.path: [values]} or as cells: [{field.path: value}]")
+        empty = [path for path, values in self.grid.items() if not values]
+        if empty:
+            raise ValueError(f"grid: {', '.join(empty)} has no values")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: a seed is listed twice")
+        if len(self.overrides()) * len(self.seeds or [0]) > MAX_CELLS:
+            raise ValueError(f"more than {MAX_CELLS:,} runs (cells x seeds); split the sweep")
+        return self
+
+    def overrides(self) -> list[dict[str, Any]]:
+        """Each cell's overrides, in the sweep's order (the grid's last path varies fastest)."""
+        if self.cells:
+            return [dict(cell) for cell in self.cells]
+        paths = list(self.grid)
+        return [dict(zip(paths, values)) for values in itertools.product(*self.grid.values())]
+
+    def parameters(self) -> list[str]:
+        """The swept field paths, in the order they are first given."""
+        return list(dict.fromkeys(path for cell in self.overrides() for path in cell))

@@ -1,0 +1,275 @@
+"""``routesim sweep``: one scenario run per cell (a base scenario with overrides,
+and a seed), on local processes or a Dask cluster, resumable.
+
+Each cell is identified by a hash of what it runs (the overridden scenario, its
+seed and replications, routesim's version), and its result is written to
+``cells/<id>.json`` the moment it lands, atomically. Rerunning a sweep skips
+every cell whose file is there, so a killed sweep loses at most the cells in
+flight. The outputs are made from the cell files alone, in the sweep's order,
+so they are the same bytes whatever the executor, the worker count or the
+order in which cells finished:
+
+- ``sweep.parquet``: a row per (cell, seed, policy): the cell's number, each
+  swept parameter, the seed, the policy and every summary metric's mean and 95%
+  interval (the wall-clock decision times are left out: they are not results
+  of the scenario);
+- ``sweep.md`` and figures (``sweep_report.py``).
+
+The sweep folder is routesim's: it holds ``routesim-sweep.json`` (written
+first), and a non-empty folder without it is refused untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from pydantic import ValidationError
+
+from . import __version__
+from .errors import InputError, Problem
+from .files import atomic_file
+from .metric_registry import SUMMARY_METRICS
+from .overrides import OverrideError, apply_overrides
+from .schema.sweep import SweepSpec
+from .yamlio import format_path, line_of, load_yaml
+
+MARKER = "routesim-sweep.json"
+CELLS = "cells"
+#: Summary metrics a sweep keeps: all but the wall-clock timing of decisions.
+SWEEP_METRICS = tuple(m for m in SUMMARY_METRICS if not m.startswith("decision_us"))
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    number: int  # its place in the sweep (cells in order, each with every seed in order)
+    overrides: dict[str, Any]
+    seed: int
+    data: dict  # the scenario it runs
+    replications: int
+
+    @property
+    def id(self) -> str:
+        text = json.dumps({"scenario": self.data, "seed": self.seed, "replications": self.replications,
+                           "routesim": __version__}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass
+class LoadedSweep:
+    spec: SweepSpec
+    path: Path
+    base_path: Path
+    cells: list[SweepCell]
+
+
+# --------------------------------------------------------------------------- reading
+def load_sweep(path: Path) -> LoadedSweep:
+    """Read and check the sweep file, its base scenario and every cell's scenario (exit 2
+    naming the cell and its field on a bad override or an invalid cell)."""
+    from .scenario import scenario_from_data
+
+    path = Path(path)
+    raw, lines = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise InputError(Problem("a sweep must be a YAML mapping (name:, base:, grid: or cells:)", file=str(path),
+                                 line=1))
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError([Problem(e["msg"], file=str(path), line=line_of(lines, tuple(e["loc"])),
+                                  path=format_path(tuple(e["loc"]))) for e in exc.errors()]) from None
+    base_path = (path.parent / spec.base).resolve()
+    base, _ = load_yaml(base_path)
+    base_loaded = scenario_from_data(base, base_path)  # the base itself must be valid
+    seeds = spec.seeds if spec.seeds is not None else [base_loaded.scenario.seed]
+    replications = spec.replications or base_loaded.scenario.replications
+    cells, problems = [], []
+    for k, overrides in enumerate(spec.overrides()):
+        try:
+            data = apply_overrides(base, overrides)
+        except OverrideError as exc:
+            where = ("grid" if spec.grid else "cells",) + (() if spec.grid else (k,))
+            problems.append(Problem(str(exc), file=str(path), line=line_of(lines, where), path=format_path(where)))
+            continue
+        try:
+            scenario_from_data(data, base_path)
+        except InputError as exc:
+            label = ", ".join(f"{p} = {v!r}" for p, v in overrides.items())
+            problems += [Problem(f"cell {k} ({label}): {p.message}", file=str(path), path=p.path)
+                         for p in exc.problems]
+            continue
+        for seed in seeds:
+            cells.append(SweepCell(len(cells), overrides, seed, data, replications))
+    if problems:
+        raise InputError(problems)
+    return LoadedSweep(spec, path, base_path, cells)
+
+
+# --------------------------------------------------------------------------- one cell
+def run_cell(data: dict, base_path: str, seed: int, replications: int) -> list[dict]:
+    """Run one cell's scenario; a row of summary metrics per policy. Runs anywhere (a
+    local worker or a Dask worker): everything it needs is in its arguments."""
+    from .runner import preflight, run_scenario
+    from .scenario import scenario_from_data
+
+    loaded = scenario_from_data(data, Path(base_path))
+    first_trace = preflight(loaded, seed)
+    with tempfile.TemporaryDirectory(prefix="routesim-sweep-cell-") as folder:
+        result = run_scenario(loaded, Path(folder), seed, replications, first_trace=first_trace)
+    rows = []
+    for policy, metrics in result.summary.items():
+        row: dict[str, Any] = {"policy": policy}
+        for metric in SWEEP_METRICS:
+            value = metrics[metric]
+            row[f"{metric}_mean"] = value["mean"]
+            row[f"{metric}_ci95_lo"], row[f"{metric}_ci95_hi"] = value["ci95"]
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- the sweep
+def run_sweep(sweep: LoadedSweep, out: Path, workers: int = 1, dask: str | None = None,
+              progress: Progress | None = None) -> tuple[int, int]:
+    """Run the cells not yet done and write the outputs; returns (cells run now, cells reused)."""
+    from .run_folder import locked_folder
+
+    out = Path(out)
+    _claim(out, sweep)
+    with locked_folder(out, "--out"):
+        (out / CELLS).mkdir(exist_ok=True)
+        todo = [cell for cell in sweep.cells if not (out / CELLS / f"{cell.id}.json").is_file()]
+        reused = len(sweep.cells) - len(todo)
+        done = 0
+        if progress:
+            progress(reused, len(sweep.cells), f"{reused} cell(s) already done")
+        for cell, rows in _execute(todo, sweep.base_path, workers, dask):
+            _record(out, cell, rows)
+            done += 1
+            if progress:
+                progress(reused + done, len(sweep.cells), f"cell {cell.number}")
+        write_outputs(sweep, out)
+    return len(todo), reused
+
+
+def _claim(out: Path, sweep: LoadedSweep) -> None:
+    """Make ``out`` a sweep folder (or check that it is one); refuse a folder routesim did not make."""
+    marker = out / MARKER
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(Problem("not a folder", file=str(out)))
+        if not marker.is_file() and any(out.iterdir()):
+            raise InputError(Problem(f"not empty and not a routesim sweep folder (no {MARKER}); nothing was "
+                                     "touched: choose another --out", file=str(out)))
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"sweep": sweep.spec.name, "file": str(sweep.path.resolve()), "routesim_version": __version__}
+    with atomic_file(marker, "sweep marker") as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _record(out: Path, cell: SweepCell, rows: list[dict]) -> None:
+    doc = {"id": cell.id, "overrides": cell.overrides, "seed": cell.seed, "replications": cell.replications,
+           "rows": rows}
+    with atomic_file(out / CELLS / f"{cell.id}.json", "cell result") as tmp:
+        tmp.write_text(json.dumps(doc, allow_nan=False, default=str) + "\n", encoding="utf-8")
+
+
+def _execute(cells: list[SweepCell], base_path: Path, workers: int, dask: str | None) -> Iterable[tuple[SweepCell, list]]:
+    """(cell, rows) as each cell finishes: here, in local processes, or on Dask."""
+    if not cells:
+        return
+    args = [(cell.data, str(base_path), cell.seed, cell.replications) for cell in cells]
+    if dask is not None:
+        yield from _on_dask(cells, args, dask, workers)
+        return
+    if workers <= 1:
+        for cell, arg in zip(cells, args):
+            yield cell, run_cell(*arg)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        futures = {pool.submit(run_cell, *arg): cell for cell, arg in zip(cells, args)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+        finished = True
+    finally:
+        if not finished:  # interrupted or failed: the cells in flight are lost, the recorded ones stay
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+def _on_dask(cells: list[SweepCell], args: list[tuple], address: str, workers: int):
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError(Problem("--dask needs Dask's distributed package: pip install 'routesim[dask]'")) from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise InputError(Problem(f"cannot reach the Dask scheduler at {address}: {exc}")) from None
+    try:
+        futures = {client.submit(run_cell, *arg, pure=False, key=f"routesim-cell-{cell.id}"): cell
+                   for cell, arg in zip(cells, args)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --------------------------------------------------------------------------- outputs
+def sweep_rows(sweep: LoadedSweep, out: Path) -> list[dict]:
+    """A row per (cell, seed, policy), in the sweep's order, from the cell files."""
+    rows = []
+    parameters = sweep.spec.parameters()
+    for cell in sweep.cells:
+        path = out / CELLS / f"{cell.id}.json"
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(Problem(f"damaged cell result ({exc}); delete it to run the cell again",
+                                     file=str(path))) from None
+        for row in doc["rows"]:
+            head = {"cell": cell.number, **{p: _cell_value(cell.overrides.get(p)) for p in parameters},
+                    "seed": cell.seed}
+            rows.append({**head, **row})
+    return rows
+
+
+def _cell_value(value: Any) -> Any:
+    """A parameter's value as a table cell: numbers and text as they are, anything else as JSON."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def write_outputs(sweep: LoadedSweep, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .report.sweep_report import write_sweep_report
+
+    rows = sweep_rows(sweep, out)
+    columns = list(rows[0]) if rows else []
+    table = pa.table({c: [row.get(c) for row in rows] for c in columns})
+    with atomic_file(out / "sweep.parquet", "sweep table") as tmp:
+        pq.write_table(table, tmp)
+    write_sweep_report(sweep, rows, out)
