@@ -12,7 +12,7 @@ import json
 import math
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -156,48 +156,70 @@ def _labels(names: list[str], codes: np.ndarray, empty: str = "") -> pa.Array:
     return pa.array(lookup[codes], type=pa.string())
 
 
-def requests_table(cols: RunColumns, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
-    n = len(cols.status)
-    return pa.table({
-        "policy": pa.array([policy] * n, type=pa.string()),
-        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-        "request_id": pa.array(trace.request_id, type=pa.string()),
-        "arrival_s": pa.array(trace.arrival_s),
-        "workload": pa.array(trace.workload_names(), type=pa.string()),
-        "input_tokens": pa.array(trace.input_tokens),
-        "output_tokens": pa.array(trace.output_tokens),
-        "status": _labels(list(STATUS_NAMES), cols.status),
-        "model": _labels(model_names, cols.model),
-        "attempts": pa.array(cols.attempts),
-        "latency_s": pa.array(cols.latency),
-        "ttft_s": pa.array(cols.ttft, from_pandas=True),  # null when no answer came
-        "cost_usd": pa.array(cols.cost),
-        "quality": pa.array(cols.quality),
-        "carbon_g": pa.array(cols.carbon),
-        "fallback": pa.array(cols.fallback),
-        "escalated": pa.array(cols.escalated),
-    })
+#: Rows per table slice: the tables are built and written slice by slice (a Parquet row
+#: group each), so a million-request run never holds a whole table twice.
+TABLE_SLICE_ROWS = 1 << 17
 
 
-def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
+def _slices(n: int) -> Iterator[slice]:
+    for lo in range(0, n, TABLE_SLICE_ROWS):
+        yield slice(lo, min(n, lo + TABLE_SLICE_ROWS))
+    if n == 0:
+        yield slice(0, 0)
+
+
+def requests_table(cols: RunColumns, policy: str, replication: int, trace, model_names: list[str]) -> Iterator[pa.Table]:
+    """The requests table, slice by slice."""
+    for s in _slices(len(cols.status)):
+        n = s.stop - s.start
+        yield pa.table({
+            "policy": pa.array([policy] * n, type=pa.string()),
+            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+            "request_id": pa.array(trace.request_id[s], type=pa.string()),
+            "arrival_s": pa.array(trace.arrival_s[s]),
+            "workload": pa.array(np.asarray(trace.workloads, dtype=object)[trace.workload[s]], type=pa.string()),
+            "input_tokens": pa.array(trace.input_tokens[s]),
+            "output_tokens": pa.array(trace.output_tokens[s]),
+            "status": _labels(list(STATUS_NAMES), cols.status[s]),
+            "model": _labels(model_names, cols.model[s]),
+            "attempts": pa.array(cols.attempts[s]),
+            "latency_s": pa.array(cols.latency[s]),
+            "ttft_s": pa.array(cols.ttft[s], from_pandas=True),  # null when no answer came
+            "cost_usd": pa.array(cols.cost[s]),
+            "quality": pa.array(cols.quality[s]),
+            "carbon_g": pa.array(cols.carbon[s]),
+            "fallback": pa.array(cols.fallback[s]),
+            "escalated": pa.array(cols.escalated[s]),
+        })
+
+
+def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> Iterator[pa.Table]:
+    """The attempts table, by request then attempt, slice by slice."""
     index = np.asarray(rec.a_index, dtype=np.int64)
     attempt = np.asarray(rec.a_attempt, dtype=np.int32)
     order = np.lexsort((attempt, index))  # by request, then attempt
-    n = len(index)
-    return pa.table({
-        "policy": pa.array([policy] * n, type=pa.string()),
-        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-        "request_id": pa.array(trace.request_id[index[order]], type=pa.string()),
-        "attempt": pa.array(attempt[order]),
-        "model": _labels(model_names, np.asarray(rec.a_model, dtype=np.int32)[order]),
-        "start_s": pa.array(np.asarray(rec.a_start, dtype=float)[order]),
-        "end_s": pa.array(np.asarray(rec.a_end, dtype=float)[order]),
-        "outcome": _labels(list(OUTCOME_NAMES), np.asarray(rec.a_outcome, dtype=np.int8)[order]),
-        "cost_usd": pa.array(np.asarray(rec.a_cost, dtype=float)[order]),
-        "queued_s": pa.array(np.asarray(rec.a_queued, dtype=float)[order]),  # waiting for a serving slot
-        "verdict": _labels(["rejected", "accepted"], np.asarray(rec.a_verdict, dtype=np.int8)[order]),
-        "judge_cost_usd": pa.array(np.asarray(rec.a_judge_cost, dtype=float)[order]),
-    })
+    model, outcome = np.asarray(rec.a_model, dtype=np.int32), np.asarray(rec.a_outcome, dtype=np.int8)
+    verdict = np.asarray(rec.a_verdict, dtype=np.int8)
+    columns = {name: np.asarray(getattr(rec, field), dtype=float) for name, field in (
+        ("start_s", "a_start"), ("end_s", "a_end"), ("cost_usd", "a_cost"), ("queued_s", "a_queued"),
+        ("judge_cost_usd", "a_judge_cost"))}
+    for s in _slices(len(index)):
+        rows = order[s]
+        n = len(rows)
+        yield pa.table({
+            "policy": pa.array([policy] * n, type=pa.string()),
+            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+            "request_id": pa.array(trace.request_id[index[rows]], type=pa.string()),
+            "attempt": pa.array(attempt[rows]),
+            "model": _labels(model_names, model[rows]),
+            "start_s": pa.array(columns["start_s"][rows]),
+            "end_s": pa.array(columns["end_s"][rows]),
+            "outcome": _labels(list(OUTCOME_NAMES), outcome[rows]),
+            "cost_usd": pa.array(columns["cost_usd"][rows]),
+            "queued_s": pa.array(columns["queued_s"][rows]),  # waiting for a serving slot
+            "verdict": _labels(["rejected", "accepted"], verdict[rows]),
+            "judge_cost_usd": pa.array(columns["judge_cost_usd"][rows]),
+        })
 
 
 def _reason_text(reason: Any) -> str | None:
@@ -209,29 +231,40 @@ def _reason_text(reason: Any) -> str | None:
         return str(reason)
 
 
-def decisions_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> pa.Table:
-    """What the policy decided and why, with the wall-clock and CPU time it took (not deterministic)."""
-    n = len(rec.d_us)
+def decisions_table(rec: RunRecorder, policy: str, replication: int, trace,
+                    model_names: list[str]) -> Iterator[pa.Table]:
+    """What the policy decided and why, with the wall-clock and CPU time it took (not
+    deterministic), slice by slice."""
     texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
-    reasons = []
-    for r in rec.d_reason:
-        key = id(r)
-        if key not in texts:
-            texts[key] = _reason_text(r)
-        reasons.append(texts[key])
-    candidates = [">".join(model_names[m] for m in c) for c in rec.d_candidates]
-    return pa.table({
-        "policy": pa.array([policy] * n, type=pa.string()),
-        "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-        "request_id": pa.array(trace.request_id, type=pa.string()),
-        "candidates": pa.array(candidates, type=pa.string()),
-        "reason": pa.array(reasons, type=pa.string()),
-        "policy_error": pa.array(rec.d_error, type=pa.string()),
-        "score": pa.array(np.asarray(rec.d_score, dtype=float), from_pandas=True),  # NaN -> null
-        "decision_us": pa.array(np.asarray(rec.d_us, dtype=float)),
-        "decision_cpu_us": pa.array(np.asarray(rec.d_cpu_us, dtype=float)),
-        "decision_latency_s": pa.array(np.zeros(n) if rec.d_latency is None else np.asarray(rec.d_latency, dtype=float)),
-    })
+    routes: dict[tuple, str] = {}  # and candidate lists one cached tuple
+    score, us, cpu_us = (np.asarray(a, dtype=float) for a in (rec.d_score, rec.d_us, rec.d_cpu_us))
+    latency = None if rec.d_latency is None else np.asarray(rec.d_latency, dtype=float)
+    for s in _slices(len(rec.d_us)):
+        n = s.stop - s.start
+        reasons = []
+        for r in rec.d_reason[s]:
+            key = id(r)
+            if key not in texts:
+                texts[key] = _reason_text(r)
+            reasons.append(texts[key])
+        candidates = []
+        for c in rec.d_candidates[s]:
+            text = routes.get(c)
+            if text is None:
+                text = routes[c] = ">".join(model_names[m] for m in c)
+            candidates.append(text)
+        yield pa.table({
+            "policy": pa.array([policy] * n, type=pa.string()),
+            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
+            "request_id": pa.array(trace.request_id[s], type=pa.string()),
+            "candidates": pa.array(candidates, type=pa.string()),
+            "reason": pa.array(reasons, type=pa.string()),
+            "policy_error": pa.array(rec.d_error[s], type=pa.string()),
+            "score": pa.array(score[s], from_pandas=True),  # NaN -> null
+            "decision_us": pa.array(us[s]),
+            "decision_cpu_us": pa.array(cpu_us[s]),
+            "decision_latency_s": pa.array(np.zeros(n) if latency is None else latency[s]),
+        })
 
 
 # --------------------------------------------------------------------------- per-run metrics

@@ -194,17 +194,19 @@ def decision_latency(loaded: LoadedScenario, policy_name: str, n: int, seed: int
 
 
 class _TableSinks:
-    """One Parquet file per table, a row group per (policy, replication) run."""
+    """One Parquet file per table; each (policy, replication) run adds its slices as row groups."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def write(self, name: str, table) -> None:
-        writer = self.writers.get(name)
-        if writer is None:
-            writer = self.writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema)
-        writer.write_table(table)
+    def write(self, name: str, slices) -> None:
+        """Write a run's table, given as Arrow table slices (a row group each)."""
+        for table in slices:
+            writer = self.writers.get(name)
+            if writer is None:
+                writer = self.writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema)
+            writer.write_table(table)
 
     def close(self) -> None:
         for writer in self.writers.values():
@@ -247,7 +249,7 @@ class Cell:
 
     metrics: dict
     faults: list[dict]
-    tables: dict[str, Any]  # requests, attempts, decisions (Arrow tables)
+    tables: dict[str, Any]  # requests, attempts, decisions: each an iterable of Arrow table slices
 
 
 def run_cell(loaded: LoadedScenario, rep: Replication, name: str, seed: int) -> Cell:
@@ -368,7 +370,9 @@ def _worker_cell(key: tuple[int, str]):
         rep = _WORKER["rep"] = None  # free the previous one first
         rep = _WORKER["rep"] = replication(loaded, seed, r)
     facts = (rep.world.fault_windows, rep.world.price_change_times, rep.horizon_s, len(rep.trace))
-    return facts, run_cell(loaded, rep, name, seed)
+    cell = run_cell(loaded, rep, name, seed)
+    cell.tables = {table: list(slices) for table, slices in cell.tables.items()}  # to send them back
+    return facts, cell
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:

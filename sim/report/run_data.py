@@ -21,7 +21,7 @@ from ..run_folder import read_run_files, read_table
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
 DECISION_SAMPLE = 8  # requests shown per policy in the decision sample
-_COLUMNS = ["replication", "request_id", "arrival_s", "workload", "status", "model", "latency_s", "cost_usd", "quality"]
+_COLUMNS = ["replication", "arrival_s", "workload", "status", "model", "latency_s", "cost_usd", "quality"]
 
 
 @dataclass
@@ -124,16 +124,18 @@ def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
 
 
 def _decision_sample(folder: Path, policies: list[str]) -> pd.DataFrame:
-    """Evenly spaced requests of the first replication, for every policy: what was decided, why, and what happened."""
+    """Evenly spaced requests of the first replication, for every policy: what was decided, why,
+    and what happened. Only the sampled rows are kept: the tables are scanned with a filter,
+    batch by batch, never read whole."""
     first = [("replication", "=", 0)]
-    decisions = read_table(folder, "decisions", ["policy", "request_id", "candidates", "reason", "policy_error"],
-                           filters=first)
-    requests = read_table(folder, "requests", ["policy", "request_id", "workload", "status", "model", "attempts",
-                                               "cost_usd", "latency_s"], filters=first)
-    n = int((requests.policy == policies[0]).sum())
+    ids = read_table(folder, "requests", ["request_id"], filters=first + [("policy", "=", policies[0])]).request_id
+    n = len(ids)
     picks = np.unique(np.linspace(0, max(n - 1, 0), min(DECISION_SAMPLE, n)).round().astype(int))
-    ids = requests[requests.policy == policies[0]].request_id.to_numpy()[picks]
+    sample = first + [("request_id", "in", list(ids.to_numpy()[picks]))]
+    decisions = read_table(folder, "decisions", ["policy", "request_id", "candidates", "reason", "policy_error"],
+                           filters=sample)
+    requests = read_table(folder, "requests", ["policy", "request_id", "workload", "status", "model", "attempts",
+                                               "cost_usd", "latency_s"], filters=sample)
     merged = decisions.merge(requests, on=["policy", "request_id"])
-    merged = merged[merged.request_id.isin(ids)]
     merged["policy"] = pd.Categorical(merged.policy, categories=policies, ordered=True)
     return merged.sort_values(["policy", "request_id"]).reset_index(drop=True)
