@@ -137,6 +137,45 @@ def sweep(
 
 
 @app.command()
+def tune(
+    scenario: Path = typer.Argument(..., help="The scenario, with a gates: section (the checks to pass)."),
+    policy: str = typer.Option(..., "--policy", "-p", help="The policy whose parameters to tune."),
+    param: list[str] = typer.Option(..., "--param", help="PATH=VALUES under the policy: weights.cost=0:1:0.1 "
+                                    "(lo:hi:step) or weights.cost=0.1,0.3,0.5; repeat for more (a grid)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder (default reports/tune/<scenario>-<policy>/); "
+                                       "rerunning into it skips the candidates already run."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256,
+                                          help="Local processes (default: the machine's cores)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="'local' or a scheduler address (the dask extra)."),
+) -> None:
+    """The cheapest setting of a policy's parameters that passes the scenario's gates, checked on a fresh seed."""
+    from .tune import run_tune, setup
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with user_errors():
+        found = setup(scenario, policy, param)
+        out = out or Path("reports") / "tune" / f"{found.base.get('name', scenario.stem)}-{policy}"
+        from .runner import default_jobs
+
+        with _progress_bar(_interactive()) as progress:
+            result = run_tune(found, out, workers=workers or default_jobs(10 ** 9), dask=dask, progress=progress)
+    if not (out / "tune.md").is_file():
+        raise RuntimeError(f"tuning finished but {out / 'tune.md'} is missing")
+    typer.echo(f"{result['candidates']} candidate(s): {result['ran']} run now, {result['reused']} reused; "
+               f"{result['passing']} passed every check")
+    chosen = result["chosen"]
+    if chosen is None:
+        typer.echo("no candidate passed every check: nothing chosen")
+    else:
+        setting = ", ".join(f"{n.split('.', 2)[2]}={chosen[n]}" for n in result["parameters"])
+        validation = result["validation"]
+        typer.echo(f"chosen: {setting} (cost per 1k requests {chosen['cost_per_1k_requests_usd_mean']:.4g} USD)")
+        typer.echo("on a fresh seed: " + ("passes every check" if validation["passed"] else
+                                          "FAILS a check - the choice was picked on noise; see tune.md"))
+    typer.echo(f"wrote {out}/ (tune.md, tune.parquet, chosen.yaml)")
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="A folder written by routesim run.")) -> None:
     """Rebuild report.html, report.md and the figures of a finished run from its files."""
     from .report import rebuild_report

@@ -118,7 +118,12 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
     if not thresholds:
         raise InputError(Problem("nothing to check: give thresholds such as --min-savings 0.2 "
                                  "(or a gates: section in the scenario)"))
-    runs, base = _runs(folder, candidate), _runs(folder, baseline)
+    return evaluate(thresholds, _runs(folder, candidate), _runs(folder, baseline)), candidate, baseline
+
+
+def evaluate(thresholds: dict[str, float], runs: dict[int, dict], base: dict[int, dict]) -> list[Check]:
+    """Each threshold checked on the interval of what it measures, over the replications of the
+    candidate (``runs``) and the baseline (``base``), as ``routesim gate`` decides."""
     checks = []
     for name, threshold in thresholds.items():
         what, direction = CHECKS[name].measured, CHECKS[name].direction
@@ -132,7 +137,7 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
             decided, basis = (lo, "lower 95% bound") if direction == "min" else (hi, "upper 95% bound")
         passed = decided is not None and (decided >= threshold if direction == "min" else decided <= threshold)
         checks.append(Check(name, what, threshold, m["mean"], lo, hi, decided, basis, passed))
-    return checks, candidate, baseline
+    return checks
 
 
 #: Thresholds that are fractions: a value beyond 1 is a percent given by mistake.

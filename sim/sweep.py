@@ -141,24 +141,30 @@ def run_sweep(sweep: LoadedSweep, out: Path, workers: int = 1, dask: str | None 
     from .run_folder import locked_folder
 
     out = Path(out)
-    _claim(out, sweep)
+    claim_folder(out, sweep.spec.name, sweep.path)
     with locked_folder(out, "--out"):
-        (out / CELLS).mkdir(exist_ok=True)
-        todo = [cell for cell in sweep.cells if not (out / CELLS / f"{cell.id}.json").is_file()]
-        reused = len(sweep.cells) - len(todo)
-        done = 0
-        if progress:
-            progress(reused, len(sweep.cells), f"{reused} cell(s) already done")
-        for cell, rows in _execute(todo, sweep.base_path, workers, dask):
-            _record(out, cell, rows)
-            done += 1
-            if progress:
-                progress(reused + done, len(sweep.cells), f"cell {cell.number}")
+        ran, reused = run_cells(sweep.cells, sweep.base_path, out, run_cell, workers, dask, progress)
         write_outputs(sweep, out)
+    return ran, reused
+
+
+def run_cells(cells: list[SweepCell], base_path: Path, out: Path, function: Callable[..., list[dict]],
+              workers: int, dask: str | None, progress: Progress | None) -> tuple[int, int]:
+    """Run ``function(data, base_path, seed, replications)`` for each cell not recorded in
+    ``out/cells`` yet, recording each result as it lands; returns (cells run, cells reused)."""
+    (out / CELLS).mkdir(exist_ok=True)
+    todo = [cell for cell in cells if not (out / CELLS / f"{cell.id}.json").is_file()]
+    reused = len(cells) - len(todo)
+    if progress:
+        progress(reused, len(cells), f"{reused} cell(s) already done")
+    for done, (cell, rows) in enumerate(_execute(todo, base_path, function, workers, dask), start=1):
+        _record(out, cell, rows)
+        if progress:
+            progress(reused + done, len(cells), f"cell {cell.number}")
     return len(todo), reused
 
 
-def _claim(out: Path, sweep: LoadedSweep) -> None:
+def claim_folder(out: Path, name: str, source: Path) -> None:
     """Make ``out`` a sweep folder (or check that it is one); refuse a folder routesim did not make."""
     marker = out / MARKER
     if out.exists():
@@ -168,7 +174,7 @@ def _claim(out: Path, sweep: LoadedSweep) -> None:
             raise InputError(Problem(f"not empty and not a routesim sweep folder (no {MARKER}); nothing was "
                                      "touched: choose another --out", file=str(out)))
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"sweep": sweep.spec.name, "file": str(sweep.path.resolve()), "routesim_version": __version__}
+    doc = {"sweep": name, "file": str(Path(source).resolve()), "routesim_version": __version__}
     with atomic_file(marker, "sweep marker") as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
@@ -180,17 +186,18 @@ def _record(out: Path, cell: SweepCell, rows: list[dict]) -> None:
         tmp.write_text(json.dumps(doc, allow_nan=False, default=str) + "\n", encoding="utf-8")
 
 
-def _execute(cells: list[SweepCell], base_path: Path, workers: int, dask: str | None) -> Iterable[tuple[SweepCell, list]]:
+def _execute(cells: list[SweepCell], base_path: Path, function: Callable[..., list[dict]], workers: int,
+             dask: str | None) -> Iterable[tuple[SweepCell, list]]:
     """(cell, rows) as each cell finishes: here, in local processes, or on Dask."""
     if not cells:
         return
     args = [(cell.data, str(base_path), cell.seed, cell.replications) for cell in cells]
     if dask is not None:
-        yield from _on_dask(cells, args, dask, workers)
+        yield from _on_dask(cells, args, function, dask, workers)
         return
     if workers <= 1:
         for cell, arg in zip(cells, args):
-            yield cell, run_cell(*arg)
+            yield cell, function(*arg)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -198,7 +205,7 @@ def _execute(cells: list[SweepCell], base_path: Path, workers: int, dask: str | 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=multiprocessing.get_context("spawn"))
     finished = False
     try:
-        futures = {pool.submit(run_cell, *arg): cell for cell, arg in zip(cells, args)}
+        futures = {pool.submit(function, *arg): cell for cell, arg in zip(cells, args)}
         for future in as_completed(futures):
             yield futures[future], future.result()
         finished = True
@@ -209,7 +216,7 @@ def _execute(cells: list[SweepCell], base_path: Path, workers: int, dask: str | 
         pool.shutdown(wait=True, cancel_futures=not finished)
 
 
-def _on_dask(cells: list[SweepCell], args: list[tuple], address: str, workers: int):
+def _on_dask(cells: list[SweepCell], args: list[tuple], function, address: str, workers: int):
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -225,7 +232,7 @@ def _on_dask(cells: list[SweepCell], args: list[tuple], address: str, workers: i
         except OSError as exc:
             raise InputError(Problem(f"cannot reach the Dask scheduler at {address}: {exc}")) from None
     try:
-        futures = {client.submit(run_cell, *arg, pure=False, key=f"routesim-cell-{cell.id}"): cell
+        futures = {client.submit(function, *arg, pure=False, key=f"routesim-cell-{cell.id}"): cell
                    for cell, arg in zip(cells, args)}
         for future in as_completed(futures):
             yield futures[future], future.result()
@@ -238,9 +245,14 @@ def _on_dask(cells: list[SweepCell], args: list[tuple], address: str, workers: i
 # --------------------------------------------------------------------------- outputs
 def sweep_rows(sweep: LoadedSweep, out: Path) -> list[dict]:
     """A row per (cell, seed, policy), in the sweep's order, from the cell files."""
+    return cell_rows(sweep.cells, sweep.spec.parameters(), out)
+
+
+def cell_rows(cells: list[SweepCell], parameters: list[str], out: Path) -> list[dict]:
+    """The recorded rows of ``cells``, in their order, each headed by the cell's number, its
+    parameters and its seed."""
     rows = []
-    parameters = sweep.spec.parameters()
-    for cell in sweep.cells:
+    for cell in cells:
         path = out / CELLS / f"{cell.id}.json"
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,261 @@
+"""``routesim tune``: the cheapest setting of a policy's parameters that passes the
+scenario's gates, found on a grid of candidates and checked on fresh seeds.
+
+Every candidate is the scenario with the policy's parameters overridden, run
+with the scenario's seed (common random numbers: candidates differ only by
+their parameters) against the gate's baseline; the gate's checks are decided
+on the 95% intervals over replications, as ``routesim gate`` decides them. The
+chosen setting is the cheapest (mean cost per 1k requests) that passes every
+check. Picking the best of many noisy candidates flatters it, so the choice is
+run again on a seed no candidate saw, and both verdicts are reported.
+
+Candidates run on the sweep executors (local processes or Dask), recorded as
+they land, so a tuning run resumes where it stopped (``sweep.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError, Problem
+from .files import atomic_file
+from .sweep import SweepCell, cell_rows, claim_folder, run_cells
+
+#: The fresh seed a choice is validated on: far from any seed a scenario is likely to use.
+VALIDATION_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class TuneSetup:
+    scenario_path: Path
+    base: dict  # the scenario file's data
+    policy: str
+    baseline: str
+    thresholds: dict[str, float]
+    parameters: dict[str, list[Any]]  # path under policies.<policy> -> candidate values
+    seed: int
+    replications: int
+
+    def cells(self, seed: int | None = None) -> list[SweepCell]:
+        from .overrides import OverrideError, apply_overrides
+
+        seed = self.seed if seed is None else seed
+        cells = []
+        for values in itertools.product(*self.parameters.values()):
+            overrides = {f"policies.{self.policy}.{p}": v for p, v in zip(self.parameters, values)}
+            try:
+                data = apply_overrides(self._two_policies(), overrides)
+            except OverrideError as exc:
+                raise InputError(Problem(f"--param: {exc}", file=str(self.scenario_path))) from None
+            cells.append(SweepCell(len(cells), overrides, seed, data, self.replications))
+        return cells
+
+    def _two_policies(self) -> dict:
+        """The scenario with only the tuned policy and the baseline: nothing else is needed."""
+        data = dict(self.base)
+        data["policies"] = {name: spec for name, spec in self.base["policies"].items()
+                            if name in (self.policy, self.baseline)}
+        data["baseline"] = self.baseline
+        return data
+
+
+def parse_values(text: str) -> list[Any]:
+    """``0.1,0.2,0.5`` or ``lo:hi:step`` (both ends included) into candidate values."""
+    if text.count(":") == 2:
+        lo, hi, step = (float(x) for x in text.split(":"))
+        if step <= 0 or hi < lo:
+            raise ValueError(f"'{text}': lo:hi:step needs lo <= hi and step > 0")
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if count > 1000:
+            raise ValueError(f"'{text}': {count} values; at most 1,000")
+        return [round(lo + k * step, 12) for k in range(count)]
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            raise ValueError(f"'{text}': an empty value")
+        values.append(yaml.safe_load(part))
+    return values
+
+
+def setup(scenario_path: Path, policy: str, params: list[str]) -> TuneSetup:
+    """Check the scenario, the policy, the gates and every candidate before anything runs."""
+    from .scenario import load_scenario, scenario_from_data
+    from .yamlio import load_yaml
+
+    loaded = load_scenario(scenario_path)
+    sc = loaded.scenario
+    if policy not in sc.policies:
+        raise InputError(Problem(f"--policy: no policy '{policy}' (policies: {', '.join(sc.policies)})",
+                                 file=str(scenario_path)))
+    gates = sc.gates
+    thresholds = {k: v for k, v in gates.model_dump().items()
+                  if v is not None and k not in ("candidate", "baseline")} if gates else {}
+    if not thresholds:
+        raise InputError(Problem("tuning needs the checks to pass: give the scenario a gates: section "
+                                 "(min_savings, max_quality_drop, min_success_rate, ...)", file=str(scenario_path)))
+    baseline = (gates.baseline if gates else None) or sc.baseline_policy
+    if baseline == policy:
+        raise InputError(Problem(f"--policy {policy} is the gate's baseline; tune another policy",
+                                 file=str(scenario_path)))
+    parameters: dict[str, list[Any]] = {}
+    for text in params:
+        path, sep, values = text.partition("=")
+        if not sep or not path.strip():
+            raise InputError(Problem(f"--param '{text}': write PATH=VALUES, e.g. weights.cost=0:1:0.1"))
+        try:
+            parameters[path.strip()] = parse_values(values)
+        except ValueError as exc:
+            raise InputError(Problem(f"--param {path.strip()}: {exc}")) from None
+    if not parameters:
+        raise InputError(Problem("give at least one --param PATH=VALUES (a path under the policy, e.g. weights.cost)"))
+    base, _ = load_yaml(scenario_path)
+    tune = TuneSetup(Path(scenario_path), base, policy, baseline, thresholds, parameters, sc.seed, sc.replications)
+    cells = tune.cells()
+    if len(cells) > 10_000:
+        raise InputError(Problem(f"{len(cells):,} candidates: at most 10,000; narrow the ranges"))
+    for cell in cells:  # every candidate is a valid scenario
+        try:
+            scenario_from_data(cell.data, tune.scenario_path)
+        except InputError as exc:
+            label = ", ".join(f"{p} = {v!r}" for p, v in cell.overrides.items())
+            raise InputError([Problem(f"candidate {label}: {p.message}", file=p.file, path=p.path)
+                              for p in exc.problems]) from None
+    return tune
+
+
+# --------------------------------------------------------------------------- one candidate
+def gate_cell(data: dict, base_path: str, seed: int, replications: int) -> list[dict]:
+    """Run one candidate and check the scenario's gates on it: one row."""
+    from .gate import evaluate
+    from .runner import preflight, run_scenario
+    from .scenario import scenario_from_data
+
+    loaded = scenario_from_data(data, Path(base_path))
+    sc = loaded.scenario
+    gates = sc.gates
+    thresholds = {k: v for k, v in gates.model_dump().items() if v is not None and k not in ("candidate", "baseline")}
+    policy = next(name for name in sc.policies if name != sc.baseline_policy)
+    first_trace = preflight(loaded, seed)
+    with tempfile.TemporaryDirectory(prefix="routesim-tune-") as folder:
+        result = run_scenario(loaded, Path(folder), seed, replications, first_trace=first_trace)
+    runs = dict(enumerate(result.policies[policy].runs))
+    base = dict(enumerate(result.policies[sc.baseline_policy].runs))
+    checks = evaluate(thresholds, runs, base)
+    summary = result.summary[policy]
+    row: dict[str, Any] = {"policy": policy, "passed": all(c.passed for c in checks)}
+    for metric in ("cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality", "quality_delta_vs_baseline",
+                   "success_rate"):
+        row[f"{metric}_mean"] = summary[metric]["mean"]
+        row[f"{metric}_ci95_lo"], row[f"{metric}_ci95_hi"] = summary[metric]["ci95"]
+    for c in checks:
+        row[f"{c.name}_decided_on"] = c.decided_on
+        row[f"{c.name}_passed"] = c.passed
+    return [row]
+
+
+# --------------------------------------------------------------------------- the search
+def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = None, progress=None) -> dict:
+    """Evaluate the candidates (those not recorded yet), choose, validate the choice on a fresh
+    seed, and write tune.parquet, tune.md and chosen.yaml. Returns what was found."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .run_folder import locked_folder
+
+    out = Path(out)
+    claim_folder(out, f"tune {tune.policy}", tune.scenario_path)
+    with locked_folder(out, "--out"):
+        cells = tune.cells()
+        ran, reused = run_cells(cells, tune.scenario_path, out, gate_cell, workers, dask, progress)
+        names = [f"policies.{tune.policy}.{p}" for p in tune.parameters]
+        rows = cell_rows(cells, names, out)
+        passing = [r for r in rows if r["passed"] and r["cost_per_1k_requests_usd_mean"] is not None]
+        chosen = min(passing, key=lambda r: (r["cost_per_1k_requests_usd_mean"], r["cell"])) if passing else None
+        validation = None
+        if chosen is not None:
+            fresh = tune.seed + VALIDATION_SEED_OFFSET
+            cell = tune.cells(seed=fresh)[chosen["cell"]]
+            run_cells([cell], tune.scenario_path, out, gate_cell, 1, None, None)
+            validation = cell_rows([cell], names, out)[0]
+        table = pa.table({c: [r.get(c) for r in rows] for c in rows[0]})
+        with atomic_file(out / "tune.parquet", "tuning table") as tmp:
+            pq.write_table(table, tmp)
+        fragment = _fragment(tune, chosen)
+        with atomic_file(out / "chosen.yaml", "chosen setting") as tmp:
+            tmp.write_text(fragment, encoding="utf-8")
+        with atomic_file(out / "tune.md", "tuning report") as tmp:
+            tmp.write_text(_markdown(tune, rows, names, chosen, validation), encoding="utf-8")
+    return {"ran": ran, "reused": reused, "candidates": len(rows), "passing": len(passing), "chosen": chosen,
+            "validation": validation, "parameters": names}
+
+
+def _fragment(tune: TuneSetup, chosen: dict | None) -> str:
+    if chosen is None:
+        return "# No candidate passed every check of the scenario's gates: nothing to choose.\n"
+    from .overrides import apply_overrides
+
+    overrides = {f"policies.{tune.policy}.{p}": _value(chosen[f"policies.{tune.policy}.{p}"]) for p in tune.parameters}
+    spec = apply_overrides(tune.base, overrides)["policies"][tune.policy]
+    head = (f"# Chosen by routesim tune: the cheapest setting of '{tune.policy}' that passed every gate check\n"
+            f"# (cost per 1k requests {chosen['cost_per_1k_requests_usd_mean']:.4g} USD); paste it into the scenario.\n")
+    return head + yaml.safe_dump({"policies": {tune.policy: spec}}, sort_keys=False)
+
+
+def _value(cell: Any) -> Any:
+    """A parameter back from its table cell (JSON text for lists and mappings)."""
+    if isinstance(cell, str) and cell[:1] in "[{":
+        return json.loads(cell)
+    return cell
+
+
+def _verdict(row: dict, tune: TuneSetup) -> str:
+    parts = []
+    for name, threshold in tune.thresholds.items():
+        decided = row.get(f"{name}_decided_on")
+        mark = "pass" if row.get(f"{name}_passed") else "FAIL"
+        parts.append(f"{name} {threshold:g}: {'n/a' if decided is None else f'{decided:.4g}'} {mark}")
+    return "; ".join(parts)
+
+
+def _markdown(tune: TuneSetup, rows: list[dict], names: list[str], chosen: dict | None,
+              validation: dict | None) -> str:
+    out = [f"# Tuning `{tune.policy}` on {tune.scenario_path.name}", "",
+           f"{len(rows)} candidate(s) against the baseline `{tune.baseline}`, seed {tune.seed}, "
+           f"{tune.replications} replication(s) each (common random numbers). Gate checks, decided on the 95% "
+           "interval as `routesim gate` decides them: "
+           + ", ".join(f"{k} {v:g}" for k, v in tune.thresholds.items()) + ".", ""]
+    if chosen is None:
+        out += ["**No candidate passed every check.** Widen the ranges, or relax the gates.", ""]
+    else:
+        setting = ", ".join(f"`{n.split('.', 2)[2]}` = {chosen[n]}" for n in names)
+        out += [f"**Chosen: {setting}** — the cheapest passing candidate, "
+                f"{chosen['cost_per_1k_requests_usd_mean']:.4g} USD per 1k requests.", "",
+                f"- in tuning (seed {tune.seed}): {_verdict(chosen, tune)}",
+                f"- on a fresh seed ({tune.seed + VALIDATION_SEED_OFFSET}): {_verdict(validation, tune)}"
+                + ("" if validation["passed"] else " — **the choice does not hold on fresh traffic: it was "
+                   "picked on noise; add replications or keep a margin**"), ""]
+    checks = list(tune.thresholds)
+    out += ["Every candidate, cheapest first; each check's column is the bound it was decided on.", "",
+            "| " + " | ".join(n.split(".", 2)[2] for n in names) + " | cost / 1k | savings | quality change | "
+            + " | ".join(f"{c} {tune.thresholds[c]:g}" for c in checks) + " | passed |",
+            "|---" * (len(names) + len(checks) + 4) + "|"]
+    for r in sorted(rows, key=lambda r: (r["cost_per_1k_requests_usd_mean"] or math.inf)):
+        savings, delta = r["savings_vs_baseline_mean"], r["quality_delta_vs_baseline_mean"]
+        decided = [r.get(f"{c}_decided_on") for c in checks]
+        out.append("| " + " | ".join(str(r[n]) for n in names)
+                   + f" | {r['cost_per_1k_requests_usd_mean']:.4g} | "
+                   + ("n/a" if savings is None else f"{100 * savings:.1f}%") + " | "
+                   + ("n/a" if delta is None else f"{delta:+.4f}") + " | "
+                   + " | ".join("n/a" if d is None else f"{d:.4g}" + ("" if r[f"{c}_passed"] else " ✗")
+                                for c, d in zip(checks, decided))
+                   + f" | {'yes' if r['passed'] else 'no'} |")
+    return "\n".join(out) + "\n"
