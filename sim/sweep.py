@@ -88,6 +88,13 @@ def load_sweep(path: Path) -> LoadedSweep:
     base_path = (path.parent / spec.base).resolve()
     base, _ = load_yaml(base_path)
     base_loaded = scenario_from_data(base, base_path)  # the base itself must be valid
+    if spec.claim is not None:
+        policies = base_loaded.scenario.policies
+        unknown = [name for name in [spec.claim.policy, *spec.claim.rivals] if name not in policies]
+        if unknown:
+            raise InputError(Problem(f"claim: no policy {', '.join(map(repr, unknown))} in the base scenario "
+                                     f"(policies: {', '.join(policies)})", file=str(path),
+                                     line=line_of(lines, ("claim",)), path="claim"))
     seeds = spec.seeds if spec.seeds is not None else [base_loaded.scenario.seed]
     replications = spec.replications or base_loaded.scenario.replications
     cells, problems = [], []

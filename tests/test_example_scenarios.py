@@ -61,10 +61,16 @@ def test_sweep_runs(tmp_path, path, cli):
     base = yaml.safe_load((path.parent / spec["base"]).read_text())
     base["trace"]["synthetic"]["duration_s"] = 300
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
-    first = next(iter(spec["grid"]))
-    spec.update(base="base.yaml", replications=1, grid={first: spec["grid"][first][:2]})
+    if "grid" in spec:
+        first = next(iter(spec["grid"]))
+        spec.update(grid={first: spec["grid"][first][:2]})
+    else:
+        spec.update(cells=spec["cells"][:2])
+    spec.update(base="base.yaml", replications=1)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = cli("sweep", tmp_path / "sweep.yaml", "--out", tmp_path / "out", "--workers", "1")
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
     assert len(table) == 2 * len(base["policies"])
+    if "claim" in spec:
+        assert "## The claim" in (tmp_path / "out" / "sweep.md").read_text()

@@ -146,6 +146,40 @@ def _frontier_figure(rows, frontier, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- sweep.md
+def _claim_section(claim, rows, parameters) -> list[str]:
+    from ..claims import verdicts
+
+    found = verdicts(claim, rows, parameters)
+    holds = sum(v.holds for v in found)
+    beaten = sum(bool(v.beaten_by) for v in found)
+    parts = []
+    if claim.min_savings is not None:
+        parts.append(f"saves at least {claim.min_savings:.0%} (lower 95% bound)")
+    if claim.max_savings is not None:
+        parts.append(f"at most {claim.max_savings:.0%} (mean)")
+    if claim.max_quality_drop is not None:
+        parts.append(f"loses at most {claim.max_quality_drop:g} quality (lower 95% bound)")
+    if claim.rivals:
+        parts.append("and no " + " or ".join(f"`{markdown_text(r)}`" for r in claim.rivals)
+                     + " reaches its quality for no more cost (means)")
+    out = ["## The claim", ""]
+    if claim.statement:
+        out += [f"> {markdown_text(claim.statement)}", ""]
+    out += [f"Checked in every run: `{markdown_text(claim.policy)}` " + ", ".join(parts) + ".", "",
+            f"**It holds in {holds} of {len(found)} run(s)**; a rival beats it in {beaten}.", "",
+            "| cell | " + " | ".join(markdown_text(p) for p in parameters) + " | seed | savings | quality change "
+            "| holds | why not |", "|---" * (len(parameters) + 6) + "|"]
+    for v in found:
+        why = v.failed + [f"beaten by {markdown_text(r)}" for r in v.beaten_by] + v.notes
+        savings = _interval({"s_mean": v.savings[0], "s_ci95_lo": v.savings[1], "s_ci95_hi": v.savings[2]}, "s", True)
+        delta = _interval({"q_mean": v.quality_delta[0], "q_ci95_lo": v.quality_delta[1],
+                           "q_ci95_hi": v.quality_delta[2]}, "q", False)
+        out.append(f"| {v.cell} | " + " | ".join(str(markdown_text(v.parameters[p])) for p in parameters)
+                   + f" | {v.seed} | {savings} | {delta} | {'yes' if v.holds else 'no'} | {'; '.join(why)} |")
+    return out + [""]
+
+
+
 def _interval(row: dict, metric: str, percent: bool) -> str:
     mean, lo, hi = (row.get(f"{metric}_{part}") for part in ("mean", "ci95_lo", "ci95_hi"))
     if mean is None:
@@ -166,6 +200,8 @@ def _markdown(sweep, rows, parameters, frontier, figures) -> str:
             "across cells. Swept: " + ", ".join(f"`{markdown_text(p)}`" for p in parameters) + ".", ""]
     for figure in figures:
         out += [f"![{figure}]({figure})", ""]
+    if spec.claim is not None:
+        out += _claim_section(spec.claim, rows, parameters)
     out += ["## The cost-quality frontier", "",
             "Settings no other setting of the sweep beats on both cost and quality, cheapest first:", "",
             "| cell | " + " | ".join(markdown_text(p) for p in parameters) + " | seed | policy | cost / 1k | quality |",

@@ -14,6 +14,21 @@ from .common import Strict
 MAX_CELLS = 10_000
 
 
+class Claim(Strict):
+    """A claim about one policy, checked in every run of the sweep: it saves at least
+    ``min_savings`` over the scenario's baseline (the lower bound of the 95% interval),
+    at most ``max_savings`` (the mean), losing at most ``max_quality_drop`` of quality
+    (the interval's lower bound of the change); and no ``rival`` beats it (costs no more
+    on average and reaches at least its mean quality)."""
+
+    policy: str
+    min_savings: float | None = None
+    max_savings: float | None = None
+    max_quality_drop: Annotated[float, Field(ge=0)] | None = None
+    rivals: list[str] = Field(default_factory=list)
+    statement: str = ""  # the claim in words, for the report
+
+
 class SweepSpec(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -25,6 +40,7 @@ class SweepSpec(Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     # or an explicit list of cells, each {field path: value}.
     cells: list[dict[str, Any]] = Field(default_factory=list)
+    claim: Claim | None = None  # checked in every run (sweep.md: where it holds)
 
     @model_validator(mode="after")
     def _one_way_to_give_cells(self):
