@@ -24,6 +24,7 @@ from .catalog import Catalog
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_ERROR, ATTEMPT_OK, ATTEMPT_RATE_LIMITED, \
     ATTEMPT_TIMEOUT
 from .provider import Providers
+from .compact import compact
 from .rng import BLOCK_SIZE
 from .schema.routing import ResponseCacheSpec
 from .world import World
@@ -69,8 +70,7 @@ class AttemptService:
         self.on_end = on_end
         self.providers = providers
         trace = world.trace
-        # Plain lists: indexing them is several times faster than numpy scalars.
-        self._tokens = (trace.input_tokens + trace.output_tokens).tolist()
+        self._tokens = compact(trace.input_tokens + trace.output_tokens)
         self._context = catalog.context_window
         self._n_models = len(catalog.names)
         self._n_attempts = world.n_attempts

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from .attempts import Attempt
 from .catalog import Catalog
+from .compact import compact
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_OK, ATTEMPT_TIMEOUT
 from .prices import charge_usd
 from .world import World
 
 
 class Billing:
-    def __init__(self, world: World, catalog: Catalog, abandoned_charge: str, input_tokens: list[int],
-                 output_tokens: list[int]):
-        """``input_tokens``, ``output_tokens``: the trace's columns as the router's plain lists (shared, not copied)."""
+    def __init__(self, world: World, catalog: Catalog, abandoned_charge: str, input_tokens, output_tokens):
+        """``input_tokens``, ``output_tokens``: the trace's columns as the router holds them (shared, not copied)."""
         self._prices = world.prices  # the price in force when an attempt started
         self.abandoned_charge = abandoned_charge
         self._input = input_tokens
         self._output = output_tokens
-        self._cached = world.cached_input_tokens.tolist()
+        self._cached = compact(world.cached_input_tokens)
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
 
     def charge(self, a: Attempt, i: int, end: float) -> tuple[float, float]:

@@ -175,7 +175,7 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        engine.run(world.trace.arrival_s.tolist(), router.on_arrival)
+        engine.run(router.arrival_s, router.on_arrival)
     finally:
         if gc_was_enabled:
             gc.enable()
