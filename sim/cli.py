@@ -147,18 +147,24 @@ def tune(
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256,
                                           help="Local processes (default: the machine's cores)."),
     dask: Optional[str] = typer.Option(None, "--dask", help="'local' or a scheduler address (the dask extra)."),
+    search: str = typer.Option("grid", "--search", help="grid (every combination) or optuna (--trials candidates "
+                               "proposed by Optuna's TPE sampler; lo:hi ranges allowed; the tune extra)."),
+    trials: int = typer.Option(40, "--trials", min=1, max=10_000, help="Candidates to run with --search optuna."),
 ) -> None:
     """The cheapest setting of a policy's parameters that passes the scenario's gates, checked on a fresh seed."""
     from .tune import run_tune, setup
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors():
-        found = setup(scenario, policy, param)
+        if search not in ("grid", "optuna"):
+            raise InputError(Problem(f"--search {search}: grid or optuna"))
+        found = setup(scenario, policy, param, search)
         out = out or Path("reports") / "tune" / f"{found.base.get('name', scenario.stem)}-{policy}"
         from .runner import default_jobs
 
         with _progress_bar(_interactive()) as progress:
-            result = run_tune(found, out, workers=workers or default_jobs(10 ** 9), dask=dask, progress=progress)
+            result = run_tune(found, out, workers=workers or default_jobs(10 ** 9), dask=dask, progress=progress,
+                              trials=trials if search == "optuna" else None)
     if not (out / "tune.md").is_file():
         raise RuntimeError(f"tuning finished but {out / 'tune.md'} is missing")
     typer.echo(f"{result['candidates']} candidate(s): {result['ran']} run now, {result['reused']} reused; "
@@ -167,7 +173,8 @@ def tune(
     if chosen is None:
         typer.echo("no candidate passed every check: nothing chosen")
     else:
-        setting = ", ".join(f"{n.split('.', 2)[2]}={chosen[n]}" for n in result["parameters"])
+        setting = ", ".join(f"{n.split('.', 2)[2]}={chosen[n]:.6g}" if isinstance(chosen[n], float)
+                            else f"{n.split('.', 2)[2]}={chosen[n]}" for n in result["parameters"])
         validation = result["validation"]
         typer.echo(f"chosen: {setting} (cost per 1k requests {chosen['cost_per_1k_requests_usd_mean']:.4g} USD)")
         typer.echo("on a fresh seed: " + ("passes every check" if validation["passed"] else

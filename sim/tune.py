@@ -40,23 +40,25 @@ class TuneSetup:
     policy: str
     baseline: str
     thresholds: dict[str, float]
-    parameters: dict[str, list[Any]]  # path under policies.<policy> -> candidate values
+    parameters: dict[str, list[Any]]  # path under policies.<policy> -> grid values (Optuna: the range's ends)
     seed: int
     replications: int
+    spaces: dict[str, tuple] = None  # type: ignore[assignment]  # path -> its search space (parse_space)
 
     def cells(self, seed: int | None = None) -> list[SweepCell]:
+        """The grid's candidates, in order (the last parameter varies fastest)."""
+        return [self.cell(k, values, seed) for k, values in enumerate(itertools.product(*self.parameters.values()))]
+
+    def cell(self, number: int, values, seed: int | None = None) -> SweepCell:
+        """The candidate with these parameter values (in ``parameters``' order)."""
         from .overrides import OverrideError, apply_overrides
 
-        seed = self.seed if seed is None else seed
-        cells = []
-        for values in itertools.product(*self.parameters.values()):
-            overrides = {f"policies.{self.policy}.{p}": v for p, v in zip(self.parameters, values)}
-            try:
-                data = apply_overrides(self._two_policies(), overrides)
-            except OverrideError as exc:
-                raise InputError(Problem(f"--param: {exc}", file=str(self.scenario_path))) from None
-            cells.append(SweepCell(len(cells), overrides, seed, data, self.replications))
-        return cells
+        overrides = {f"policies.{self.policy}.{p}": v for p, v in zip(self.parameters, values)}
+        try:
+            data = apply_overrides(self._two_policies(), overrides)
+        except OverrideError as exc:
+            raise InputError(Problem(f"--param: {exc}", file=str(self.scenario_path))) from None
+        return SweepCell(number, overrides, self.seed if seed is None else seed, data, self.replications)
 
     def _two_policies(self) -> dict:
         """The scenario with only the tuned policy and the baseline: nothing else is needed."""
@@ -86,7 +88,29 @@ def parse_values(text: str) -> list[Any]:
     return values
 
 
-def setup(scenario_path: Path, policy: str, params: list[str]) -> TuneSetup:
+def parse_space(text: str) -> tuple:
+    """A parameter's search space for Optuna: ``lo:hi`` (any number between), ``lo:hi:step``
+    (a step grid) or a list (one of its values)."""
+    if text.count(":") == 1:
+        lo, hi = (float(x) for x in text.split(":"))
+        if hi <= lo:
+            raise ValueError(f"'{text}': lo:hi needs lo < hi")
+        return ("float", lo, hi)
+    if text.count(":") == 2:
+        lo, hi, step = (float(x) for x in text.split(":"))
+        parse_values(text)  # the same checks as the grid's
+        return ("step", lo, hi, step)
+    return ("choice", parse_values(text))
+
+
+def _ends(space: tuple) -> list[Any]:
+    """The values that bound a space (checked before a search starts)."""
+    if space[0] == "choice":
+        return list(space[1])
+    return [space[1], space[2]]
+
+
+def setup(scenario_path: Path, policy: str, params: list[str], search: str = "grid") -> TuneSetup:
     """Check the scenario, the policy, the gates and every candidate before anything runs."""
     from .scenario import load_scenario, scenario_from_data
     from .yamlio import load_yaml
@@ -107,19 +131,27 @@ def setup(scenario_path: Path, policy: str, params: list[str]) -> TuneSetup:
         raise InputError(Problem(f"--policy {policy} is the gate's baseline; tune another policy",
                                  file=str(scenario_path)))
     parameters: dict[str, list[Any]] = {}
+    spaces: dict[str, tuple] = {}
     for text in params:
         path, sep, values = text.partition("=")
         if not sep or not path.strip():
             raise InputError(Problem(f"--param '{text}': write PATH=VALUES, e.g. weights.cost=0:1:0.1"))
         try:
-            parameters[path.strip()] = parse_values(values)
+            if search == "optuna":
+                spaces[path.strip()] = parse_space(values)
+                parameters[path.strip()] = _ends(spaces[path.strip()])
+            elif values.count(":") == 1:
+                raise ValueError(f"'{values}': a grid needs lo:hi:step or a list (lo:hi is for --search optuna)")
+            else:
+                parameters[path.strip()] = parse_values(values)
         except ValueError as exc:
             raise InputError(Problem(f"--param {path.strip()}: {exc}")) from None
     if not parameters:
         raise InputError(Problem("give at least one --param PATH=VALUES (a path under the policy, e.g. weights.cost)"))
     base, _ = load_yaml(scenario_path)
-    tune = TuneSetup(Path(scenario_path), base, policy, baseline, thresholds, parameters, sc.seed, sc.replications)
-    cells = tune.cells()
+    tune = TuneSetup(Path(scenario_path), base, policy, baseline, thresholds, parameters, sc.seed, sc.replications,
+                     spaces)
+    cells = tune.cells()  # for Optuna: every combination of the ranges' ends
     if len(cells) > 10_000:
         raise InputError(Problem(f"{len(cells):,} candidates: at most 10,000; narrow the ranges"))
     for cell in cells:  # every candidate is a valid scenario
@@ -163,9 +195,11 @@ def gate_cell(data: dict, base_path: str, seed: int, replications: int) -> list[
 
 
 # --------------------------------------------------------------------------- the search
-def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = None, progress=None) -> dict:
-    """Evaluate the candidates (those not recorded yet), choose, validate the choice on a fresh
-    seed, and write tune.parquet, tune.md and chosen.yaml. Returns what was found."""
+def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = None, progress=None,
+             trials: int | None = None) -> dict:
+    """Evaluate the candidates (those not recorded yet): the grid, or ``trials`` chosen by
+    Optuna; choose, validate the choice on a fresh seed, and write tune.parquet, tune.md and
+    chosen.yaml. Returns what was found."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -174,16 +208,20 @@ def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = No
     out = Path(out)
     claim_folder(out, f"tune {tune.policy}", tune.scenario_path)
     with locked_folder(out, "--out"):
-        cells = tune.cells()
-        ran, reused = run_cells(cells, tune.scenario_path, out, gate_cell, workers, dask, progress)
         names = [f"policies.{tune.policy}.{p}" for p in tune.parameters]
+        if trials is None:
+            cells = tune.cells()
+            ran, reused = run_cells(cells, tune.scenario_path, out, gate_cell, workers, dask, progress)
+        else:
+            cells, ran, reused = _optuna_search(tune, out, names, trials, workers, dask, progress)
         rows = cell_rows(cells, names, out)
         passing = [r for r in rows if r["passed"] and r["cost_per_1k_requests_usd_mean"] is not None]
         chosen = min(passing, key=lambda r: (r["cost_per_1k_requests_usd_mean"], r["cell"])) if passing else None
         validation = None
         if chosen is not None:
             fresh = tune.seed + VALIDATION_SEED_OFFSET
-            cell = tune.cells(seed=fresh)[chosen["cell"]]
+            picked = cells[chosen["cell"]]
+            cell = tune.cell(picked.number, list(picked.overrides.values()), seed=fresh)
             run_cells([cell], tune.scenario_path, out, gate_cell, 1, None, None)
             validation = cell_rows([cell], names, out)[0]
         table = pa.table({c: [r.get(c) for r in rows] for c in rows[0]})
@@ -196,6 +234,48 @@ def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = No
             tmp.write_text(_markdown(tune, rows, names, chosen, validation), encoding="utf-8")
     return {"ran": ran, "reused": reused, "candidates": len(rows), "passing": len(passing), "chosen": chosen,
             "validation": validation, "parameters": names}
+
+
+#: Optuna proposes candidates in batches of this many, whatever the number of workers, so the
+#: search (and its outputs) do not depend on how many processes ran it.
+OPTUNA_BATCH = 4
+#: Added to a failing candidate's cost: the search minimises cost among passing candidates.
+FAILING_PENALTY = 1e6
+
+
+def _optuna_search(tune: TuneSetup, out: Path, names: list[str], trials: int, workers: int, dask: str | None,
+                   progress) -> tuple[list[SweepCell], int, int]:
+    """``trials`` candidates proposed by Optuna's TPE sampler (seeded with the scenario's seed),
+    each run and recorded like a grid's; returns (the candidates in trial order, run, reused)."""
+    try:
+        import optuna
+    except ImportError:
+        raise InputError(Problem("--search optuna needs Optuna: pip install 'routesim[tune]'")) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=tune.seed))
+    cells: list[SweepCell] = []
+    ran = reused = 0
+    while len(cells) < trials:
+        batch = [study.ask() for _ in range(min(OPTUNA_BATCH, trials - len(cells)))]
+        new = [tune.cell(len(cells) + k, [_suggest(t, path, space) for path, space in tune.spaces.items()])
+               for k, t in enumerate(batch)]
+        now, before = run_cells(new, tune.scenario_path, out, gate_cell, workers, dask, None)
+        ran, reused = ran + now, reused + before
+        for trial, row in zip(batch, cell_rows(new, names, out)):
+            cost = row["cost_per_1k_requests_usd_mean"]
+            study.tell(trial, (cost or 0.0) + (0.0 if row["passed"] and cost is not None else FAILING_PENALTY))
+        cells += new
+        if progress:
+            progress(len(cells), trials, f"trial {len(cells)}")
+    return cells, ran, reused
+
+
+def _suggest(trial, path: str, space: tuple) -> Any:
+    if space[0] == "float":
+        return trial.suggest_float(path, space[1], space[2])
+    if space[0] == "step":
+        return trial.suggest_float(path, space[1], space[2], step=space[3])
+    return space[1][trial.suggest_categorical(path, list(range(len(space[1]))))]
 
 
 def _fragment(tune: TuneSetup, chosen: dict | None) -> str:
@@ -217,6 +297,11 @@ def _value(cell: Any) -> Any:
     return cell
 
 
+def _shown(value: Any) -> str:
+    """A parameter value for people: floats to six significant digits (chosen.yaml has them whole)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _verdict(row: dict, tune: TuneSetup) -> str:
     parts = []
     for name, threshold in tune.thresholds.items():
@@ -236,7 +321,7 @@ def _markdown(tune: TuneSetup, rows: list[dict], names: list[str], chosen: dict 
     if chosen is None:
         out += ["**No candidate passed every check.** Widen the ranges, or relax the gates.", ""]
     else:
-        setting = ", ".join(f"`{n.split('.', 2)[2]}` = {chosen[n]}" for n in names)
+        setting = ", ".join(f"`{n.split('.', 2)[2]}` = {_shown(chosen[n])}" for n in names)
         out += [f"**Chosen: {setting}** — the cheapest passing candidate, "
                 f"{chosen['cost_per_1k_requests_usd_mean']:.4g} USD per 1k requests.", "",
                 f"- in tuning (seed {tune.seed}): {_verdict(chosen, tune)}",
@@ -251,7 +336,7 @@ def _markdown(tune: TuneSetup, rows: list[dict], names: list[str], chosen: dict 
     for r in sorted(rows, key=lambda r: (r["cost_per_1k_requests_usd_mean"] or math.inf)):
         savings, delta = r["savings_vs_baseline_mean"], r["quality_delta_vs_baseline_mean"]
         decided = [r.get(f"{c}_decided_on") for c in checks]
-        out.append("| " + " | ".join(str(r[n]) for n in names)
+        out.append("| " + " | ".join(_shown(r[n]) for n in names)
                    + f" | {r['cost_per_1k_requests_usd_mean']:.4g} | "
                    + ("n/a" if savings is None else f"{100 * savings:.1f}%") + " | "
                    + ("n/a" if delta is None else f"{delta:+.4f}") + " | "

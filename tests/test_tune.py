@@ -68,3 +68,28 @@ def test_tuning_needs_gates_and_a_tunable_policy(tmp_path, cli):
     assert result.exit_code == 2 and "baseline" in result.output
     result = cli("tune", path, "--policy", "w", "--param", "weights.cost=-1")
     assert result.exit_code == 2 and "candidate policies.w.weights.cost = -1" in result.output
+
+
+def test_an_optuna_search_is_the_same_on_any_number_of_workers_and_resumes(tmp_path, cli):
+    pytest.importorskip("optuna", reason="the tune extra (optuna) is not installed")
+    path = tuned_scenario(tmp_path)
+    args = ["tune", path, "--policy", "w", "--param", "weights.cost=0:4", "--param", "weights.quality=0.5,1",
+            "--search", "optuna", "--trials", "6"]
+    one = cli(*args, "--out", tmp_path / "one", "--workers", "1")
+    two = cli(*args, "--out", tmp_path / "two", "--workers", "2")
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    assert (tmp_path / "one" / "tune.parquet").read_bytes() == (tmp_path / "two" / "tune.parquet").read_bytes()
+    table = pd.read_parquet(tmp_path / "one" / "tune.parquet")
+    assert len(table) == 6
+    assert table["policies.w.weights.cost"].between(0, 4).all()
+    assert set(table["policies.w.weights.quality"]) <= {0.5, 1}
+    chosen = yaml.safe_load((tmp_path / "one" / "chosen.yaml").read_text())["policies"]["w"]["weights"]
+    best = table[table.passed].sort_values(["cost_per_1k_requests_usd_mean", "cell"]).iloc[0]
+    assert chosen["cost"] == best["policies.w.weights.cost"] and chosen["quality"] == best["policies.w.weights.quality"]
+    again = cli(*args, "--out", tmp_path / "one", "--workers", "1")
+    assert "0 run now, 6 reused" in again.output
+
+
+def test_a_grid_refuses_an_open_range(tmp_path, cli):
+    result = cli("tune", tuned_scenario(tmp_path), "--policy", "w", "--param", "weights.cost=0:4")
+    assert result.exit_code == 2 and "lo:hi is for --search optuna" in result.output
