@@ -29,6 +29,8 @@ OUTCOME_NAMES = ("ok", "error", "rate_limited", "timeout", "context_overflow", "
 RUN_METRICS = names("run")
 PAIRED_METRICS = names("paired")
 _NAN = float("nan")
+_MISSING = object()
+REASON_CHUNK = 1 << 16  # reasons kept as Python objects before they are turned into text
 
 
 class RunRecorder:
@@ -68,7 +70,11 @@ class RunRecorder:
         self.d_cpu_us = array("d")  # its CPU (thread) time
         self.d_latency: list[float] | None = None  # the modelled decision latency of every request, when drawn
         self.d_score = array("d")  # NaN where the policy gave none
-        self.d_reason: list[Any] = []
+        self.d_reason: list[Any] = []  # the latest reasons, as the policy gave them
+        # ... and the earlier ones as text in Arrow arrays: a million Python strings held to the
+        # end of a run cost twice their bytes and pin the memory of everything allocated among them.
+        self._reason_chunks: list[pa.Array] = []
+        self._reason_texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
         self.d_error: list[str | None] = []
         self.d_candidates: list[tuple[int, ...]] = []
 
@@ -104,6 +110,31 @@ class RunRecorder:
         self.d_reason.append(reason)
         self.d_error.append(error)
         self.d_candidates.append(candidates)
+        if len(self.d_reason) >= REASON_CHUNK:
+            self._compact_reasons()
+
+    def _compact_reasons(self) -> None:
+        texts = self._reason_texts
+        out = []
+        for r in self.d_reason:
+            if r is None or type(r) is str:
+                out.append(r)
+                continue
+            key = id(r)
+            text = texts.get(key, _MISSING)
+            if text is _MISSING:
+                text = texts[key] = _reason_text(r)
+                if len(texts) > 4 * REASON_CHUNK:  # ids of reasons since freed may come back: forget them
+                    texts.clear()
+                    texts[key] = text
+            out.append(text)
+        self._reason_chunks.append(pa.array(out, type=pa.string()))
+        self.d_reason = []
+
+    def reasons(self) -> pa.ChunkedArray:
+        """Every decision's reason as text, in request order."""
+        self._compact_reasons()
+        return pa.chunked_array(self._reason_chunks, type=pa.string())
 
     def observe_error(self, i: int, error: str, where: str = "observe") -> None:
         """A policy error after the decision (in ``observe``, or a re-decision before a retry)."""
@@ -235,18 +266,12 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace,
                     model_names: list[str]) -> Iterator[pa.Table]:
     """What the policy decided and why, with the wall-clock and CPU time it took (not
     deterministic), slice by slice."""
-    texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
-    routes: dict[tuple, str] = {}  # and candidate lists one cached tuple
+    routes: dict[tuple, str] = {}  # candidate lists are often one cached tuple: join once
+    reasons = rec.reasons()
     score, us, cpu_us = (np.asarray(a, dtype=float) for a in (rec.d_score, rec.d_us, rec.d_cpu_us))
     latency = None if rec.d_latency is None else np.asarray(rec.d_latency, dtype=float)
     for s in _slices(len(rec.d_us)):
         n = s.stop - s.start
-        reasons = []
-        for r in rec.d_reason[s]:
-            key = id(r)
-            if key not in texts:
-                texts[key] = _reason_text(r)
-            reasons.append(texts[key])
         candidates = []
         for c in rec.d_candidates[s]:
             text = routes.get(c)
@@ -258,7 +283,7 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace,
             "replication": pa.array(np.full(n, replication, dtype=np.int32)),
             "request_id": pa.array(trace.request_id[s], type=pa.string()),
             "candidates": pa.array(candidates, type=pa.string()),
-            "reason": pa.array(reasons, type=pa.string()),
+            "reason": reasons.slice(s.start, n),
             "policy_error": pa.array(rec.d_error[s], type=pa.string()),
             "score": pa.array(score[s], from_pandas=True),  # NaN -> null
             "decision_us": pa.array(us[s]),

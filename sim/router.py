@@ -113,7 +113,7 @@ class Router:
         self._request_id = trace.request_id.tolist()
         self._workload = trace.workload_names().tolist()
         estimate = beliefs.difficulty_estimate
-        self._estimate = None if estimate is None else estimate.tolist()
+        self._estimate = None if estimate is None else compact(estimate)
         # The request's routing tags, as its client sent them (a production router reads them too).
         self._tags = None if trace.tags is None else [trace.tag_sets[c] for c in trace.tags.tolist()]
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
