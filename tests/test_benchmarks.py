@@ -73,3 +73,20 @@ def test_the_import_benchmark_imports_every_row(tmp_path):
     assert imported.input_tokens.tolist() == source.ContextTokens.tolist()
     assert imported.output_tokens.tolist() == source.GeneratedTokens.tolist()
     assert seconds > 0 and peak > 0
+
+
+def test_the_end_to_end_benchmark_scales_compare_and_tells_tables_apart(tmp_path):
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    end_to_end = _benchmark("end_to_end")
+    path = end_to_end.compare_scenario(tmp_path, 2000, 1, only_dynamic=True)
+    data = yaml.safe_load(path.read_text())
+    assert list(data["policies"]) == ["dynamic"] and data["trace"]["synthetic"]["rate_per_s"] * 3600 == 2000
+    loaded = load_scenario(path)
+    run_to_folder(loaded, tmp_path / "a", report=False)
+    run_to_folder(loaded, tmp_path / "b", report=False)
+    assert end_to_end.same_tables(tmp_path / "a", tmp_path / "b")
+    other = load_scenario(end_to_end.compare_scenario(tmp_path, 2100, 1, only_dynamic=True))
+    run_to_folder(other, tmp_path / "c", report=False)
+    assert not end_to_end.same_tables(tmp_path / "a", tmp_path / "c")
