@@ -125,9 +125,9 @@ def sweep(
     with user_errors():
         loaded = load_sweep(sweep_file)
         out = out or Path("reports") / "sweeps" / loaded.spec.name
-        from .runner import default_jobs
+        from .pools import cores
 
-        workers = workers or default_jobs(10 ** 9)
+        workers = workers or cores()
         with _progress_bar(_interactive()) as progress:
             ran, reused = run_sweep(loaded, out, workers=workers, dask=dask, progress=progress)
     if not (out / "sweep.parquet").is_file():  # never exit 0 without the outputs
@@ -160,10 +160,10 @@ def tune(
             raise InputError(Problem(f"--search {search}: grid or optuna"))
         found = setup(scenario, policy, param, search)
         out = out or Path("reports") / "tune" / f"{found.base.get('name', scenario.stem)}-{policy}"
-        from .runner import default_jobs
+        from .pools import cores
 
         with _progress_bar(_interactive()) as progress:
-            result = run_tune(found, out, workers=workers or default_jobs(10 ** 9), dask=dask, progress=progress,
+            result = run_tune(found, out, workers=workers or cores(), dask=dask, progress=progress,
                               trials=trials if search == "optuna" else None)
     if not (out / "tune.md").is_file():
         raise RuntimeError(f"tuning finished but {out / 'tune.md'} is missing")

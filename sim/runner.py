@@ -225,6 +225,10 @@ class Replication:
     slo: np.ndarray
     horizon_s: float
 
+    def facts(self) -> tuple:
+        """What the run's summary needs of it: (fault windows, price change times, horizon, requests)."""
+        return self.world.fault_windows, self.world.price_change_times, self.horizon_s, len(self.trace)
+
 
 def replication(loaded: LoadedScenario, seed: int, r: int, first_trace: Trace | None = None) -> Replication:
     """Replication ``r``'s trace, world and shared draws (``first_trace``: replication 0's
@@ -316,41 +320,15 @@ def _cells(loaded: LoadedScenario, seed: int, replications: int, first_trace: Tr
     if jobs <= 1 or len(keys) <= 1:
         for r in range(replications):
             rep = replication(loaded, seed, r, first_trace)
-            facts = (rep.world.fault_windows, rep.world.price_change_times, rep.horizon_s, len(rep.trace))
             for k, name in enumerate(names):
-                yield (r, name), facts if k == 0 else None, run_cell(loaded, rep, name, seed)
+                yield (r, name), rep.facts() if k == 0 else None, run_cell(loaded, rep, name, seed)
             del rep
         return
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
+    from .pools import worker_pool
 
-    # spawn, not fork: the parent may hold threads (Arrow's pools, the progress bar) that a
-    # forked child would inherit in whatever state they were.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(keys)), mp_context=context,
-                               initializer=_worker_init, initargs=(loaded, seed))
-    finished = False
-    try:
+    with worker_pool(min(jobs, len(keys)), _worker_init, (loaded, seed)) as pool:
         for key, (facts, cell) in zip(keys, pool.map(_worker_cell, keys)):
             yield key, facts if key[1] == names[0] else None, cell
-        finished = True
-    finally:
-        if not finished:  # interrupted, or a cell failed: stop the other cells now, not when they end
-            for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
-                process.terminate()
-        pool.shutdown(wait=True, cancel_futures=not finished)
-
-
-#: Below this many simulated requests (requests x policies x replications) a run stays in one
-#: process: starting workers (each imports routesim, about a second) would cost more than it saves.
-PARALLEL_FROM_REQUESTS = 200_000
-
-
-def default_jobs(simulated_requests: int) -> int:
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if simulated_requests >= PARALLEL_FROM_REQUESTS else 1
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -369,10 +347,9 @@ def _worker_cell(key: tuple[int, str]):
     if rep is None or rep.r != r:
         rep = _WORKER["rep"] = None  # free the previous one first
         rep = _WORKER["rep"] = replication(loaded, seed, r)
-    facts = (rep.world.fault_windows, rep.world.price_change_times, rep.horizon_s, len(rep.trace))
     cell = run_cell(loaded, rep, name, seed)
     cell.tables = {table: list(slices) for table, slices in cell.tables.items()}  # to send them back
-    return facts, cell
+    return rep.facts(), cell
 
 
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
@@ -479,6 +456,8 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
     first_trace = preflight(loaded, seed)  # bad input fails before anything is written
     warnings = event_warnings(loaded, first_trace)
     if jobs is None:
+        from .pools import default_jobs
+
         jobs = default_jobs(len(first_trace) * len(sc.policies) * replications)
     with new_run(out, will_write) as folder:
         result = run_scenario(loaded, folder, seed, replications, progress, first_trace, jobs)

@@ -206,21 +206,15 @@ def _execute(cells: list[SweepCell], base_path: Path, function: Callable[..., li
         for cell, arg in zip(cells, args):
             yield cell, function(*arg)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(cells)), mp_context=multiprocessing.get_context("spawn"))
-    finished = False
-    try:
+    from .pools import worker_pool
+
+    # Interrupted or failed: the cells in flight are lost, the recorded ones stay.
+    with worker_pool(min(workers, len(cells))) as pool:
         futures = {pool.submit(function, *arg): cell for cell, arg in zip(cells, args)}
         for future in as_completed(futures):
             yield futures[future], future.result()
-        finished = True
-    finally:
-        if not finished:  # interrupted or failed: the cells in flight are lost, the recorded ones stay
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-        pool.shutdown(wait=True, cancel_futures=not finished)
 
 
 def _on_dask(cells: list[SweepCell], args: list[tuple], function, address: str, workers: int):

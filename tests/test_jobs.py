@@ -74,7 +74,7 @@ class Late:
 def test_the_default_is_one_process_for_small_runs_and_every_core_for_large_ones():
     import os
 
-    from sim.runner import PARALLEL_FROM_REQUESTS, default_jobs
+    from sim.pools import PARALLEL_FROM_REQUESTS, default_jobs
 
     assert default_jobs(PARALLEL_FROM_REQUESTS - 1) == 1
     assert default_jobs(PARALLEL_FROM_REQUESTS) == len(os.sched_getaffinity(0))
