@@ -54,6 +54,7 @@ class CircuitBreaker:
         self.opened_at = 0.0
         self.open_time_s = 0.0  # total time spent OPEN, up to the last transition
         self._window: deque = deque()  # (time, failed, slow) of calls while CLOSED
+        self._failed = self._slow = 0  # how many of the window's calls failed, were slow (kept, not re-summed)
         self._permits = 0  # HALF_OPEN calls permitted
         self._trial: list[tuple[bool, bool]] = []  # HALF_OPEN results
 
@@ -80,19 +81,28 @@ class CircuitBreaker:
             return
         window = self._window
         window.append((now, failed, slow))
+        self._failed += failed
+        self._slow += slow
         if self.spec.window == "count":
             if len(window) > self.spec.size:
-                window.popleft()
+                self._drop_oldest()
         else:
             while window and window[0][0] <= now - self.spec.size:
-                window.popleft()
-        if len(window) >= self.spec.min_calls and self._tripped([(f, s) for _, f, s in window]):
+                self._drop_oldest()
+        n = len(window)
+        if n >= self.spec.min_calls and self._rates_trip(self._failed / n, self._slow / n):
             self._transition(OPEN, now)
+
+    def _drop_oldest(self) -> None:
+        _, failed, slow = self._window.popleft()
+        self._failed -= failed
+        self._slow -= slow
 
     def _tripped(self, results: list[tuple[bool, bool]]) -> bool:
         n = len(results)
-        failure_rate = sum(f for f, _ in results) / n
-        slow_rate = sum(s for _, s in results) / n
+        return self._rates_trip(sum(f for f, _ in results) / n, sum(s for _, s in results) / n)
+
+    def _rates_trip(self, failure_rate: float, slow_rate: float) -> bool:
         return failure_rate >= self.spec.failure_rate or (self.spec.slow_call_s is not None
                                                           and slow_rate >= self.spec.slow_call_rate)
 
@@ -102,6 +112,7 @@ class CircuitBreaker:
         self.state = state
         self.generation += 1
         self._window.clear()
+        self._failed = self._slow = 0
         self._trial = []
         self._permits = 0
         if state == OPEN:
