@@ -148,6 +148,7 @@ def run_sweep(sweep: LoadedSweep, out: Path, workers: int = 1, dask: str | None 
     from .run_folder import locked_folder
 
     out = Path(out)
+    check_dask(dask)
     claim_folder(out, sweep.spec.name, sweep.path)
     with locked_folder(out, "--out"):
         ran, reused = run_cells(sweep.cells, sweep.base_path, out, run_cell, workers, dask, progress)
@@ -217,21 +218,41 @@ def _execute(cells: list[SweepCell], base_path: Path, function: Callable[..., li
             yield futures[future], future.result()
 
 
-def _on_dask(cells: list[SweepCell], args: list[tuple], function, address: str, workers: int):
+def check_dask(address: str | None) -> None:
+    """Fail before anything is written when --dask cannot work: no distributed package, or a
+    scheduler that does not answer."""
+    if address is None:
+        return
+    _distributed()
+    if address != "local":
+        _connect(address).close()
+
+
+def _distributed():
     try:
-        from distributed import Client, LocalCluster, as_completed
+        import distributed
     except ImportError:
         raise InputError(Problem("--dask needs Dask's distributed package: pip install 'routesim[dask]'")) from None
+    return distributed
+
+
+def _connect(address: str):
+    try:
+        return _distributed().Client(address, timeout="5s")
+    except OSError as exc:
+        raise InputError(Problem(f"cannot reach the Dask scheduler at {address}: {exc}")) from None
+
+
+def _on_dask(cells: list[SweepCell], args: list[tuple], function, address: str, workers: int):
+    distributed = _distributed()
     cluster = None
     if address == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
+        cluster = distributed.LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
     else:
-        try:
-            client = Client(address, timeout="10s")
-        except OSError as exc:
-            raise InputError(Problem(f"cannot reach the Dask scheduler at {address}: {exc}")) from None
+        client = _connect(address)
+    as_completed = distributed.as_completed
     try:
         futures = {client.submit(function, *arg, pure=False, key=f"routesim-cell-{cell.id}"): cell
                    for cell, arg in zip(cells, args)}

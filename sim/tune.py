@@ -27,7 +27,7 @@ import yaml
 
 from .errors import InputError, Problem
 from .files import atomic_file
-from .sweep import SweepCell, cell_rows, claim_folder, run_cells
+from .sweep import SweepCell, cell_rows, check_dask, claim_folder, run_cells
 
 #: The fresh seed a choice is validated on: far from any seed a scenario is likely to use.
 VALIDATION_SEED_OFFSET = 1_000_003
@@ -206,6 +206,7 @@ def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = No
     from .run_folder import locked_folder
 
     out = Path(out)
+    check_dask(dask)
     claim_folder(out, f"tune {tune.policy}", tune.scenario_path)
     with locked_folder(out, "--out"):
         names = [f"policies.{tune.policy}.{p}" for p in tune.parameters]

@@ -132,6 +132,20 @@ def test_a_bad_override_names_the_sweep_file_and_the_path(tmp_path, cli):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unreachable_dask_scheduler_fails_before_anything_is_written(tmp_path, cli):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    import socket
+
+    base_scenario(tmp_path)
+    path = write_sweep(tmp_path, grid={"models.big.price.input_per_mtok": [1.0]})
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = cli("sweep", path, "--out", tmp_path / "out", "--dask", f"tcp://127.0.0.1:{port}")
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_folder_that_is_not_a_sweeps_is_left_alone(tmp_path, cli):
     base_scenario(tmp_path)
     path = write_sweep(tmp_path, grid={"models.big.price.input_per_mtok": [1.0]})
