@@ -19,7 +19,7 @@ import itertools
 import json
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ VALIDATION_SEED_OFFSET = 1_000_003
 
 @dataclass
 class TuneSetup:
+    """What a tuning run checked before it started: the scenario, the tuned policy and its
+    baseline, the gate's thresholds and the parameters' values or search spaces."""
+
     scenario_path: Path
     base: dict  # the scenario file's data
     policy: str
@@ -43,7 +46,7 @@ class TuneSetup:
     parameters: dict[str, list[Any]]  # path under policies.<policy> -> grid values (Optuna: the range's ends)
     seed: int
     replications: int
-    spaces: dict[str, tuple] = None  # type: ignore[assignment]  # path -> its search space (parse_space)
+    spaces: dict[str, tuple] = field(default_factory=dict)  # path -> its Optuna search space (parse_space)
 
     def cells(self, seed: int | None = None) -> list[SweepCell]:
         """The grid's candidates, in order (the last parameter varies fastest)."""

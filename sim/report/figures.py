@@ -17,7 +17,7 @@ _FAULT_COLOURS = {"outage": "red", "incident": "orange", "partial_outage": "oran
                   "latency_spike": "blue"}
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata=_METADATA)
     plt.close(fig)
@@ -74,7 +74,7 @@ def cost_vs_quality(run, path: Path) -> None:
     ax.set_title("Cost vs quality (95% CI over replications)")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def latency_cdf(run, path: Path) -> None:
@@ -95,7 +95,7 @@ def latency_cdf(run, path: Path) -> None:
     ax.set_ylabel("share of requests")
     ax.set_title("Latency CDF (quantiles averaged over replications)")
     ax.grid(alpha=0.3, which="both")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def success_over_time(run, path: Path) -> None:
@@ -114,7 +114,7 @@ def success_over_time(run, path: Path) -> None:
     ax.set_title("Success rate over time (all replications)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def traffic_share(run, path: Path) -> None:
@@ -158,7 +158,7 @@ def cumulative_cost(run, path: Path) -> None:
     ax.set_title("Cumulative cost over time")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def per_workload(run, path: Path) -> None:
@@ -177,7 +177,7 @@ def per_workload(run, path: Path) -> None:
         ax.grid(alpha=0.3, axis="y")
     quality_ax.legend(fontsize=7)
     fig.suptitle("Per workload (means over replications)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 FIGURES = {

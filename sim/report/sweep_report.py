@@ -96,7 +96,7 @@ def pareto_frontier(rows: list[dict]) -> list[dict]:
 def _metric_figure(rows, parameters, metric, label, percent, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from .figures import save_figure
 
     lines = _lines(rows, parameters, metric)
     panels = sorted({panel for panel, _ in lines}, key=_sort_key)[:MAX_PANELS]
@@ -119,13 +119,13 @@ def _metric_figure(rows, parameters, metric, label, percent, path: Path) -> None
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(label + (" (%)" if percent else ""))
     axes[0][-1].legend(fontsize=7, loc="best")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _frontier_figure(rows, frontier, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .figures import _save
+    from .figures import save_figure
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     by_policy: dict[str, list[dict]] = defaultdict(list)
@@ -142,7 +142,7 @@ def _frontier_figure(rows, frontier, path: Path) -> None:
     ax.set_ylabel("mean quality")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- sweep.md

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .figures import _save, plt
+from .figures import plt, save_figure
 
 _RATE_BINS = 200
 
@@ -33,4 +33,4 @@ def trace_figure(trace, path: Path) -> None:
         ax.legend(fontsize=8)
     for ax in (rate_ax, in_ax, out_ax):
         ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
