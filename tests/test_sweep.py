@@ -76,6 +76,10 @@ def test_a_price_override_scales_the_cost_exactly_and_cells_match_direct_runs(tm
             assert row[f"{metric}_ci95_lo"] == summary[policy][metric]["ci95"][0]
     text = (tmp_path / "out" / "sweep.md").read_text()
     assert "## The cost-quality frontier" in text and (tmp_path / "out" / "sweep_frontier.png").stat().st_size > 0
+    # Two numeric parameters: a heatmap of each headline metric beside its lines, all in the report.
+    for metric in ("savings_vs_baseline", "quality_delta_vs_baseline", "success_rate", "cost_per_1k_requests_usd"):
+        assert f"![sweep_{metric}_heatmap.png](sweep_{metric}_heatmap.png)" in text
+        assert (tmp_path / "out" / f"sweep_{metric}_heatmap.png").stat().st_size > 0
 
 
 def test_the_same_bytes_from_one_process_two_processes_and_dask(tmp_path, cli):

@@ -5,6 +5,8 @@
   mean over seeds, bars for the seeds' spread or, with one seed, the run's 95%
   interval); with a second parameter, a panel per value of it; further
   parameters are listed, not averaged away: each combination is its own line;
+- when the first two parameters are numbers, a heatmap of each metric over
+  them, a panel per policy;
 - the cost-quality frontier over every (cell, policy): the settings no other
   setting beats on both cost and quality, marked and listed.
 """
@@ -36,10 +38,16 @@ def write_sweep_report(sweep: "LoadedSweep", rows: list[dict], out: Path) -> lis
     parameters = sweep.spec.parameters()
     figures = []
     if rows and parameters:
+        two_numbers = len(parameters) >= 2 and all(
+            isinstance(row[p], (int, float)) for row in rows for p in parameters[:2])
         for metric, label, percent in HEADLINE:
             name = f"sweep_{metric}.png"
             _metric_figure(rows, parameters, metric, label, percent, out / name)
             figures.append(name)
+            if two_numbers:
+                name = f"sweep_{metric}_heatmap.png"
+                _heatmap(rows, parameters, metric, label, percent, out / name)
+                figures.append(name)
     frontier = pareto_frontier(rows)
     if rows:
         _frontier_figure(rows, frontier, out / "sweep_frontier.png")
@@ -119,6 +127,44 @@ def _metric_figure(rows, parameters, metric, label, percent, path: Path) -> None
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(label + (" (%)" if percent else ""))
     axes[0][-1].legend(fontsize=7, loc="best")
+    save_figure(fig, path)
+
+
+def _heatmap(rows, parameters, metric, label, percent, path: Path) -> None:
+    """The metric over the first two swept parameters, a panel per policy (the mean over seeds
+    and over any further parameters, which the panel's title says)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .figures import save_figure
+
+    x_param, y_param = parameters[:2]
+    xs = sorted({r[x_param] for r in rows})
+    ys = sorted({r[y_param] for r in rows})
+    policies = list(dict.fromkeys(r["policy"] for r in rows))[:MAX_PANELS]
+    scale = 100.0 if percent else 1.0
+    fig, axes = plt.subplots(1, len(policies), figsize=(3.6 * len(policies) + 1.0, 3.4), squeeze=False)
+    for ax, policy in zip(axes[0], policies):
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for j, y in enumerate(ys):
+            for i, x in enumerate(xs):
+                values = [r[f"{metric}_mean"] for r in rows if r["policy"] == policy and r[x_param] == x
+                          and r[y_param] == y and r.get(f"{metric}_mean") is not None]
+                if values:
+                    grid[j, i] = scale * sum(values) / len(values)
+        image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        for j in range(len(ys)):
+            for i in range(len(xs)):
+                if not np.isnan(grid[j, i]):
+                    ax.text(i, j, f"{grid[j, i]:.3g}", ha="center", va="center", fontsize=7, color="white")
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel(x_param, fontsize=8)
+        ax.set_ylabel(y_param, fontsize=8)
+        ax.set_title(policy + (" (mean over " + ", ".join(parameters[2:]) + ")" if parameters[2:] else ""),
+                     fontsize=8)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle(label + (" (%)" if percent else ""), fontsize=9)
     save_figure(fig, path)
 
 
