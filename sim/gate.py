@@ -108,7 +108,7 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
             raise InputError(Problem(f"unknown {role} policy '{name}' (policies in this run: {', '.join(policies)})"))
     if candidate in summary.get("upper_bounds", []):
         raise InputError(Problem(f"'{candidate}' is an upper bound that sees the ground truth; it cannot be rolled out"))
-    thresholds = {k: v for k, v in gates.model_dump().items() if k in CHECKS and v is not None}
+    thresholds = gate_thresholds(gates)
     thresholds.update({k: v for k, v in overrides.items() if v is not None})
     problems = threshold_problems(overrides, lambda name: "--" + name.replace("_", "-"))
     problems += threshold_problems(gates.model_dump(), lambda name: f"gates.{name}",
@@ -119,6 +119,11 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
         raise InputError(Problem("nothing to check: give thresholds such as --min-savings 0.2 "
                                  "(or a gates: section in the scenario)"))
     return evaluate(thresholds, _runs(folder, candidate), _runs(folder, baseline)), candidate, baseline
+
+
+def gate_thresholds(gates: Gates) -> dict[str, float]:
+    """The checks a scenario's ``gates:`` section sets (threshold name -> value)."""
+    return {k: v for k, v in gates.model_dump().items() if k in CHECKS and v is not None}
 
 
 def evaluate(thresholds: dict[str, float], runs: dict[int, dict], base: dict[int, dict]) -> list[Check]:

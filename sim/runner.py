@@ -352,6 +352,19 @@ def _worker_cell(key: tuple[int, str]):
     return rep.facts(), cell
 
 
+def run_in_scratch(data: dict, base_path: Path, seed: int, replications: int) -> tuple[LoadedScenario, RunResult]:
+    """Validate ``data`` (a scenario, as if read from ``base_path``) and run it, its tables in a
+    folder removed afterwards: what a sweep's cell or a tuning candidate needs."""
+    import tempfile
+
+    from .scenario import scenario_from_data
+
+    loaded = scenario_from_data(data, Path(base_path))
+    first_trace = preflight(loaded, seed)
+    with tempfile.TemporaryDirectory(prefix="routesim-cell-") as folder:
+        return loaded, run_scenario(loaded, Path(folder), seed, replications, first_trace=first_trace)
+
+
 def _horizon(loaded: LoadedScenario, trace: Trace) -> float:
     synthetic = loaded.scenario.trace.synthetic
     return synthetic.duration_s if synthetic is not None else trace.duration_s

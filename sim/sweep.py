@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -105,12 +104,9 @@ def load_sweep(path: Path) -> LoadedSweep:
             where = ("grid" if spec.grid else "cells",) + (() if spec.grid else (k,))
             problems.append(Problem(str(exc), file=str(path), line=line_of(lines, where), path=format_path(where)))
             continue
-        try:
-            scenario_from_data(data, base_path)
-        except InputError as exc:
-            label = ", ".join(f"{p} = {v!r}" for p, v in overrides.items())
-            problems += [Problem(f"cell {k} ({label}): {p.message}", file=str(path), path=p.path)
-                         for p in exc.problems]
+        found = cell_problems(data, base_path, f"cell {k} ({{overrides}})", overrides, str(path))
+        if found:
+            problems += found
             continue
         for seed in seeds:
             cells.append(SweepCell(len(cells), overrides, seed, data, replications))
@@ -119,26 +115,37 @@ def load_sweep(path: Path) -> LoadedSweep:
     return LoadedSweep(spec, path, base_path, cells)
 
 
+def cell_problems(data: dict, base_path: Path, what: str, overrides: dict, file: str) -> list[Problem]:
+    """What is wrong with a cell's scenario, each problem naming the cell by ``what`` (its
+    ``{overrides}`` filled in as ``path = value, ...``)."""
+    from .scenario import scenario_from_data
+
+    try:
+        scenario_from_data(data, base_path)
+    except InputError as exc:
+        label = ", ".join(f"{p} = {v!r}" for p, v in overrides.items())
+        named = what.format(overrides=label)
+        return [Problem(f"{named}: {p.message}", file=file or p.file, path=p.path) for p in exc.problems]
+    return []
+
+
 # --------------------------------------------------------------------------- one cell
 def run_cell(data: dict, base_path: str, seed: int, replications: int) -> list[dict]:
     """Run one cell's scenario; a row of summary metrics per policy. Runs anywhere (a
     local worker or a Dask worker): everything it needs is in its arguments."""
-    from .runner import preflight, run_scenario
-    from .scenario import scenario_from_data
+    from .runner import run_in_scratch
 
-    loaded = scenario_from_data(data, Path(base_path))
-    first_trace = preflight(loaded, seed)
-    with tempfile.TemporaryDirectory(prefix="routesim-sweep-cell-") as folder:
-        result = run_scenario(loaded, Path(folder), seed, replications, first_trace=first_trace)
-    rows = []
-    for policy, metrics in result.summary.items():
-        row: dict[str, Any] = {"policy": policy}
-        for metric in SWEEP_METRICS:
-            value = metrics[metric]
-            row[f"{metric}_mean"] = value["mean"]
-            row[f"{metric}_ci95_lo"], row[f"{metric}_ci95_hi"] = value["ci95"]
-        rows.append(row)
-    return rows
+    _, result = run_in_scratch(data, Path(base_path), seed, replications)
+    return [{"policy": policy, **metric_columns(metrics, SWEEP_METRICS)} for policy, metrics in result.summary.items()]
+
+
+def metric_columns(summary: dict, metrics) -> dict[str, Any]:
+    """``<metric>_mean``, ``<metric>_ci95_lo``, ``<metric>_ci95_hi`` of a policy's summary."""
+    columns: dict[str, Any] = {}
+    for metric in metrics:
+        columns[f"{metric}_mean"] = summary[metric]["mean"]
+        columns[f"{metric}_ci95_lo"], columns[f"{metric}_ci95_hi"] = summary[metric]["ci95"]
+    return columns
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,13 @@ from typing import Any
 import yaml
 
 from .errors import InputError, Problem
+from .gate import evaluate, gate_thresholds
 from .files import atomic_file
-from .sweep import SweepCell, cell_rows, check_dask, claim_folder, run_cells
+from .sweep import SweepCell, cell_problems, cell_rows, check_dask, claim_folder, metric_columns, run_cells
 
+#: What tune.parquet keeps of each candidate's summary, beside its gate checks.
+TUNE_METRICS = ("cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality", "quality_delta_vs_baseline",
+                "success_rate")
 #: The fresh seed a choice is validated on: far from any seed a scenario is likely to use.
 VALIDATION_SEED_OFFSET = 1_000_003
 
@@ -115,7 +118,7 @@ def _ends(space: tuple) -> list[Any]:
 
 def setup(scenario_path: Path, policy: str, params: list[str], search: str = "grid") -> TuneSetup:
     """Check the scenario, the policy, the gates and every candidate before anything runs."""
-    from .scenario import load_scenario, scenario_from_data
+    from .scenario import load_scenario
     from .yamlio import load_yaml
 
     loaded = load_scenario(scenario_path)
@@ -124,12 +127,11 @@ def setup(scenario_path: Path, policy: str, params: list[str], search: str = "gr
         raise InputError(Problem(f"--policy: no policy '{policy}' (policies: {', '.join(sc.policies)})",
                                  file=str(scenario_path)))
     gates = sc.gates
-    thresholds = {k: v for k, v in gates.model_dump().items()
-                  if v is not None and k not in ("candidate", "baseline")} if gates else {}
+    thresholds = gate_thresholds(gates)
     if not thresholds:
         raise InputError(Problem("tuning needs the checks to pass: give the scenario a gates: section "
                                  "(min_savings, max_quality_drop, min_success_rate, ...)", file=str(scenario_path)))
-    baseline = (gates.baseline if gates else None) or sc.baseline_policy
+    baseline = gates.baseline or sc.baseline_policy
     if baseline == policy:
         raise InputError(Problem(f"--policy {policy} is the gate's baseline; tune another policy",
                                  file=str(scenario_path)))
@@ -158,39 +160,26 @@ def setup(scenario_path: Path, policy: str, params: list[str], search: str = "gr
     if len(cells) > 10_000:
         raise InputError(Problem(f"{len(cells):,} candidates: at most 10,000; narrow the ranges"))
     for cell in cells:  # every candidate is a valid scenario
-        try:
-            scenario_from_data(cell.data, tune.scenario_path)
-        except InputError as exc:
-            label = ", ".join(f"{p} = {v!r}" for p, v in cell.overrides.items())
-            raise InputError([Problem(f"candidate {label}: {p.message}", file=p.file, path=p.path)
-                              for p in exc.problems]) from None
+        problems = cell_problems(cell.data, tune.scenario_path, "candidate {overrides}", cell.overrides, "")
+        if problems:
+            raise InputError(problems)
     return tune
 
 
 # --------------------------------------------------------------------------- one candidate
 def gate_cell(data: dict, base_path: str, seed: int, replications: int) -> list[dict]:
     """Run one candidate and check the scenario's gates on it: one row."""
-    from .gate import evaluate
-    from .runner import preflight, run_scenario
-    from .scenario import scenario_from_data
+    from .runner import run_in_scratch
 
-    loaded = scenario_from_data(data, Path(base_path))
+    loaded, result = run_in_scratch(data, Path(base_path), seed, replications)
     sc = loaded.scenario
-    gates = sc.gates
-    thresholds = {k: v for k, v in gates.model_dump().items() if v is not None and k not in ("candidate", "baseline")}
+    thresholds = gate_thresholds(sc.gates)
     policy = next(name for name in sc.policies if name != sc.baseline_policy)
-    first_trace = preflight(loaded, seed)
-    with tempfile.TemporaryDirectory(prefix="routesim-tune-") as folder:
-        result = run_scenario(loaded, Path(folder), seed, replications, first_trace=first_trace)
     runs = dict(enumerate(result.policies[policy].runs))
     base = dict(enumerate(result.policies[sc.baseline_policy].runs))
     checks = evaluate(thresholds, runs, base)
-    summary = result.summary[policy]
-    row: dict[str, Any] = {"policy": policy, "passed": all(c.passed for c in checks)}
-    for metric in ("cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality", "quality_delta_vs_baseline",
-                   "success_rate"):
-        row[f"{metric}_mean"] = summary[metric]["mean"]
-        row[f"{metric}_ci95_lo"], row[f"{metric}_ci95_hi"] = summary[metric]["ci95"]
+    row: dict[str, Any] = {"policy": policy, "passed": all(c.passed for c in checks),
+                           **metric_columns(result.summary[policy], TUNE_METRICS)}
     for c in checks:
         row[f"{c.name}_decided_on"] = c.decided_on
         row[f"{c.name}_passed"] = c.passed

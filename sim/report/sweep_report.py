@@ -217,17 +217,18 @@ def _claim_section(claim, rows, parameters) -> list[str]:
             "| holds | why not |", "|---" * (len(parameters) + 6) + "|"]
     for v in found:
         why = v.failed + [f"beaten by {markdown_text(r)}" for r in v.beaten_by] + v.notes
-        savings = _interval({"s_mean": v.savings[0], "s_ci95_lo": v.savings[1], "s_ci95_hi": v.savings[2]}, "s", True)
-        delta = _interval({"q_mean": v.quality_delta[0], "q_ci95_lo": v.quality_delta[1],
-                           "q_ci95_hi": v.quality_delta[2]}, "q", False)
+        savings, delta = _interval(*v.savings, percent=True), _interval(*v.quality_delta, percent=False)
         out.append(f"| {v.cell} | " + " | ".join(str(markdown_text(v.parameters[p])) for p in parameters)
                    + f" | {v.seed} | {savings} | {delta} | {'yes' if v.holds else 'no'} | {'; '.join(why)} |")
     return out + [""]
 
 
 
-def _interval(row: dict, metric: str, percent: bool) -> str:
-    mean, lo, hi = (row.get(f"{metric}_{part}") for part in ("mean", "ci95_lo", "ci95_hi"))
+def _row_interval(row: dict, metric: str, percent: bool) -> str:
+    return _interval(*(row.get(f"{metric}_{part}") for part in ("mean", "ci95_lo", "ci95_hi")), percent=percent)
+
+
+def _interval(mean, lo, hi, percent: bool) -> str:
     if mean is None:
         return "n/a"
     fmt = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.4g}")
@@ -263,7 +264,7 @@ def _markdown(sweep, rows, parameters, frontier, figures) -> str:
             "|---" * (len(parameters) + 7) + "|"]
     for r in rows:
         out.append(f"| {r['cell']} | " + " | ".join(str(markdown_text(r[p])) for p in parameters)
-                   + f" | {r['seed']} | {markdown_text(r['policy'])} | {_interval(r, 'savings_vs_baseline', True)} | "
-                   f"{_interval(r, 'quality_delta_vs_baseline', False)} | {_interval(r, 'success_rate', True)} | "
-                   f"{_interval(r, 'cost_per_1k_requests_usd', False)} |")
+                   + f" | {r['seed']} | {markdown_text(r['policy'])} | {_row_interval(r, 'savings_vs_baseline', True)} | "
+                   f"{_row_interval(r, 'quality_delta_vs_baseline', False)} | {_row_interval(r, 'success_rate', True)} | "
+                   f"{_row_interval(r, 'cost_per_1k_requests_usd', False)} |")
     return "\n".join(out) + "\n"
