@@ -16,14 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-MISSING_DEPENDENCY = ("routesim cannot start: the package '{}' is not installed. Install routesim with its "
-                      "dependencies, e.g. python -m venv .venv && . .venv/bin/activate && pip install -e .")
+from .dependencies import MISSING_DEPENDENCY, ensure
 
-try:
-    import typer
-except ModuleNotFoundError as missing:  # installed without its dependencies: say so, not a traceback
-    sys.stderr.write(MISSING_DEPENDENCY.format(missing.name) + "\n")
-    raise SystemExit(3) from None
+ensure()  # this Python has routesim's dependencies (or the command moves to the checkout's .venv, or exits 3)
+
+import typer  # noqa: E402
 
 from .cli_common import state, user_errors, warn
 from .cli_trace import trace_app

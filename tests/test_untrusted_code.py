@@ -223,7 +223,7 @@ def test_an_installation_without_its_dependencies_says_so(tmp_path):
         code = (f"import sys\nsys.modules[{blocked!r}] = None\n"
                 f"sys.argv = ['routesim', 'validate', {str(scenario_path)!r}]\nfrom sim.cli import main\nmain()\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "ROUTESIM_MOVED_TO_VENV": "1"})
         assert proc.returncode == 3, proc.stderr
         assert proc.stderr.strip() == (f"routesim cannot start: the package '{blocked}' is not installed. Install "
                                        "routesim with its dependencies, e.g. python -m venv .venv && . .venv/bin/activate "
