@@ -94,11 +94,11 @@ class AttemptService:
 
     def judge_u(self, i: int, m: int, k: int) -> float:
         """The uniform behind the judge's verdict on request i's k-th attempt on model m."""
-        return self.variates(i).judge_u.item(((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k)
+        return self.variates(i).judge_u[((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k]
 
     def retry_u(self, i: int, n: int) -> float:
         """The uniform behind the jitter of request i's n-th retry."""
-        return self.variates(i).retry_u.item((i & _BLOCK_MASK) * self._n_attempts + n)
+        return self.variates(i).retry_u[(i & _BLOCK_MASK) * self._n_attempts + n]
 
     # ------------------------------------------------------------------ an attempt's life
     def start(self, a: Attempt, i: int, k: int, now: float) -> None:
@@ -120,11 +120,11 @@ class AttemptService:
                 return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
         block = self.variates(i)
         at = ((i & _BLOCK_MASK) * self._n_models + m) * self._n_attempts + k
-        error_u = block.error_u.item(at)
+        error_u = block.error_u[at]
         if error_u < error_rate:  # below the 429 rate a rate-limit storm's 429, above it an error
             return self._fail_fast(a, ATTEMPT_RATE_LIMITED if error_u < limited_rate else ATTEMPT_ERROR, now)
-        a.ttft, a.speed = block.ttft_s.item(at), block.tokens_per_s.item(at)
-        a.accept, a.service_s = block.accept.item(at), block.latency_s.item(at)
+        a.ttft, a.speed = block.ttft_s[at], block.tokens_per_s[at]
+        a.accept, a.service_s = block.accept[at], block.latency_s[at]
         if latency_x != 1.0:  # a brownout or spike slows the whole answer down
             a.ttft, a.speed, a.service_s = a.ttft * latency_x, a.speed / latency_x, a.service_s * latency_x
         capacity = self._capacity[m]
@@ -175,7 +175,7 @@ class AttemptService:
         """The cached answer: the group's earlier answer to this request, so as good as this
         deployment's (its acceptability draw), back after the cache's look-up."""
         block = self.variates(i)
-        a.accept = block.accept.item(((i & _BLOCK_MASK) * self._n_models + a.model) * self._n_attempts + k)
+        a.accept = block.accept[((i & _BLOCK_MASK) * self._n_models + a.model) * self._n_attempts + k]
         a.cached, a.ttft, a.speed = True, self._cache_latency_s, float("inf")
         a.service_s = self._cache_latency_s
         a.end = now + a.service_s

@@ -28,6 +28,13 @@ class Billing:
         self._output = output_tokens
         self._cached = compact(world.cached_input_tokens)
         self._carbon = [c or 0.0 for c in catalog.carbon_g_per_mtok]
+        # (input, output) USD per million tokens of models with one flat price for the whole run
+        # (no change, no tiers, no cached-input rate): charged without looking the price up.
+        self._flat = []
+        for m in range(len(catalog.names)):
+            price = self._prices.fixed(m)
+            simple = price is not None and not price.tiers and price.cached_input_per_mtok is None
+            self._flat.append((price.input_per_mtok, price.output_per_mtok) if simple else None)
 
     def charge(self, a: Attempt, i: int, end: float) -> tuple[float, float]:
         """(USD, grams CO2e) for attempt ``a`` of request i, ended at ``end``."""
@@ -38,8 +45,13 @@ class Billing:
         if output is None:
             return 0.0, 0.0
         m = a.model
-        cost = charge_usd(self._prices.price(m, a.start), self._input[i], self._cached[i], output)
-        return cost, (self._input[i] + output) * self._carbon[m] / 1e6
+        n_in = self._input[i]
+        flat = self._flat[m]
+        if flat is None:
+            cost = charge_usd(self._prices.price(m, a.start), n_in, self._cached[i], output)
+        else:  # charge_usd's formula for a flat price
+            cost = (n_in * flat[0] + output * flat[1]) / 1e6
+        return cost, (n_in + output) * self._carbon[m] / 1e6
 
     def billed_output(self, a: Attempt, i: int, end: float) -> float | None:
         """The output tokens billed, or None when nothing is."""

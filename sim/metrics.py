@@ -34,26 +34,32 @@ REASON_CHUNK = 1 << 16  # reasons kept as Python objects before they are turned 
 
 
 class RunRecorder:
-    """Column buffers for one (policy, replication) run.
+    """Column buffers for one (policy, replication) run of ``n_requests`` requests.
 
-    Numeric columns are ``array.array``s: appending is as cheap as to a list, but
-    they hold raw 8-byte values instead of keeping a Python float alive per cell,
-    so memory stays small and cache-friendly on million-request runs.
+    Numeric columns are ``array.array``s: they hold raw 8-byte values instead of
+    keeping a Python float alive per cell, so memory stays small and
+    cache-friendly on million-request runs. A request's columns are allocated
+    up front and written at its index when it ends (no sort afterwards); a
+    run's attempts, whose number is not known in advance, are appended.
+    Columns that are nearly always empty (policy errors) are dictionaries.
     """
 
-    def __init__(self) -> None:
-        # requests
-        self.r_index = array("q")
-        self.r_status = array("b")
-        self.r_model = array("i")
-        self.r_attempts = array("i")
-        self.r_latency = array("d")
-        self.r_ttft = array("d")  # NaN when no answer came
-        self.r_cost = array("d")
-        self.r_quality = array("d")
-        self.r_carbon = array("d")
-        self.r_fallback = array("b")
-        self.r_escalated = array("b")
+    def __init__(self, n_requests: int) -> None:
+        n = self.n_requests = n_requests
+        self.finished = 0  # requests that have ended
+        # requests, by request number
+        self.r_status = array("b", bytes(n))
+        self.r_model = array("i", bytes(4 * n))
+        self.r_attempts = array("i", bytes(4 * n))
+        self.r_latency = array("d", bytes(8 * n))
+        self.r_ttft = array("d", bytes(8 * n))  # NaN when no answer came
+        self.r_cost = array("d", bytes(8 * n))
+        self.r_quality = array("d", bytes(8 * n))
+        self.r_carbon = array("d", bytes(8 * n))
+        self.r_fallback = array("b", bytes(n))
+        self.r_escalated = array("b", bytes(n))
+        self._request_columns = (self.r_status, self.r_model, self.r_attempts, self.r_latency, self.r_ttft,
+                                 self.r_cost, self.r_quality, self.r_carbon, self.r_fallback, self.r_escalated)
         # attempts
         self.a_index = array("q")
         self.a_attempt = array("i")
@@ -65,52 +71,58 @@ class RunRecorder:
         self.a_queued = array("d")
         self.a_verdict = array("b")  # a cascade judge's: 1 accepted, 0 rejected, -1 not judged
         self.a_judge_cost = array("d")
+        self._attempt_columns = (self.a_index, self.a_attempt, self.a_model, self.a_start, self.a_end,
+                                 self.a_outcome, self.a_cost, self.a_queued, self.a_verdict, self.a_judge_cost)
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")  # wall-clock time of route()
-        self.d_cpu_us = array("d")  # its CPU (thread) time
+        self.d_cpu_us = array("d", [_NAN]) * n  # its CPU (thread) time, where the router sampled it
         self.d_latency: list[float] | None = None  # the modelled decision latency of every request, when drawn
-        self.d_score = array("d")  # NaN where the policy gave none
+        self.d_score = array("d", [_NAN]) * n  # NaN where the policy gave none
         self.d_reason: list[Any] = []  # the latest reasons, as the policy gave them
         # ... and the earlier ones as text in Arrow arrays: a million Python strings held to the
         # end of a run cost twice their bytes and pin the memory of everything allocated among them.
         self._reason_chunks: list[pa.Array] = []
         self._reason_texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
-        self.d_error: list[str | None] = []
+        self.d_error: dict[int, str] = {}  # request number -> the policy's error(s)
         self.d_candidates: list[tuple[int, ...]] = []
 
     def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback, escalated) -> None:
-        self.r_index.append(i)
-        self.r_status.append(status)
-        self.r_model.append(model)
-        self.r_attempts.append(attempts)
-        self.r_latency.append(latency)
-        self.r_ttft.append(_NAN if ttft is None else ttft)
-        self.r_cost.append(cost)
-        self.r_quality.append(quality)
-        self.r_carbon.append(carbon)
-        self.r_fallback.append(fallback)
-        self.r_escalated.append(escalated)
+        (c_status, c_model, c_attempts, c_latency, c_ttft, c_cost, c_quality, c_carbon, c_fallback,
+         c_escalated) = self._request_columns
+        c_status[i] = status
+        c_model[i] = model
+        c_attempts[i] = attempts
+        c_latency[i] = latency
+        c_ttft[i] = _NAN if ttft is None else ttft
+        c_cost[i] = cost
+        c_quality[i] = quality
+        c_carbon[i] = carbon
+        c_fallback[i] = fallback
+        c_escalated[i] = escalated
+        self.finished += 1
 
     def attempt(self, i, attempt, model, start, end, outcome, cost, queued, verdict, judge_cost) -> None:
-        self.a_index.append(i)
-        self.a_attempt.append(attempt)
-        self.a_model.append(model)
-        self.a_start.append(start)
-        self.a_end.append(end)
-        self.a_outcome.append(outcome)
-        self.a_cost.append(cost)
-        self.a_queued.append(queued)
-        self.a_verdict.append(verdict)
-        self.a_judge_cost.append(judge_cost)
+        (c_index, c_attempt, c_model, c_start, c_end, c_outcome, c_cost, c_queued, c_verdict,
+         c_judge_cost) = self._attempt_columns
+        c_index.append(i)
+        c_attempt.append(attempt)
+        c_model.append(model)
+        c_start.append(start)
+        c_end.append(end)
+        c_outcome.append(outcome)
+        c_cost.append(cost)
+        c_queued.append(queued)
+        c_verdict.append(verdict)
+        c_judge_cost.append(judge_cost)
 
-    def decision(self, i, decision_us, decision_cpu_us, reason, error, candidates, score=math.nan) -> None:
+    def decision(self, decision_us, reason, candidates) -> None:
+        """The next request's decision (decisions come in request order). Its CPU time, score
+        and policy error, when it has them, go into ``d_cpu_us``, ``d_score``, ``policy_error``."""
         self.d_us.append(decision_us)
-        self.d_cpu_us.append(decision_cpu_us)
-        self.d_score.append(score)
-        self.d_reason.append(reason)
-        self.d_error.append(error)
         self.d_candidates.append(candidates)
-        if len(self.d_reason) >= REASON_CHUNK:
+        reasons = self.d_reason
+        reasons.append(reason)
+        if len(reasons) >= REASON_CHUNK:
             self._compact_reasons()
 
     def _compact_reasons(self) -> None:
@@ -136,10 +148,22 @@ class RunRecorder:
         self._compact_reasons()
         return pa.chunked_array(self._reason_chunks, type=pa.string())
 
-    def observe_error(self, i: int, error: str, where: str = "observe") -> None:
-        """A policy error after the decision (in ``observe``, or a re-decision before a retry)."""
-        previous = self.d_error[i]
-        self.d_error[i] = f"{where}: {error}" if previous is None else f"{previous}; {where}: {error}"
+    def policy_error(self, i: int, error: str, where: str | None = None) -> None:
+        """A policy error: at the decision, or after it (``where``: in ``observe``, or a
+        re-decision before a retry)."""
+        if where is not None:
+            error = f"{where}: {error}"
+        previous = self.d_error.get(i)
+        self.d_error[i] = error if previous is None else f"{previous}; {error}"
+
+    def errors(self, s: slice) -> list[str | None]:
+        """The policy errors of requests ``s`` (None where there was none)."""
+        errors = self.d_error
+        out: list[str | None] = [None] * (s.stop - s.start)
+        for i, error in errors.items():
+            if s.start <= i < s.stop:
+                out[i - s.start] = error
+        return out
 
 
 @dataclass
@@ -161,22 +185,24 @@ class RunColumns:
 
 
 def run_columns(rec: RunRecorder, n_requests: int) -> RunColumns:
-    if len(rec.r_index) != n_requests or len(rec.d_us) != n_requests:
-        raise RuntimeError(f"run ended with {len(rec.r_index)} of {n_requests} requests recorded")
-    order = np.argsort(np.asarray(rec.r_index), kind="stable")
+    if rec.n_requests != n_requests or rec.finished != n_requests or len(rec.d_us) != n_requests:
+        raise RuntimeError(f"run ended with {rec.finished} of {n_requests} requests recorded")
+    policy_error = np.zeros(n_requests, dtype=bool)
+    policy_error[list(rec.d_error)] = True
+    # Views of the recorder's buffers, not copies (np.frombuffer): it lives as long as they do.
     return RunColumns(
-        status=np.asarray(rec.r_status, dtype=np.int8)[order],
-        model=np.asarray(rec.r_model, dtype=np.int32)[order],
-        attempts=np.asarray(rec.r_attempts, dtype=np.int32)[order],
-        latency=np.asarray(rec.r_latency, dtype=float)[order],
-        ttft=np.asarray(rec.r_ttft, dtype=float)[order],
-        cost=np.asarray(rec.r_cost, dtype=float)[order],
-        quality=np.asarray(rec.r_quality, dtype=float)[order],
-        carbon=np.asarray(rec.r_carbon, dtype=float)[order],
-        fallback=np.asarray(rec.r_fallback, dtype=bool)[order],
-        escalated=np.asarray(rec.r_escalated, dtype=bool)[order],
-        decision_us=np.asarray(rec.d_us, dtype=float),
-        policy_error=np.array([e is not None for e in rec.d_error], dtype=bool),
+        status=np.frombuffer(rec.r_status, dtype=np.int8),
+        model=np.frombuffer(rec.r_model, dtype=np.int32),
+        attempts=np.frombuffer(rec.r_attempts, dtype=np.int32),
+        latency=np.frombuffer(rec.r_latency, dtype=float),
+        ttft=np.frombuffer(rec.r_ttft, dtype=float),
+        cost=np.frombuffer(rec.r_cost, dtype=float),
+        quality=np.frombuffer(rec.r_quality, dtype=float),
+        carbon=np.frombuffer(rec.r_carbon, dtype=float),
+        fallback=np.frombuffer(rec.r_fallback, dtype=bool),
+        escalated=np.frombuffer(rec.r_escalated, dtype=bool),
+        decision_us=np.frombuffer(rec.d_us, dtype=float),
+        policy_error=policy_error,
     )
 
 
@@ -284,7 +310,7 @@ def decisions_table(rec: RunRecorder, policy: str, replication: int, trace,
             "request_id": pa.array(trace.request_id[s], type=pa.string()),
             "candidates": pa.array(candidates, type=pa.string()),
             "reason": reasons.slice(s.start, n),
-            "policy_error": pa.array(rec.d_error[s], type=pa.string()),
+            "policy_error": pa.array(rec.errors(s), type=pa.string()),
             "score": pa.array(score[s], from_pandas=True),  # NaN -> null
             "decision_us": pa.array(us[s]),
             "decision_cpu_us": pa.array(cpu_us[s]),

@@ -85,7 +85,7 @@ class Observations:
             if self._launches:
                 self._view = self._launched_view(now, statuses)
             else:
-                self._view = RouterView(now, tuple(statuses), self.positions)
+                self._view = _tuple_new(RouterView, (now, tuple(statuses), self.positions))
             return self._view
         return self._view._replace(now_s=now)
 
@@ -195,8 +195,11 @@ class Observations:
         if not failed:
             if self.recent is not None:
                 self.recent[m].append(duration)
-            self.latency[m] = _ewma(self.latency[m], duration)
-            self.ttft[m] = _ewma(self.ttft[m], ttft)
+            # _ewma, inlined: this runs for every answer.
+            previous = self.latency[m]
+            self.latency[m] = duration if previous is None else previous + EWMA_ALPHA * (duration - previous)
+            previous = self.ttft[m]
+            self.ttft[m] = ttft if previous is None else previous + EWMA_ALPHA * (ttft - previous)
             if output_tokens > 0 and duration > ttft:
                 self.speed[m] = _ewma(self.speed[m], output_tokens / (duration - ttft))
             self.error_ewma[m] *= 1.0 - EWMA_ALPHA

@@ -33,6 +33,11 @@ class PriceBook:
             return prices[0]
         return prices[bisect.bisect_right(self._times[m], t) - 1]
 
+    def fixed(self, m: int) -> PricePoint | None:
+        """Model ``m``'s one price when it never changes, else None."""
+        prices = self._prices[m]
+        return prices[0] if len(prices) == 1 else None
+
     def change_times(self) -> list[float]:
         """Every time after the start at which some model's price changes, sorted."""
         return sorted({t for times in self._times for t in times[1:]})

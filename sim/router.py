@@ -52,13 +52,15 @@ from .feedback import verdict
 from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, OUTCOME_NAMES, REQUEST_FAILED,
                       REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import ANSWER_FEEDBACK, POLICY_FAILURES, BasePolicy, Feedback, Judge, Outcome, Request, \
+from .policies.base import ANSWER_FEEDBACK, POLICY_FAILURES, BasePolicy, Decision, Feedback, Judge, Outcome, Request, \
     knowledge_read_by
 from .provider import Providers
 from .schema.routing import RouterSpec
 from .world import World
 
 INF = float("inf")
+_tuple_new = tuple.__new__  # builds a NamedTuple from its fields in order, a third faster than calling it
+_NOTHING_CHECKED = object()  # never a policy's decision (a raising policy's is None)
 CPU_SAMPLE = 16  # decision_cpu_us is measured for requests 0, 16, 32, ... (NaN for the others)
 
 Schedule = Callable[[float, Callable, object], None]
@@ -137,6 +139,10 @@ class Router:
         wants_feedback = self._observe is not None and ANSWER_FEEDBACK in knowledge_read_by(policy)
         self._feedback = beliefs.feedback if wants_feedback else []
         self._candidate_cache: dict[tuple, tuple[int, ...]] = {}
+        # The last decision checked without a judge, score or error, and its candidates: a policy
+        # that returns the same immutable Decision object every time (static) is checked once.
+        self._last_decision: object = _NOTHING_CHECKED
+        self._last_checked: tuple = ((), None)
 
     @staticmethod
     def _observer(policy):
@@ -149,9 +155,9 @@ class Router:
     # ------------------------------------------------------------------ decisions
     def on_arrival(self, i: int) -> None:
         now = self._arrival[i]
-        request = Request(self._request_id[i], now, self._workload[i], self._input[i],
-                          None if self._estimate is None else self._estimate[i], (),
-                          () if self._tags is None else self._tags[i])
+        request = _tuple_new(Request, (self._request_id[i], now, self._workload[i], self._input[i],
+                                       None if self._estimate is None else self._estimate[i], (),
+                                       () if self._tags is None else self._tags[i]))
         view = self.known.view(now)
         error = None
         # Wall-clock time is what a request waits for (a policy that sleeps or calls a
@@ -166,27 +172,43 @@ class Router:
             decision = None
             error = f"{type(exc).__name__}: {exc}"
         decision_us = (perf_counter_ns() - start) / 1000.0
-        decision_cpu_us = (thread_time_ns() - start_cpu) / 1000.0 if sample_cpu else math.nan
+        rec = self.rec
+        if sample_cpu:
+            rec.d_cpu_us[i] = (thread_time_ns() - start_cpu) / 1000.0
+        if decision is self._last_decision and error is None:  # a policy that returns one Decision object: checked once
+            candidates, judge = self._last_checked
+        else:
+            candidates, judge, score, error = self._check(decision, error)
+            if error is not None:
+                rec.policy_error(i, error)
+            elif score == score:  # not NaN: most policies give no score
+                rec.d_score[i] = score
+            elif judge is None and type(decision) is Decision and type(decision.candidates) is tuple:
+                self._last_decision, self._last_checked = decision, (candidates, judge)
+        rec.decision(decision_us, None if decision is None else getattr(decision, "reason", None), candidates)
+        flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
+        if self.budget is not None:
+            self.budget.active_requests += 1
+        if self._decision_latency is not None and self._decision_latency[i] > 0.0:
+            delay = self._decision_latency[i]  # the modelled classifier call: the first attempt waits for it
+            self.schedule(delay, self._after_decision, (flight, now + delay))
+        else:
+            self._next_candidate(flight, now)
+
+    def _check(self, decision, error: str | None) -> tuple[tuple[int, ...], Judge | None, float, str | None]:
+        """(candidates, judge, score, policy error) of a decision; a policy error sends the
+        request to the router's default model alone (or rejects it when there is none)."""
         candidates = judge = None
         score = math.nan
         if error is None:
             candidates, error = self._candidates(decision)
         if error is None:
             judge, error = self._judge(decision)
-        if error is None and getattr(decision, "score", None) is not None:  # most policies give none
+        if error is None and getattr(decision, "score", None) is not None:
             score, error = self._score(decision.score)
         if error is not None:
-            candidates, judge = () if self._default is None else (self._default,), None
-        self.rec.decision(i, decision_us, decision_cpu_us, None if decision is None else getattr(decision, "reason", None),
-                          error, candidates, score)
-        delay = 0.0 if self._decision_latency is None else self._decision_latency[i]
-        flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
-        if self.budget is not None:
-            self.budget.active_requests += 1
-        if delay > 0.0:  # the modelled classifier call: the first attempt waits for it
-            self.schedule(delay, self._after_decision, (flight, now + delay))
-        else:
-            self._next_candidate(flight, now)
+            candidates, judge, score = () if self._default is None else (self._default,), None, math.nan
+        return candidates, judge, score, error
 
     def _after_decision(self, token) -> None:
         flight, now = token
@@ -367,7 +389,7 @@ class Router:
             f.candidates, f.next = candidates, 0
             f.retries += 1
         else:
-            self.rec.observe_error(f.i, error, "reroute")
+            self.rec.policy_error(f.i, error, "reroute")
         if wait > 0.0:  # the policy's backoff before this retry; one past the deadline ends the request there
             wait = min(wait, f.deadline - now)
             self.schedule(wait, self._after_decision, (f, now + wait))
@@ -440,5 +462,5 @@ class Router:
         try:
             self._observe(request, news)
         except POLICY_FAILURES as exc:  # feedback errors are policy errors too, not run failures
-            self.rec.observe_error(i, f"{type(exc).__name__}: {exc}")
+            self.rec.policy_error(i, f"{type(exc).__name__}: {exc}", "observe")
 

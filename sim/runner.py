@@ -164,7 +164,7 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     router_spec = loaded.scenario.router_for(policy_name)
     if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
         policy.bind_ground_truth(GroundTruth(world, catalog, router_spec))
-    recorder = RunRecorder()
+    recorder = RunRecorder(len(world.trace))
     recorder.d_latency = decision_latency(loaded, policy_name, len(world.trace), seed, replication)  # drawn up front
     engine = Engine()
     router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,

@@ -38,8 +38,8 @@ class GroundTruth:
             at = ((i % BLOCK_SIZE) * n_models + m) * n_attempts  # the first attempt on m
             down, error_rate, latency_x, _ = world.state(m, now)
             answers = (not down and tokens_in + tokens_out <= self.context[m]
-                       and block.error_u.item(at) >= error_rate
-                       and block.latency_s.item(at) * latency_x <= self.wait_s)
+                       and block.error_u[at] >= error_rate
+                       and block.latency_s[at] * latency_x <= self.wait_s)
             cost = charge_usd(world.prices.price(m, now), tokens_in, int(world.cached_input_tokens[i]), tokens_out)
-            truth[name] = TrueOutcome(answers, bool(block.accept.item(at)), cost)
+            truth[name] = TrueOutcome(answers, bool(block.accept[at]), cost)
         return truth

@@ -200,7 +200,7 @@ def test_the_router_holds_nothing_of_the_world(tmp_path):
     difficulty = draw_difficulty(sc, trace, 1, 0)
     world = World(sc, catalog, trace, difficulty, 1, 0, sc.max_attempts())
     engine = Engine()
-    router = Router(construct(loaded, "static-big", 1), world, catalog, sc.router, engine.schedule, RunRecorder(),
+    router = Router(construct(loaded, "static-big", 1), world, catalog, sc.router, engine.schedule, RunRecorder(len(trace)),
                     Providers(sc, catalog), SharedDraws(sc, catalog, difficulty, 1, 0).beliefs_of("static-big"))
     engine.run(trace.arrival_s.tolist(), router.on_arrival)
     forbidden = (World, Trace, type(catalog), np.ndarray)

@@ -76,27 +76,34 @@ class WeightedPolicy(BasePolicy):
         workload = request.workload
         w_cost, w_quality, w_latency, w_carbon = self._workload_weights.get(workload, self._weights)
         n_in = request.input_tokens
-        n_out = self.expected_output_tokens(workload)
+        n_out = self.output_tokens.expected(workload)
         difficulty = request.difficulty_estimate or 0.0
         allowed = self._allowed
+        exp = math.exp
         rows = []
         best_cost = best_latency = best_carbon = math.inf
         best_quality = 0.0
         for m in view.models:
-            if n_in > m.context_window or (allowed is not None and m.name not in allowed):
+            context = m.context_window
+            if n_in > context or (allowed is not None and m.name not in allowed):
                 continue  # certain to overflow, or not a candidate
             prior = m.quality_prior
             ability = prior.get(workload)
             if ability is None:
                 ability = prior.get("default", 0.0)
             x = ability - difficulty
-            quality = 1.0 / (1.0 + math.exp(-x)) if x > -700.0 else 0.0  # sigmoid, without overflow
+            quality = 1.0 / (1.0 + exp(-x)) if x > -700.0 else 0.0  # sigmoid, without overflow
             cost = n_in * m.input_per_mtok + n_out * m.output_per_mtok  # USD x 1e6: only ratios matter
-            ttft = m.ttft_prior_s if m.ttft_ewma_s is None else m.ttft_ewma_s
-            speed = m.tokens_per_s_prior if m.tokens_per_s_ewma is None else m.tokens_per_s_ewma
+            ttft = m.ttft_ewma_s
+            if ttft is None:
+                ttft = m.ttft_prior_s
+            speed = m.tokens_per_s_ewma
+            if speed is None:
+                speed = m.tokens_per_s_prior
             latency = ttft + n_out / speed
             carbon = (n_in + n_out) * (m.carbon_g_per_mtok or 0.0)
-            rows.append((m, cost, quality, latency, carbon))
+            # Usable first (healthy and likely to fit), then by score: the sort key's first part.
+            rows.append((not (m.healthy and n_in + n_out <= context), m.name, cost, quality, latency, carbon))
             if cost < best_cost:
                 best_cost = cost
             if quality > best_quality:
@@ -108,19 +115,17 @@ class WeightedPolicy(BasePolicy):
         if not rows:
             return Decision((), "weighted: no model can take this request")
         tiny = 1e-12
-        best_cost += tiny
+        best_cost = w_cost * (best_cost + tiny)
         best_quality += tiny
-        best_latency += tiny
-        best_carbon += tiny
+        best_latency = w_latency * (best_latency + tiny)
+        best_carbon = w_carbon * (best_carbon + tiny)
         scored = []
-        for m, cost, quality, latency, carbon in rows:
-            score = (w_cost * best_cost / (cost + tiny) + w_quality * quality / best_quality
-                     + w_latency * best_latency / (latency + tiny))
+        for unusable, name, cost, quality, latency, carbon in rows:
+            # The documented formula; the weights of cost and latency are folded into their bests.
+            score = best_cost / (cost + tiny) + w_quality * quality / best_quality + best_latency / (latency + tiny)
             if w_carbon:
-                score += w_carbon * best_carbon / (carbon + tiny)
-            # Sort key: usable first (healthy and likely to fit), then by score.
-            usable = m.healthy and n_in + n_out <= m.context_window
-            scored.append((not usable, -score, m.name))
+                score += best_carbon / (carbon + tiny)
+            scored.append((unusable, -score, name))
         scored.sort()
         # A short string, not a dict: it is kept for every request of a run.
         if len(scored) > 1:
