@@ -252,12 +252,13 @@ def requests_table(cols: RunColumns, policy: str, replication: int, trace, model
 
 def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> Iterator[pa.Table]:
     """The attempts table, by request then attempt, slice by slice."""
-    index = np.asarray(rec.a_index, dtype=np.int64)
-    attempt = np.asarray(rec.a_attempt, dtype=np.int32)
+    # Views of the recorder's buffers (np.frombuffer), not copies.
+    index = np.frombuffer(rec.a_index, dtype=np.int64)
+    attempt = np.frombuffer(rec.a_attempt, dtype=np.int32)
     order = np.lexsort((attempt, index))  # by request, then attempt
-    model, outcome = np.asarray(rec.a_model, dtype=np.int32), np.asarray(rec.a_outcome, dtype=np.int8)
-    verdict = np.asarray(rec.a_verdict, dtype=np.int8)
-    columns = {name: np.asarray(getattr(rec, field), dtype=float) for name, field in (
+    model, outcome = np.frombuffer(rec.a_model, dtype=np.int32), np.frombuffer(rec.a_outcome, dtype=np.int8)
+    verdict = np.frombuffer(rec.a_verdict, dtype=np.int8)
+    columns = {name: np.frombuffer(getattr(rec, field), dtype=float) for name, field in (
         ("start_s", "a_start"), ("end_s", "a_end"), ("cost_usd", "a_cost"), ("queued_s", "a_queued"),
         ("judge_cost_usd", "a_judge_cost"))}
     for s in _slices(len(index)):

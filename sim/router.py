@@ -61,6 +61,7 @@ from .world import World
 INF = float("inf")
 _tuple_new = tuple.__new__  # builds a NamedTuple from its fields in order, a third faster than calling it
 _NOTHING_CHECKED = object()  # never a policy's decision (a raising policy's is None)
+ID_BLOCK = 1 << 14  # request ids held as Python strings at a time
 CPU_SAMPLE = 16  # decision_cpu_us is measured for requests 0, 16, 32, ... (NaN for the others)
 
 Schedule = Callable[[float, Callable, object], None]
@@ -112,7 +113,9 @@ class Router:
         self._input = compact(trace.input_tokens)
         self._output = compact(trace.output_tokens)
         self.billing = Billing(world, catalog, spec.abandoned_charge, self._input, self._output)
-        self._request_id = trace.request_id.tolist()
+        # Request ids become Python strings a block at a time: a million at once would take 90 MB.
+        self._ids = trace.request_id
+        self._ids_from, self._ids_block = 0, self._ids[:ID_BLOCK].tolist()
         self._workload = trace.workload_names().tolist()
         estimate = beliefs.difficulty_estimate
         self._estimate = None if estimate is None else compact(estimate)
@@ -155,7 +158,11 @@ class Router:
     # ------------------------------------------------------------------ decisions
     def on_arrival(self, i: int) -> None:
         now = self._arrival[i]
-        request = _tuple_new(Request, (self._request_id[i], now, self._workload[i], self._input[i],
+        k = i - self._ids_from
+        if k >= ID_BLOCK:  # arrivals come in request order: the next block
+            self._ids_from, k = i, 0
+            self._ids_block = self._ids[i:i + ID_BLOCK].tolist()
+        request = _tuple_new(Request, (self._ids_block[k], now, self._workload[i], self._input[i],
                                        None if self._estimate is None else self._estimate[i], (),
                                        () if self._tags is None else self._tags[i]))
         view = self.known.view(now)

@@ -348,3 +348,27 @@ def read_table(folder: Path, name: str, columns: list[str], filters=None):
         return pq.read_table(path, columns=columns, filters=filters).to_pandas()
     except (pa.ArrowException, OSError) as exc:
         raise _damaged(path, f"cannot read it as Parquet ({str(exc).splitlines()[0]})") from None
+
+
+def scan_table(folder: Path, name: str, columns: list[str], filters=None):
+    """Like ``read_table``, as pandas frames of at most a row group each: a reader that
+    reduces the rows as they come holds one batch at a time, never the whole table."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    path = folder / f"{name}.parquet"
+    try:
+        present = pq.read_schema(path).names
+        needed = list(columns) + [f[0] for f in filters or []]
+        missing = [c for c in dict.fromkeys(needed) if c not in present]
+        if missing:
+            raise _damaged(path, f"missing column(s) {', '.join(missing)}")
+        expression = None if not filters else pq.filters_to_expression(filters)
+        batches = ds.dataset(path, format="parquet").to_batches(columns=columns, filter=expression, batch_readahead=1,
+                                                                fragment_readahead=1)  # one at a time
+        for batch in batches:
+            if batch.num_rows:
+                yield batch.to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise _damaged(path, f"cannot read it as Parquet ({str(exc).splitlines()[0]})") from None

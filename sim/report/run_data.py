@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem
-from ..run_folder import read_run_files, read_table
+from ..run_folder import read_run_files, read_table, scan_table
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
@@ -80,8 +80,7 @@ def load_run(folder: Path) -> RunData:
         requests_per_replication=run["requests_per_replication"], version=doc["routesim_version"], resolved=resolved)
     edges = np.linspace(0.0, max(data.horizon_s, 1e-9), TIME_BINS + 1)
     for name in data.policies:
-        frame = read_table(folder, "requests", _COLUMNS, filters=[("policy", "=", name)])
-        data.series[name] = _series(frame, edges)
+        data.series[name] = _series(folder, name, edges)
     data.faults = _read_faults(folder / "faults.csv")
     data.decisions = _decision_sample(folder, data.policies)
     return data
@@ -94,26 +93,54 @@ def _read_faults(path: Path) -> pd.DataFrame:
         raise InputError(Problem(f"damaged run file: {str(exc).splitlines()[0]}", file=str(path))) from None
 
 
-def _series(frame: pd.DataFrame, edges: np.ndarray) -> PolicySeries:
-    bins = len(edges) - 1
-    quantiles, cumulative, per_workload = [], [], []
-    ok_total, all_total = np.zeros(bins), np.zeros(bins)
-    served: dict[str, np.ndarray] = {}
-    for replication, run in frame.groupby("replication", sort=True):
+class _ReplicationTally:
+    """One replication's requests of one policy, reduced batch by batch."""
+
+    def __init__(self, bins: int):
+        self.ok_latency: list[np.ndarray] = []  # the only per-request values kept (for the quantiles)
+        self.ok_total, self.all_total, self.cost = np.zeros(bins), np.zeros(bins), np.zeros(bins)
+        self.served: dict[str, np.ndarray] = {}
+        self.workloads: list[pd.DataFrame] = []  # per batch: requests, ok, quality and cost sums per workload
+
+    def add(self, run: pd.DataFrame, edges: np.ndarray) -> None:
         ok = (run.status == "ok").to_numpy()
         arrival = run.arrival_s.to_numpy()
-        latency = run.latency_s.to_numpy()[ok]
+        self.ok_latency.append(run.latency_s.to_numpy()[ok])
+        self.all_total += np.histogram(arrival, bins=edges)[0]
+        self.ok_total += np.histogram(arrival[ok], bins=edges)[0]
+        for model, rows in run[ok].groupby("model", sort=True):
+            self.served[model] = self.served.get(model, 0) + np.histogram(rows.arrival_s.to_numpy(), bins=edges)[0]
+        self.cost += np.histogram(arrival, bins=edges, weights=run.cost_usd.to_numpy())[0]
+        self.workloads.append(run.assign(ok=ok).groupby("workload").agg(
+            requests=("ok", "size"), ok=("ok", "sum"), quality=("quality", "sum"), cost_usd=("cost_usd", "sum")))
+
+    def workload_table(self) -> pd.DataFrame:
+        sums = pd.concat(self.workloads).groupby(level=0).sum()
+        return pd.DataFrame({"requests": sums.requests, "success_rate": sums.ok / sums.requests,
+                             "mean_quality": sums.quality / sums.requests, "cost_usd": sums.cost_usd})
+
+
+def _series(folder: Path, policy: str, edges: np.ndarray) -> PolicySeries:
+    """One policy's series, its requests read a row group at a time."""
+    tallies: dict[int, _ReplicationTally] = {}
+    for batch in scan_table(folder, "requests", _COLUMNS, filters=[("policy", "=", policy)]):
+        for replication, run in batch.groupby("replication", sort=True):
+            tallies.setdefault(int(replication), _ReplicationTally(len(edges) - 1)).add(run, edges)
+    if not tallies:
+        raise InputError(Problem(f"damaged run file: no requests of policy {policy!r}",
+                                 file=str(folder / "requests.parquet")))
+    quantiles, cumulative, per_workload = [], [], []
+    served: dict[str, np.ndarray] = {}
+    ok_total, all_total = 0, 0
+    for _, tally in sorted(tallies.items()):
+        latency = np.concatenate(tally.ok_latency)
         quantiles.append(np.quantile(latency, np.linspace(0, 1, QUANTILE_POINTS)) if len(latency)
                          else np.full(QUANTILE_POINTS, np.nan))
-        all_total += np.histogram(arrival, bins=edges)[0]
-        ok_total += np.histogram(arrival[ok], bins=edges)[0]
-        for model, rows in run[ok].groupby("model", sort=True):
-            counts = np.histogram(rows.arrival_s.to_numpy(), bins=edges)[0]
+        ok_total, all_total = ok_total + tally.ok_total, all_total + tally.all_total
+        for model, counts in tally.served.items():
             served[model] = served.get(model, 0) + counts
-        cumulative.append(np.cumsum(np.histogram(arrival, bins=edges, weights=run.cost_usd.to_numpy())[0]))
-        per_workload.append(run.assign(ok=ok).groupby("workload").agg(
-            requests=("ok", "size"), success_rate=("ok", "mean"), mean_quality=("quality", "mean"),
-            cost_usd=("cost_usd", "sum")))
+        cumulative.append(np.cumsum(tally.cost))
+        per_workload.append(tally.workload_table())
     workloads = pd.concat(per_workload).groupby(level=0).mean()
     workloads["cost_per_1k_usd"] = workloads.cost_usd / workloads.requests * 1000.0
     # Replications without a successful request have no quantiles; the others are averaged.
