@@ -335,40 +335,41 @@ def _read_resolved(path: Path) -> dict:
 def read_table(folder: Path, name: str, columns: list[str], filters=None):
     """Columns of one of the run's Parquet tables as pandas; InputError when the file is
     damaged, not Parquet, or lacks a column the reader needs."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = folder / f"{name}.parquet"
-    try:
-        present = pq.read_schema(path).names
-        needed = list(columns) + [f[0] for f in filters or []]
-        missing = [c for c in dict.fromkeys(needed) if c not in present]
-        if missing:
-            raise _damaged(path, f"missing column(s) {', '.join(missing)}")
+    with _reading(folder, name, columns, filters) as path:
         return pq.read_table(path, columns=columns, filters=filters).to_pandas()
-    except (pa.ArrowException, OSError) as exc:
-        raise _damaged(path, f"cannot read it as Parquet ({str(exc).splitlines()[0]})") from None
 
 
 def scan_table(folder: Path, name: str, columns: list[str], filters=None):
     """Like ``read_table``, as pandas frames of at most a row group each: a reader that
     reduces the rows as they come holds one batch at a time, never the whole table."""
-    import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    path = folder / f"{name}.parquet"
-    try:
-        present = pq.read_schema(path).names
-        needed = list(columns) + [f[0] for f in filters or []]
-        missing = [c for c in dict.fromkeys(needed) if c not in present]
-        if missing:
-            raise _damaged(path, f"missing column(s) {', '.join(missing)}")
+    with _reading(folder, name, columns, filters) as path:
         expression = None if not filters else pq.filters_to_expression(filters)
         batches = ds.dataset(path, format="parquet").to_batches(columns=columns, filter=expression, batch_readahead=1,
                                                                 fragment_readahead=1)  # one at a time
         for batch in batches:
             if batch.num_rows:
                 yield batch.to_pandas()
+
+
+@contextlib.contextmanager
+def _reading(folder: Path, name: str, columns: list[str], filters):
+    """The table's path, once it is known to have the columns needed; Arrow and file errors
+    inside become InputErrors naming the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / f"{name}.parquet"
+    try:
+        present = pq.read_schema(path).names
+        needed = list(columns) + [f[0] for f in filters or []]
+        missing = [c for c in dict.fromkeys(needed) if c not in present]
+        if missing:
+            raise _damaged(path, f"missing column(s) {', '.join(missing)}")
+        yield path
     except (pa.ArrowException, OSError) as exc:
         raise _damaged(path, f"cannot read it as Parquet ({str(exc).splitlines()[0]})") from None
