@@ -4,6 +4,8 @@ process gives (all but the wall-clock timing of decisions)."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pandas as pd
 
@@ -78,3 +80,67 @@ def test_the_default_is_one_process_for_small_runs_and_every_core_for_large_ones
 
     assert default_jobs(PARALLEL_FROM_REQUESTS - 1) == 1
     assert default_jobs(PARALLEL_FROM_REQUESTS) == len(os.sched_getaffinity(0))
+
+
+def test_workers_of_a_run_killed_outright_stop_too(tmp_path):
+    """SIGKILL (or the OOM killer) gives the parent no chance to stop its workers: each
+    notices it was orphaned and exits instead of waiting for work for ever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sim.pools import PARENT_CHECK_S
+
+    path = write_scenario(tmp_path, scenario(replications=200))  # long enough to be killed midway
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(tmp_path / "out"),
+                             "--jobs", "2", "--no-report"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        workers: list[int] = []
+        while time.time() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = [pid for pid in _children(proc.pid) if b"spawn_main" in _cmdline(pid)]
+        assert len(workers) == 2, "the run started its two workers"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.time() + 20 * PARENT_CHECK_S
+    while time.time() < deadline and any(_running(pid) for pid in workers):
+        time.sleep(0.1)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:  # not to leave them behind for the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "orphaned workers still running"
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: state, parent pid, ..."""
+    return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat_fields(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError):
+                continue  # it ended meanwhile
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return _stat_fields(pid)[0] != "Z"  # a zombie has stopped; its parent just has not reaped it
+    except OSError:
+        return False
