@@ -342,18 +342,36 @@ def read_table(folder: Path, name: str, columns: list[str], filters=None):
 
 
 def scan_table(folder: Path, name: str, columns: list[str], filters=None):
-    """Like ``read_table``, as pandas frames of at most a row group each: a reader that
-    reduces the rows as they come holds one batch at a time, never the whole table."""
-    import pyarrow.dataset as ds
+    """Like ``read_table``, as pandas frames of one row group each: a reader that reduces
+    the rows as they come holds one row group at a time, never the whole table. Row groups
+    whose statistics rule a ``=`` filter out are not read at all (a run writes each
+    (policy, replication) cell in row groups of its own). ``filters``: (column, "=" or
+    "in", value) triples, all of which a row must meet."""
     import pyarrow.parquet as pq
 
+    filters = list(filters or [])
     with _reading(folder, name, columns, filters) as path:
-        expression = None if not filters else pq.filters_to_expression(filters)
-        batches = ds.dataset(path, format="parquet").to_batches(columns=columns, filter=expression, batch_readahead=1,
-                                                                fragment_readahead=1)  # one at a time
-        for batch in batches:
-            if batch.num_rows:
-                yield batch.to_pandas()
+        file = pq.ParquetFile(path)
+        extra = [c for c, _, _ in filters if c not in columns]
+        for group in range(file.metadata.num_row_groups):
+            if not _may_match(file.metadata.row_group(group), file.schema_arrow.names, filters):
+                continue
+            frame = file.read_row_group(group, columns=list(dict.fromkeys(columns + extra))).to_pandas()
+            for column, op, value in filters:
+                frame = frame[frame[column] == value] if op == "=" else frame[frame[column].isin(list(value))]
+            if len(frame):
+                yield frame.drop(columns=extra).reset_index(drop=True)
+
+
+def _may_match(group, names: list[str], filters) -> bool:
+    """False when the row group's min/max statistics show no row meets an ``=`` filter."""
+    for column, op, value in filters:
+        if op != "=":
+            continue
+        stats = group.column(names.index(column)).statistics
+        if stats is not None and stats.has_min_max and not stats.min <= value <= stats.max:
+            return False
+    return True
 
 
 @contextlib.contextmanager

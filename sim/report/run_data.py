@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, Problem
-from ..run_folder import read_run_files, read_table, scan_table
+from ..run_folder import read_run_files, scan_table
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
@@ -86,6 +86,12 @@ def load_run(folder: Path) -> RunData:
     return data
 
 
+def _gather(frames, columns: list[str]) -> pd.DataFrame:
+    """The frames a scan yields as one (with ``columns`` when it yields none)."""
+    frames = list(frames)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def _read_faults(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
@@ -152,17 +158,18 @@ def _series(folder: Path, policy: str, edges: np.ndarray) -> PolicySeries:
 
 def _decision_sample(folder: Path, policies: list[str]) -> pd.DataFrame:
     """Evenly spaced requests of the first replication, for every policy: what was decided, why,
-    and what happened. Only the sampled rows are kept: the tables are scanned with a filter,
-    batch by batch, never read whole."""
+    and what happened. Only the sampled rows are kept: the tables are scanned a row group at a
+    time, never read whole."""
     first = [("replication", "=", 0)]
-    ids = read_table(folder, "requests", ["request_id"], filters=first + [("policy", "=", policies[0])]).request_id
+    ids = _gather(scan_table(folder, "requests", ["request_id"], filters=first + [("policy", "=", policies[0])]),
+                  ["request_id"]).request_id
     n = len(ids)
     picks = np.unique(np.linspace(0, max(n - 1, 0), min(DECISION_SAMPLE, n)).round().astype(int))
     sample = first + [("request_id", "in", list(ids.to_numpy()[picks]))]
-    decisions = read_table(folder, "decisions", ["policy", "request_id", "candidates", "reason", "policy_error"],
-                           filters=sample)
-    requests = read_table(folder, "requests", ["policy", "request_id", "workload", "status", "model", "attempts",
-                                               "cost_usd", "latency_s"], filters=sample)
+    columns = ["policy", "request_id", "candidates", "reason", "policy_error"]
+    decisions = _gather(scan_table(folder, "decisions", columns, filters=sample), columns)
+    columns = ["policy", "request_id", "workload", "status", "model", "attempts", "cost_usd", "latency_s"]
+    requests = _gather(scan_table(folder, "requests", columns, filters=sample), columns)
     merged = decisions.merge(requests, on=["policy", "request_id"])
     merged["policy"] = pd.Categorical(merged.policy, categories=policies, ordered=True)
     return merged.sort_values(["policy", "request_id"]).reset_index(drop=True)
