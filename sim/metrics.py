@@ -1,8 +1,9 @@
-"""Per-request and per-attempt records, their Parquet tables, and per-run metrics.
+"""Per-request and per-attempt records of a run, and its per-run metrics.
 
-Records go into per-column lists during a run (never a list of dicts) and become
-Arrow tables at its end. ``run_metrics`` computes every per-run metric declared
-in ``metric_registry.py`` (their definitions, also in docs/metrics.md); stats.py
+Records go into per-column buffers during a run (never a list of dicts);
+``run_tables.py`` turns them into the Parquet tables slice by slice while the
+run goes on. ``run_metrics`` computes every per-run metric declared in
+``metric_registry.py`` (their definitions, also in docs/metrics.md); stats.py
 combines replications.
 """
 
@@ -12,7 +13,7 @@ import json
 import math
 from array import array
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,11 +43,18 @@ class RunRecorder:
     up front and written at its index when it ends (no sort afterwards); a
     run's attempts, whose number is not known in advance, are appended.
     Columns that are nearly always empty (policy errors) are dictionaries.
+
+    With a ``stream`` (``run_tables.TableStream``) the tables are written slice
+    by slice as requests end, and what was written is forgotten: the attempts
+    and the decisions' reasons and candidates. The request columns, each
+    decision's timing and score, and each attempt's outcome and cost stay to
+    the end, for the run's metrics.
     """
 
     def __init__(self, n_requests: int) -> None:
         n = self.n_requests = n_requests
         self.finished = 0  # requests that have ended
+        self.stream = None  # a TableStream, told of each request's end
         # requests, by request number
         self.r_status = array("b", bytes(n))
         self.r_model = array("i", bytes(4 * n))
@@ -60,33 +68,30 @@ class RunRecorder:
         self.r_escalated = array("b", bytes(n))
         self._request_columns = (self.r_status, self.r_model, self.r_attempts, self.r_latency, self.r_ttft,
                                  self.r_cost, self.r_quality, self.r_carbon, self.r_fallback, self.r_escalated)
-        # attempts
-        self.a_index = array("q")
-        self.a_attempt = array("i")
-        self.a_model = array("i")
-        self.a_start = array("d")
-        self.a_end = array("d")
-        self.a_outcome = array("b")
-        self.a_cost = array("d")
-        self.a_queued = array("d")
-        self.a_verdict = array("b")  # a cascade judge's: 1 accepted, 0 rejected, -1 not judged
-        self.a_judge_cost = array("d")
-        self._attempt_columns = (self.a_index, self.a_attempt, self.a_model, self.a_start, self.a_end,
-                                 self.a_outcome, self.a_cost, self.a_queued, self.a_verdict, self.a_judge_cost)
+        # attempts: every one's outcome and cost (for the run's metrics) ...
+        self.attempt_outcomes = array("b")
+        self.attempt_costs = array("d")
+        # ... and the table's columns of those not written yet
+        self._attempts = {name: array(code) for name, code in _ATTEMPT_COLUMNS}
+        self._attempt_columns = tuple(self._attempts.values())
         # decisions (in arrival order, which is request order)
         self.d_us = array("d")  # wall-clock time of route()
         self.d_cpu_us = array("d", [_NAN]) * n  # its CPU (thread) time, where the router sampled it
         self.d_latency: list[float] | None = None  # the modelled decision latency of every request, when drawn
         self.d_score = array("d", [_NAN]) * n  # NaN where the policy gave none
-        self.d_reason: list[Any] = []  # the latest reasons, as the policy gave them
-        # ... and the earlier ones as text in Arrow arrays: a million Python strings held to the
-        # end of a run cost twice their bytes and pin the memory of everything allocated among them.
+        self.d_error: dict[int, str] = {}  # request number -> the policy's error(s)
+        # Reasons and candidates of the decisions not written yet, from request number _decided_from on.
+        # The latest reasons are kept as the policy gave them, the earlier ones as text in Arrow arrays:
+        # a million Python strings held to the end of a run cost twice their bytes and pin the memory
+        # of everything allocated among them.
+        self._decided_from = 0
+        self.d_reason: list[Any] = []
         self._reason_chunks: list[pa.Array] = []
         self._reason_texts: dict[int, str | None] = {}  # reasons are often one shared object: format once
-        self.d_error: dict[int, str] = {}  # request number -> the policy's error(s)
         self.d_candidates: list[tuple[int, ...]] = []
 
-    def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback, escalated) -> None:
+    def request(self, i, status, model, attempts, latency, ttft, cost, quality, carbon, fallback, escalated,
+                end) -> None:
         (c_status, c_model, c_attempts, c_latency, c_ttft, c_cost, c_quality, c_carbon, c_fallback,
          c_escalated) = self._request_columns
         c_status[i] = status
@@ -100,6 +105,8 @@ class RunRecorder:
         c_fallback[i] = fallback
         c_escalated[i] = escalated
         self.finished += 1
+        if self.stream is not None:
+            self.stream.ended(i, end)
 
     def attempt(self, i, attempt, model, start, end, outcome, cost, queued, verdict, judge_cost) -> None:
         (c_index, c_attempt, c_model, c_start, c_end, c_outcome, c_cost, c_queued, c_verdict,
@@ -114,6 +121,19 @@ class RunRecorder:
         c_queued.append(queued)
         c_verdict.append(verdict)
         c_judge_cost.append(judge_cost)
+        self.attempt_outcomes.append(outcome)
+        self.attempt_costs.append(cost)
+
+    def take_attempts(self, below: int) -> dict[str, np.ndarray]:
+        """The unwritten attempts of requests numbered below ``below`` (copies), forgotten here."""
+        columns = {name: np.frombuffer(column, dtype=column.typecode) for name, column in self._attempts.items()}
+        taken = columns["index"] < below
+        out = {name: values[taken] for name, values in columns.items()}
+        kept = {name: values[~taken] for name, values in columns.items()}
+        del columns  # the views: the arrays cannot be replaced while they are exported
+        self._attempts = {name: array(column.typecode, kept[name].tobytes()) for name, column in self._attempts.items()}
+        self._attempt_columns = tuple(self._attempts.values())
+        return out
 
     def decision(self, decision_us, reason, candidates) -> None:
         """The next request's decision (decisions come in request order). Its CPU time, score
@@ -143,10 +163,19 @@ class RunRecorder:
         self._reason_chunks.append(pa.array(out, type=pa.string()))
         self.d_reason = []
 
-    def reasons(self) -> pa.ChunkedArray:
-        """Every decision's reason as text, in request order."""
+    def take_decisions(self, lo: int, hi: int) -> tuple[pa.ChunkedArray, list[tuple[int, ...]]]:
+        """(reasons as text, candidates) of requests lo..hi-1, the first not written yet;
+        forgotten here."""
+        if lo != self._decided_from or hi > len(self.d_us):
+            raise RuntimeError(f"decisions {lo}..{hi} taken out of order (next {self._decided_from}, "
+                               f"{len(self.d_us)} made)")
         self._compact_reasons()
-        return pa.chunked_array(self._reason_chunks, type=pa.string())
+        reasons = pa.chunked_array(self._reason_chunks, type=pa.string())
+        self._reason_chunks = reasons.slice(hi - lo).chunks
+        candidates = self.d_candidates[:hi - lo]
+        del self.d_candidates[:hi - lo]
+        self._decided_from = hi
+        return reasons.slice(0, hi - lo), candidates
 
     def policy_error(self, i: int, error: str, where: str | None = None) -> None:
         """A policy error: at the decision, or after it (``where``: in ``observe``, or a
@@ -164,6 +193,12 @@ class RunRecorder:
             if s.start <= i < s.stop:
                 out[i - s.start] = error
         return out
+
+
+#: The attempts table's columns as the recorder keeps them (array.array type codes).
+_ATTEMPT_COLUMNS = (("index", "q"), ("attempt", "i"), ("model", "i"), ("start", "d"), ("end", "d"), ("outcome", "b"),
+                    ("cost", "d"), ("queued", "d"), ("verdict", "b"),  # a cascade judge's: 1, 0, or -1 not judged
+                    ("judge_cost", "d"))
 
 
 @dataclass
@@ -206,80 +241,6 @@ def run_columns(rec: RunRecorder, n_requests: int) -> RunColumns:
     )
 
 
-# --------------------------------------------------------------------------- tables
-def _labels(names: list[str], codes: np.ndarray, empty: str = "") -> pa.Array:
-    """Codes into a list of names; -1 becomes ``empty``."""
-    lookup = np.asarray(list(names) + [empty], dtype=object)
-    return pa.array(lookup[codes], type=pa.string())
-
-
-#: Rows per table slice: the tables are built and written slice by slice (a Parquet row
-#: group each), so a million-request run never holds a whole table twice.
-TABLE_SLICE_ROWS = 1 << 17
-
-
-def _slices(n: int) -> Iterator[slice]:
-    for lo in range(0, n, TABLE_SLICE_ROWS):
-        yield slice(lo, min(n, lo + TABLE_SLICE_ROWS))
-    if n == 0:
-        yield slice(0, 0)
-
-
-def requests_table(cols: RunColumns, policy: str, replication: int, trace, model_names: list[str]) -> Iterator[pa.Table]:
-    """The requests table, slice by slice."""
-    for s in _slices(len(cols.status)):
-        n = s.stop - s.start
-        yield pa.table({
-            "policy": pa.array([policy] * n, type=pa.string()),
-            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-            "request_id": pa.array(trace.request_id[s], type=pa.string()),
-            "arrival_s": pa.array(trace.arrival_s[s]),
-            "workload": pa.array(np.asarray(trace.workloads, dtype=object)[trace.workload[s]], type=pa.string()),
-            "input_tokens": pa.array(trace.input_tokens[s]),
-            "output_tokens": pa.array(trace.output_tokens[s]),
-            "status": _labels(list(STATUS_NAMES), cols.status[s]),
-            "model": _labels(model_names, cols.model[s]),
-            "attempts": pa.array(cols.attempts[s]),
-            "latency_s": pa.array(cols.latency[s]),
-            "ttft_s": pa.array(cols.ttft[s], from_pandas=True),  # null when no answer came
-            "cost_usd": pa.array(cols.cost[s]),
-            "quality": pa.array(cols.quality[s]),
-            "carbon_g": pa.array(cols.carbon[s]),
-            "fallback": pa.array(cols.fallback[s]),
-            "escalated": pa.array(cols.escalated[s]),
-        })
-
-
-def attempts_table(rec: RunRecorder, policy: str, replication: int, trace, model_names: list[str]) -> Iterator[pa.Table]:
-    """The attempts table, by request then attempt, slice by slice."""
-    # Views of the recorder's buffers (np.frombuffer), not copies.
-    index = np.frombuffer(rec.a_index, dtype=np.int64)
-    attempt = np.frombuffer(rec.a_attempt, dtype=np.int32)
-    order = np.lexsort((attempt, index))  # by request, then attempt
-    model, outcome = np.frombuffer(rec.a_model, dtype=np.int32), np.frombuffer(rec.a_outcome, dtype=np.int8)
-    verdict = np.frombuffer(rec.a_verdict, dtype=np.int8)
-    columns = {name: np.frombuffer(getattr(rec, field), dtype=float) for name, field in (
-        ("start_s", "a_start"), ("end_s", "a_end"), ("cost_usd", "a_cost"), ("queued_s", "a_queued"),
-        ("judge_cost_usd", "a_judge_cost"))}
-    for s in _slices(len(index)):
-        rows = order[s]
-        n = len(rows)
-        yield pa.table({
-            "policy": pa.array([policy] * n, type=pa.string()),
-            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-            "request_id": pa.array(trace.request_id[index[rows]], type=pa.string()),
-            "attempt": pa.array(attempt[rows]),
-            "model": _labels(model_names, model[rows]),
-            "start_s": pa.array(columns["start_s"][rows]),
-            "end_s": pa.array(columns["end_s"][rows]),
-            "outcome": _labels(list(OUTCOME_NAMES), outcome[rows]),
-            "cost_usd": pa.array(columns["cost_usd"][rows]),
-            "queued_s": pa.array(columns["queued_s"][rows]),  # waiting for a serving slot
-            "verdict": _labels(["rejected", "accepted"], verdict[rows]),
-            "judge_cost_usd": pa.array(columns["judge_cost_usd"][rows]),
-        })
-
-
 def _reason_text(reason: Any) -> str | None:
     if reason is None or isinstance(reason, str):
         return reason
@@ -288,35 +249,6 @@ def _reason_text(reason: Any) -> str | None:
     except (TypeError, ValueError):
         return str(reason)
 
-
-def decisions_table(rec: RunRecorder, policy: str, replication: int, trace,
-                    model_names: list[str]) -> Iterator[pa.Table]:
-    """What the policy decided and why, with the wall-clock and CPU time it took (not
-    deterministic), slice by slice."""
-    routes: dict[tuple, str] = {}  # candidate lists are often one cached tuple: join once
-    reasons = rec.reasons()
-    score, us, cpu_us = (np.asarray(a, dtype=float) for a in (rec.d_score, rec.d_us, rec.d_cpu_us))
-    latency = None if rec.d_latency is None else np.asarray(rec.d_latency, dtype=float)
-    for s in _slices(len(rec.d_us)):
-        n = s.stop - s.start
-        candidates = []
-        for c in rec.d_candidates[s]:
-            text = routes.get(c)
-            if text is None:
-                text = routes[c] = ">".join(model_names[m] for m in c)
-            candidates.append(text)
-        yield pa.table({
-            "policy": pa.array([policy] * n, type=pa.string()),
-            "replication": pa.array(np.full(n, replication, dtype=np.int32)),
-            "request_id": pa.array(trace.request_id[s], type=pa.string()),
-            "candidates": pa.array(candidates, type=pa.string()),
-            "reason": reasons.slice(s.start, n),
-            "policy_error": pa.array(rec.errors(s), type=pa.string()),
-            "score": pa.array(score[s], from_pandas=True),  # NaN -> null
-            "decision_us": pa.array(us[s]),
-            "decision_cpu_us": pa.array(cpu_us[s]),
-            "decision_latency_s": pa.array(np.zeros(n) if latency is None else latency[s]),
-        })
 
 
 # --------------------------------------------------------------------------- per-run metrics

@@ -61,8 +61,8 @@ def resilience_metrics(cols: RunColumns, rec: RunRecorder, arrival: np.ndarray, 
     in_fault = np.zeros(len(arrival), dtype=bool)
     for row in rows:
         in_fault |= (arrival >= row["start_s"]) & (arrival < row["end_s"])
-    outcomes = np.asarray(rec.a_outcome, dtype=np.int8)
-    attempt_cost = np.asarray(rec.a_cost, dtype=float)
+    outcomes = np.frombuffer(rec.attempt_outcomes, dtype=np.int8)
+    attempt_cost = np.frombuffer(rec.attempt_costs, dtype=float)
     total_cost = attempt_cost.sum()
     failovers = [r["time_to_failover_s"] for r in rows if not np.isnan(r["time_to_failover_s"])]
     extra = [r["extra_latency_s"] for r in rows if not np.isnan(r["extra_latency_s"])]

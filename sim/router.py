@@ -147,6 +147,12 @@ class Router:
         self._last_decision: object = _NOTHING_CHECKED
         self._last_checked: tuple = ((), None)
 
+    @property
+    def feedback_delay_s(self) -> float | None:
+        """The longest a verdict on an answer may reach the policy after the request ended
+        (None: no verdict ever does)."""
+        return max((channel.delay_s for channel in self._feedback), default=None)
+
     @staticmethod
     def _observer(policy):
         observe = getattr(policy, "observe", None)
@@ -448,8 +454,6 @@ class Router:
             ttft, quality = served
         else:
             ttft, quality = None, 0.0
-        self.rec.request(i, status, -1 if model is None else model, f.attempts, latency, ttft, f.cost, quality,
-                         f.carbon, len(f.tries) > 1, f.escalated)
         if self._observe is not None:
             outcome = Outcome(request.request_id, STATUS_NAMES[status], None if model is None else self._names[model],
                               f.attempts, latency, ttft, f.cost, request.input_tokens,
@@ -461,6 +465,10 @@ class Router:
                 if judged is not None:
                     feedback = Feedback(request.request_id, self._names[model], judged, channel.name, end)
                     self.schedule(channel.delay_s, self._deliver_feedback, (i, request, feedback))
+        # Recorded last: once the recorder knows a request ended, its rows may be written, and a
+        # policy error in observe above belongs to them.
+        self.rec.request(i, status, -1 if model is None else model, f.attempts, latency, ttft, f.cost, quality,
+                         f.carbon, len(f.tries) > 1, f.escalated, end)
 
     def _deliver_feedback(self, token) -> None:
         self._tell_policy(*token)

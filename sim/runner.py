@@ -29,7 +29,8 @@ from .beliefs import describe as describe_knowledge
 from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
-from .metrics import RunRecorder, attempts_table, decisions_table, requests_table, run_columns, run_metrics
+from .metrics import RunRecorder, run_columns, run_metrics
+from .run_tables import TABLES, Sink, TableStream
 from .policies.base import POLICY_FAILURES
 from .policies.registry import PolicyConfigError, build, is_builtin, workload_problems
 from .rng import Stream, generator, name_key, policy_seed
@@ -158,8 +159,9 @@ def construct(loaded: LoadedScenario, name: str, seed: int):
 
 # --------------------------------------------------------------------------- one run
 def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Catalog,
-             shared: SharedDraws, seed: int, replication: int) -> tuple[RunRecorder, float]:
-    """One policy through one replication; returns its records and its breakers' total open time."""
+             shared: SharedDraws, seed: int, replication: int, sink: Sink | None = None) -> tuple[RunRecorder, float]:
+    """One policy through one replication; returns its records and its breakers' total open time.
+    With a ``sink`` its tables go there slice by slice as the run goes on (``run_tables``)."""
     policy = construct(loaded, policy_name, policy_seed(seed, replication, policy_name))
     router_spec = loaded.scenario.router_for(policy_name)
     if getattr(policy, "upper_bound", False):  # only an upper bound may see the ground truth
@@ -169,6 +171,8 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     engine = Engine()
     router = Router(policy, world, catalog, router_spec, engine.schedule, recorder,
                     Providers(loaded.scenario, catalog), shared.beliefs_of(policy_name), recorder.d_latency)
+    stream = None if sink is None else TableStream(recorder, policy_name, replication, world.trace, catalog.names,
+                                                   sink, router.feedback_delay_s)
     # The run allocates millions of short-lived objects and creates no reference
     # cycles, so the cyclic collector only costs time here (a quarter of a
     # million-request run); reference counting still frees everything.
@@ -179,6 +183,8 @@ def simulate(loaded: LoadedScenario, policy_name: str, world: World, catalog: Ca
     finally:
         if gc_was_enabled:
             gc.enable()
+    if stream is not None:
+        stream.close()
     breakers = router.known.breakers or []
     return recorder, sum(b.open_time_until(engine.now) for b in breakers)
 
@@ -216,6 +222,11 @@ class _TableSinks:
                     self.folder / f"{name}.parquet", table.schema,
                     use_dictionary=[c for c in table.column_names if c in _REPEATING_TEXT])
             writer.write_table(table)
+
+    def write_slice(self, tables: dict[str, Any]) -> None:
+        """One slice of a run's tables (a ``run_tables.Sink``)."""
+        for name, table in tables.items():
+            self.write(name, [table])
 
     def close(self) -> None:
         for writer in self.writers.values():
@@ -262,21 +273,28 @@ class Cell:
 
     metrics: dict
     faults: list[dict]
-    tables: dict[str, Any]  # requests, attempts, decisions: each an iterable of Arrow table slices
+    tables: dict[str, Any]  # requests, attempts, decisions: each a list of Arrow table slices (none when sent
+    # to a sink as the cell ran)
 
 
-def run_cell(loaded: LoadedScenario, rep: Replication, name: str, seed: int) -> Cell:
-    rec, breaker_open_s = simulate(loaded, name, rep.world, rep.catalog, rep.shared, seed, rep.r)
+def run_cell(loaded: LoadedScenario, rep: Replication, name: str, seed: int, sink: Sink | None = None) -> Cell:
+    """One policy through one replication. Its tables go to ``sink`` slice by slice as it runs,
+    or, without one, into the Cell."""
+    kept: dict[str, list] = {table: [] for table in TABLES}
+
+    def keep(tables: dict) -> None:
+        for table, data in tables.items():
+            kept[table].append(data)
+
+    rec, breaker_open_s = simulate(loaded, name, rep.world, rep.catalog, rep.shared, seed, rep.r, sink or keep)
     trace = rep.trace
     cols = run_columns(rec, len(trace))
     windows = fault_rows(cols, trace.arrival_s, rep.world.fault_windows)
     metrics = {**run_metrics(cols, trace.workload, rep.slo),
                **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
                                     loaded.scenario.slo.availability)}
-    tables = {"requests": requests_table(cols, name, rep.r, trace, rep.catalog.names),
-              "attempts": attempts_table(rec, name, rep.r, trace, rep.catalog.names),
-              "decisions": decisions_table(rec, name, rep.r, trace, rep.catalog.names)}
-    return Cell(metrics, [{"policy": name, "replication": rep.r, **row} for row in windows], tables)
+    return Cell(metrics, [{"policy": name, "replication": rep.r, **row} for row in windows],
+                {} if sink is not None else kept)
 
 
 def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, replications: int | None = None,
@@ -294,7 +312,7 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
     price_changes: list = []
     sinks = _TableSinks(folder)
     try:
-        for (r, name), world_facts, cell in _cells(loaded, seed, replications, first_trace, jobs):
+        for (r, name), world_facts, cell in _cells(loaded, seed, replications, first_trace, jobs, sinks.write_slice):
             if world_facts is not None:  # the replication's first cell
                 windows, price_changes, rep_horizon, size = world_facts
                 fault_windows.update(windows)
@@ -321,16 +339,17 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
                      knowledge={name: describe_knowledge(sc, name) for name in sc.policies})
 
 
-def _cells(loaded: LoadedScenario, seed: int, replications: int, first_trace: Trace | None, jobs: int):
+def _cells(loaded: LoadedScenario, seed: int, replications: int, first_trace: Trace | None, jobs: int, sink: Sink):
     """((replication, policy), the replication's world facts on its first cell else None, Cell),
-    in replication-then-policy order, computed here or in ``jobs`` processes."""
+    in replication-then-policy order, computed here (their tables sent to ``sink`` as they run)
+    or in ``jobs`` processes (their tables in the Cells)."""
     names = list(loaded.scenario.policies)
     keys = [(r, name) for r in range(replications) for name in names]
     if jobs <= 1 or len(keys) <= 1:
         for r in range(replications):
             rep = replication(loaded, seed, r, first_trace)
             for k, name in enumerate(names):
-                yield (r, name), rep.facts() if k == 0 else None, run_cell(loaded, rep, name, seed)
+                yield (r, name), rep.facts() if k == 0 else None, run_cell(loaded, rep, name, seed, sink)
             del rep
         return
     from .pools import worker_pool
@@ -356,9 +375,7 @@ def _worker_cell(key: tuple[int, str]):
     if rep is None or rep.r != r:
         rep = _WORKER["rep"] = None  # free the previous one first
         rep = _WORKER["rep"] = replication(loaded, seed, r)
-    cell = run_cell(loaded, rep, name, seed)
-    cell.tables = {table: list(slices) for table, slices in cell.tables.items()}  # to send them back
-    return rep.facts(), cell
+    return rep.facts(), run_cell(loaded, rep, name, seed)  # its tables in the Cell, to send them back
 
 
 def run_in_scratch(data: dict, base_path: Path, seed: int, replications: int) -> tuple[LoadedScenario, RunResult]:

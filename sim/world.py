@@ -9,7 +9,6 @@ faster than numpy scalars.
 
 from __future__ import annotations
 
-from array import array
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -198,21 +197,21 @@ class World:
             if labels is not None:
                 p_ok[:, m] = labels[lo:hi]
         accept = draws.quality_u < p_ok[:, :, None]
+        # The uniforms stay float32 (read back as the same Python floats), acceptability too (0 or 1).
         return Block(*(compact(column.ravel()) for column in (
-            ttft, tps, latency, draws.error_u, accept.astype(np.float64), draws.retry_u, draws.judge_u)))
+            ttft, tps, latency, draws.error_u, accept.astype(np.float32), draws.retry_u, draws.judge_u)))
 
 
 class Block(NamedTuple):
     """Flat arrays over (request in block, model, attempt on that model), C order:
     the cell of (j, m, k) is at ``(j * models + m) * attempts + k``. They are
-    ``array.array``s of doubles (a copy of the numpy bytes, no more memory): an
-    attempt reads a handful of single cells, and indexing one is four times
-    faster than a numpy ``.item()``."""
+    memoryviews of numpy arrays (``compact``): an attempt reads a handful of
+    single cells, and indexing one is four times faster than a numpy ``.item()``."""
 
-    ttft_s: array
-    tokens_per_s: array
-    latency_s: array  # ttft + output_tokens / tokens_per_s, before any slowdown
-    error_u: array  # uniform draw compared with the error rate in force
-    accept: array  # 1.0 when the answer would be acceptable
-    retry_u: array  # (request in block, retry number): jitter draws, at j * attempts + n
-    judge_u: array  # uniform draw behind a cascade judge's verdict on the answer
+    ttft_s: memoryview
+    tokens_per_s: memoryview
+    latency_s: memoryview  # ttft + output_tokens / tokens_per_s, before any slowdown
+    error_u: memoryview  # uniform draw compared with the error rate in force
+    accept: memoryview  # 1.0 when the answer would be acceptable
+    retry_u: memoryview  # (request in block, retry number): jitter draws, at j * attempts + n
+    judge_u: memoryview  # uniform draw behind a cascade judge's verdict on the answer
