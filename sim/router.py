@@ -49,8 +49,8 @@ from .catalog import Catalog
 from .compact import compact
 from .defences import RetryBudget, backoff_s
 from .feedback import verdict
-from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, OUTCOME_NAMES, REQUEST_FAILED,
-                      REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
+from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, CPU_SAMPLE, OUTCOME_NAMES,
+                      REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
 from .policies.base import ANSWER_FEEDBACK, POLICY_FAILURES, BasePolicy, Decision, Feedback, Judge, Outcome, Request, \
     knowledge_read_by
@@ -62,7 +62,6 @@ INF = float("inf")
 _tuple_new = tuple.__new__  # builds a NamedTuple from its fields in order, a third faster than calling it
 _NOTHING_CHECKED = object()  # never a policy's decision (a raising policy's is None)
 ID_BLOCK = 1 << 14  # request ids held as Python strings at a time
-CPU_SAMPLE = 16  # decision_cpu_us is measured for requests 0, 16, 32, ... (NaN for the others)
 
 Schedule = Callable[[float, Callable, object], None]
 
@@ -187,7 +186,7 @@ class Router:
         decision_us = (perf_counter_ns() - start) / 1000.0
         rec = self.rec
         if sample_cpu:
-            rec.d_cpu_us[i] = (thread_time_ns() - start_cpu) / 1000.0
+            rec.d_cpu_us[i // CPU_SAMPLE] = (thread_time_ns() - start_cpu) / 1000.0
         if decision is self._last_decision and error is None:  # a policy that returns one Decision object: checked once
             candidates, judge = self._last_checked
         else:
@@ -195,7 +194,7 @@ class Router:
             if error is not None:
                 rec.policy_error(i, error)
             elif score == score:  # not NaN: most policies give no score
-                rec.d_score[i] = score
+                rec.score(i, score)
             elif judge is None and type(decision) is Decision and type(decision.candidates) is tuple:
                 self._last_decision, self._last_checked = decision, (candidates, judge)
         rec.decision(decision_us, None if decision is None else getattr(decision, "reason", None), candidates)

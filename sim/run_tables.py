@@ -152,10 +152,10 @@ class TableStream:
             "candidates": pa.array(texts, type=pa.string()),
             "reason": reasons,
             "policy_error": pa.array(rec.errors(s), type=pa.string()),
-            "score": pa.array(_view(rec.d_score, float)[s], from_pandas=True),  # NaN -> null
+            "score": pa.array(rec.scores(s), from_pandas=True),  # NaN -> null
             # A copy: d_us is still growing, and an array.array cannot grow while a view of it lives.
             "decision_us": pa.array(_view(rec.d_us, float)[s].copy()),
-            "decision_cpu_us": pa.array(_view(rec.d_cpu_us, float)[s]),
+            "decision_cpu_us": pa.array(rec.cpu_us(s)),
             "decision_latency_s": pa.array(np.zeros(hi - lo) if latency is None
                                            else np.asarray(latency[lo:hi], dtype=float)),
         })

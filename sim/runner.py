@@ -29,6 +29,7 @@ from .beliefs import describe as describe_knowledge
 from .catalog import Catalog, build_catalog
 from .engine import Engine
 from .errors import InputError, Problem
+from .memory import release_memory
 from .metrics import RunRecorder, run_columns, run_metrics
 from .run_tables import TABLES, Sink, TableStream
 from .policies.base import POLICY_FAILURES
@@ -509,5 +510,6 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
         write_replications(result, folder)
         write_summary(result, folder)
         if report:
+            release_memory()  # the run's, before the report's: the peak is the larger of the two, not their sum
             write_report(folder)  # from the files just written, as `routesim report` would
     return result
