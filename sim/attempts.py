@@ -70,7 +70,7 @@ class AttemptService:
         self.on_end = on_end
         self.providers = providers
         trace = world.trace
-        self._tokens = compact(trace.input_tokens + trace.output_tokens)
+        self._input, self._output = compact(trace.input_tokens), compact(trace.output_tokens)
         self._context = catalog.context_window
         self._n_models = len(catalog.names)
         self._n_attempts = world.n_attempts
@@ -112,10 +112,11 @@ class AttemptService:
             down, error_rate, latency_x, limited_rate = False, self._error_rate[m], 1.0, 0.0
         if down:
             return self._fail_fast(a, ATTEMPT_ERROR, now)
-        if self._tokens[i] > self._context[m]:
+        tokens = self._input[i] + self._output[i]
+        if tokens > self._context[m]:
             return self._fail_fast(a, ATTEMPT_CONTEXT_OVERFLOW, now)
         if self._limited[m]:
-            a.retry_after = self.providers.admit(m, now, self._tokens[i])
+            a.retry_after = self.providers.admit(m, now, tokens)
             if a.retry_after > 0.0:
                 return self._fail_fast(a, ATTEMPT_RATE_LIMITED, now)
         block = self.variates(i)

@@ -115,11 +115,13 @@ class Router:
         # Request ids become Python strings a block at a time: a million at once would take 90 MB.
         self._ids = trace.request_id
         self._ids_from, self._ids_block = 0, self._ids[:ID_BLOCK].tolist()
-        self._workload = trace.workload_names().tolist()
+        self._workload_code = compact(trace.workload)
+        self._workload_names = list(trace.workloads)
         estimate = beliefs.difficulty_estimate
         self._estimate = None if estimate is None else compact(estimate)
         # The request's routing tags, as its client sent them (a production router reads them too).
-        self._tags = None if trace.tags is None else [trace.tag_sets[c] for c in trace.tags.tolist()]
+        self._tag_code = None if trace.tags is None else compact(trace.tags)
+        self._tag_sets = trace.tag_sets
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
         self._names = catalog.names
         self._index = catalog.index
@@ -167,9 +169,10 @@ class Router:
         if k >= ID_BLOCK:  # arrivals come in request order: the next block
             self._ids_from, k = i, 0
             self._ids_block = self._ids[i:i + ID_BLOCK].tolist()
-        request = _tuple_new(Request, (self._ids_block[k], now, self._workload[i], self._input[i],
+        workload = self._workload_names[self._workload_code[i]]
+        request = _tuple_new(Request, (self._ids_block[k], now, workload, self._input[i],
                                        None if self._estimate is None else self._estimate[i], (),
-                                       () if self._tags is None else self._tags[i]))
+                                       () if self._tag_code is None else self._tag_sets[self._tag_code[i]]))
         view = self.known.view(now)
         error = None
         # Wall-clock time is what a request waits for (a policy that sleeps or calls a

@@ -42,7 +42,7 @@ class Trace:
     arrival_s: np.ndarray  # float64, sorted
     input_tokens: np.ndarray  # int64
     output_tokens: np.ndarray  # int64
-    request_id: np.ndarray  # text: object (str), or fixed-width (numpy 'U') when made by routesim
+    request_id: np.ndarray  # object (str); NumberedIds when routesim numbered the requests
     workload: np.ndarray  # int32 codes
     workloads: list[str]
     difficulty: np.ndarray | None = None  # float64
@@ -63,7 +63,7 @@ class Trace:
 
     def to_pandas(self) -> pd.DataFrame:
         cols = {
-            "request_id": self.request_id,
+            "request_id": np.asarray(self.request_id),
             "arrival_s": self.arrival_s,
             "workload": self.workload_names(),
             "input_tokens": self.input_tokens,
@@ -278,11 +278,71 @@ def _text(column: pd.Series) -> np.ndarray:
     return values.where(values.notna(), "").astype(str).to_numpy(dtype=object)
 
 
-def default_request_ids(n: int) -> np.ndarray:
-    """r000000, r000001, ...: a fixed-width text array (4 bytes a character, no Python
-    object per id: 10 million ids take 320 MB instead of 860)."""
-    width = max(6, len(str(n)))
-    return np.strings.add("r", np.strings.zfill(np.arange(n).astype("U"), width))
+def default_request_ids(n: int) -> "NumberedIds":
+    """r000000, r000001, ...: made when asked for, never held (10 million ids as Python
+    strings would take 860 MB, as fixed-width text 320 MB)."""
+    return NumberedIds(n, max(6, len(str(n))))
+
+
+class NumberedIds:
+    """The ids ``r`` + the request's number in ``width`` digits, as a read-only column: what
+    the code reads of a numpy text column (a length, items, slices, index arrays, iteration,
+    ``tolist``, ``np.asarray``), each part made when it is read."""
+
+    def __init__(self, n: int, width: int):
+        self.n, self.width = n, width
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _text(self, numbers: np.ndarray) -> np.ndarray:
+        if not numbers.size:  # numpy's zfill cannot take an empty array
+            return np.empty(0, dtype=self.dtype)
+        return np.strings.add("r", np.strings.zfill(numbers.astype("U"), self.width))
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            number = int(key) + self.n if key < 0 else int(key)
+            if not 0 <= number < self.n:
+                raise IndexError(f"request {key} of {self.n}")
+            return f"r{number:0{self.width}d}"
+        if isinstance(key, slice):
+            return self._text(np.arange(*key.indices(self.n)))
+        key = np.asarray(key)
+        if key.dtype == bool:
+            if key.shape != (self.n,):
+                raise IndexError(f"a mask of {key.shape} for {self.n} requests")
+            return self._text(np.flatnonzero(key))
+        numbers = np.where(key < 0, key + self.n, key).astype(np.int64)
+        if numbers.size and (numbers.min() < 0 or numbers.max() >= self.n):
+            raise IndexError(f"request numbers outside 0..{self.n - 1}")
+        return self._text(numbers)
+
+    def __array__(self, dtype=None, copy=None):
+        values = self._text(np.arange(self.n))
+        return values if dtype is None else values.astype(dtype)
+
+    def __iter__(self):
+        return (f"r{i:0{self.width}d}" for i in range(self.n))
+
+    def __eq__(self, other):  # element-wise, as a numpy column compares
+        return np.asarray(self) == (np.asarray(other) if isinstance(other, NumberedIds) else other)
+
+    def __ne__(self, other):
+        return ~self.__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]  # a column, not a value
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(f"U{self.width + 1}")
+
+    def tolist(self) -> list[str]:
+        return list(self)
 
 
 # --------------------------------------------------------------------------- writing

@@ -166,3 +166,27 @@ def test_spikes_add_their_rate_in_their_window():
     assert abs(inside.sum() - 10_000) < 4 * math.sqrt(10_000)
     assert abs((~inside).sum() - 6_000) < 4 * math.sqrt(6_000)
     assert (np.diff(trace.arrival_s) >= 0).all()
+
+
+def test_numbered_ids_read_like_the_text_column_they_stand_for():
+    """routesim's own ids are made when read (sim.trace.NumberedIds): every way the code reads
+    an id column gives what an array of the written-out ids gives."""
+    import pyarrow as pa
+
+    from sim.trace import default_request_ids
+
+    ids = default_request_ids(1000)
+    written = np.array([f"r{i:06d}" for i in range(1000)], dtype=object)
+    assert len(ids) == 1000 and ids[5] == "r000005" and ids[-1] == "r000999"
+    for key in (slice(3, 9), slice(None, None, 7), slice(990, 2000), np.array([5, 0, 999, -2]), np.array([], int),
+                written == "r000500"):
+        assert list(ids[key]) == list(written[key]), key
+    assert ids.tolist() == list(written) and list(ids) == list(written) and (np.asarray(ids) == written).all()
+    assert (ids == written).all() and not (ids != default_request_ids(1000)).any()
+    assert pa.array(ids[0:2], type=pa.string()).to_pylist() == ["r000000", "r000001"]
+    assert default_request_ids(10_000_000)[9_999_999] == "r09999999"  # as wide as the count
+    for bad in (1000, -1001):
+        with pytest.raises(IndexError):
+            ids[bad]
+    with pytest.raises(IndexError):
+        ids[np.array([1000])]
