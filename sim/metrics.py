@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,17 +59,21 @@ class RunRecorder:
         n = self.n_requests = n_requests
         self.finished = 0  # requests that have ended
         self.stream = None  # a TableStream, told of each request's end
-        # requests, by request number
+        # requests, by request number: status and latency are kept to the end (percentiles, faults) ...
         self.r_status = array("b", bytes(n))
-        self.r_model = array("i", bytes(4 * n))
-        self.r_attempts = array("i", bytes(4 * n))
         self.r_latency = array("d", bytes(8 * n))
-        self.r_ttft = array("d", bytes(8 * n))  # NaN when no answer came
-        self.r_cost = array("d", bytes(8 * n))
-        self.r_quality = array("d", bytes(8 * n))
-        self.r_carbon = array("d", bytes(8 * n))
-        self.r_fallback = array("b", bytes(n))
-        self.r_escalated = array("b", bytes(n))
+        # ... the others only until their slice is written and summed (fold): their pages go back then.
+        self._pages: list[_Pages] = []
+        self.r_model = self._foldable("i")
+        self.r_attempts = self._foldable("i")
+        self.r_ttft = self._foldable("d")  # NaN when no answer came
+        self.r_cost = self._foldable("d")
+        self.r_quality = self._foldable("d")
+        self.r_carbon = self._foldable("d")
+        self.r_fallback = self._foldable("b")
+        self.r_escalated = self._foldable("b")
+        self.folded = 0  # requests 0..folded-1 are summed into the totals
+        self.totals = RunTotals()
         self._request_columns = (self.r_status, self.r_model, self.r_attempts, self.r_latency, self.r_ttft,
                                  self.r_cost, self.r_quality, self.r_carbon, self.r_fallback, self.r_escalated)
         # attempts: every one's outcome and cost (for the run's metrics) ...
@@ -111,6 +116,28 @@ class RunRecorder:
         self.finished += 1
         if self.stream is not None:
             self.stream.ended(i, end)
+
+    def _foldable(self, code: str) -> memoryview:
+        pages = _Pages(array(code).itemsize, self.n_requests)
+        self._pages.append(pages)
+        return pages.column(code)
+
+    def fold(self, lo: int, hi: int) -> None:
+        """Requests lo..hi-1 (the next slice) are written: add them to the run's totals, and
+        give the pages only they used back to the system."""
+        if lo != self.folded:
+            raise RuntimeError(f"requests {lo}..{hi} folded out of order (next {self.folded})")
+        s = slice(lo, hi)
+        totals = self.totals
+        totals.cost_usd.append(float(np.frombuffer(self.r_cost, dtype=float)[s].sum()))
+        totals.quality.append(float(np.frombuffer(self.r_quality, dtype=float)[s].sum()))
+        totals.carbon_g.append(float(np.frombuffer(self.r_carbon, dtype=float)[s].sum()))
+        totals.attempts += int(np.frombuffer(self.r_attempts, dtype=np.int32)[s].sum())
+        totals.fallbacks += int(np.frombuffer(self.r_fallback, dtype=np.int8)[s].sum())
+        totals.escalations += int(np.frombuffer(self.r_escalated, dtype=np.int8)[s].sum())
+        for pages in self._pages:
+            pages.release(lo, hi)
+        self.folded = hi
 
     def attempt(self, i, attempt, model, start, end, outcome, cost, queued, verdict, judge_cost) -> None:
         (c_index, c_attempt, c_model, c_start, c_end, c_outcome, c_cost, c_queued, c_verdict,
@@ -226,43 +253,63 @@ _ATTEMPT_COLUMNS = (("index", "q"), ("attempt", "i"), ("model", "i"), ("start", 
 
 
 @dataclass
+class RunTotals:
+    """Sums over a run's requests, built slice by slice (``RunRecorder.fold``); the float
+    sums as the list of the slices' sums, added exactly at the end."""
+
+    cost_usd: list[float] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    carbon_g: list[float] = field(default_factory=list)
+    attempts: int = 0
+    fallbacks: int = 0
+    escalations: int = 0
+
+
+@dataclass
 class RunColumns:
-    """A finished run's request columns, sorted by request number, as numpy arrays."""
+    """What a finished run's metrics read: the columns kept whole, by request number, and
+    the totals of the others."""
 
     status: np.ndarray
-    model: np.ndarray
-    attempts: np.ndarray
     latency: np.ndarray
-    ttft: np.ndarray
-    cost: np.ndarray
-    quality: np.ndarray
-    carbon: np.ndarray
-    fallback: np.ndarray
-    escalated: np.ndarray  # bool: a cascade's judge rejected an answer
     decision_us: np.ndarray
     policy_error: np.ndarray  # bool
+    totals: RunTotals
 
 
 def run_columns(rec: RunRecorder, n_requests: int) -> RunColumns:
     if rec.n_requests != n_requests or rec.finished != n_requests or len(rec.d_us) != n_requests:
         raise RuntimeError(f"run ended with {rec.finished} of {n_requests} requests recorded")
+    if rec.folded != n_requests:
+        raise RuntimeError(f"run ended with {rec.folded} of {n_requests} requests written and summed")
     policy_error = np.zeros(n_requests, dtype=bool)
     policy_error[list(rec.d_error)] = True
     # Views of the recorder's buffers, not copies (np.frombuffer): it lives as long as they do.
-    return RunColumns(
-        status=np.frombuffer(rec.r_status, dtype=np.int8),
-        model=np.frombuffer(rec.r_model, dtype=np.int32),
-        attempts=np.frombuffer(rec.r_attempts, dtype=np.int32),
-        latency=np.frombuffer(rec.r_latency, dtype=float),
-        ttft=np.frombuffer(rec.r_ttft, dtype=float),
-        cost=np.frombuffer(rec.r_cost, dtype=float),
-        quality=np.frombuffer(rec.r_quality, dtype=float),
-        carbon=np.frombuffer(rec.r_carbon, dtype=float),
-        fallback=np.frombuffer(rec.r_fallback, dtype=bool),
-        escalated=np.frombuffer(rec.r_escalated, dtype=bool),
-        decision_us=np.frombuffer(rec.d_us, dtype=float),
-        policy_error=policy_error,
-    )
+    return RunColumns(status=np.frombuffer(rec.r_status, dtype=np.int8),
+                      latency=np.frombuffer(rec.r_latency, dtype=float),
+                      decision_us=np.frombuffer(rec.d_us, dtype=float), policy_error=policy_error,
+                      totals=rec.totals)
+
+
+class _Pages:
+    """A zeroed column of ``n`` values of ``itemsize`` bytes in memory of its own (an
+    anonymous map), whose pages can be handed back to the system once read."""
+
+    def __init__(self, itemsize: int, n: int):
+        self.itemsize = itemsize
+        # Private: handed-back pages of a shared map would stay in memory, only unmapped.
+        self.map = mmap.mmap(-1, max(itemsize * n, 1), flags=mmap.MAP_PRIVATE)
+
+    def column(self, code: str) -> memoryview:
+        return memoryview(self.map).cast(code)[:len(self.map) // self.itemsize]
+
+    def release(self, lo: int, hi: int) -> None:
+        """Give back the whole pages inside values lo..hi-1 (they read as zeros from now on);
+        pages shared with the values around them stay."""
+        start = -(-lo * self.itemsize // mmap.PAGESIZE) * mmap.PAGESIZE
+        stop = hi * self.itemsize // mmap.PAGESIZE * mmap.PAGESIZE
+        if stop > start and hasattr(self.map, "madvise"):
+            self.map.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 def _reason_text(reason: Any) -> str | None:
@@ -286,7 +333,8 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
     ok = cols.status == REQUEST_OK
     ok_latency = cols.latency[ok]
     within_slo = ok & (cols.latency <= slo_by_code[workload_codes])
-    cost = float(cols.cost.sum())
+    totals = cols.totals
+    cost = math.fsum(totals.cost_usd)
     return {
         "requests": float(n),
         "success_rate": float(ok.mean()),
@@ -294,16 +342,16 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
         "cost_per_1k_requests_usd": cost / n * 1000.0,
         # Failed requests cost little or nothing: per success, failing cannot look cheap.
         "cost_per_1k_successes_usd": cost / ok.sum() * 1000.0 if ok.any() else float("nan"),
-        "mean_quality": float(cols.quality.mean()),
+        "mean_quality": math.fsum(totals.quality) / n,
         "latency_p50_s": _percentile(ok_latency, 50),
         "latency_p95_s": _percentile(ok_latency, 95),
         "latency_p99_s": _percentile(ok_latency, 99),
-        "fallback_rate": float(cols.fallback.mean()),
-        "escalation_rate": float(cols.escalated.mean()),
-        "attempts_per_request": float(cols.attempts.mean()),
+        "fallback_rate": totals.fallbacks / n,
+        "escalation_rate": totals.escalations / n,
+        "attempts_per_request": totals.attempts / n,
         "slo_attainment": float(within_slo.mean()),
         "decision_us_p50": _percentile(cols.decision_us, 50),
         "decision_us_p99": _percentile(cols.decision_us, 99),
-        "carbon_g": float(cols.carbon.sum()),
+        "carbon_g": math.fsum(totals.carbon_g),
         "policy_error_rate": float(cols.policy_error.mean()),
     }

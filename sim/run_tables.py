@@ -89,6 +89,7 @@ class TableStream:
         hi = min(lo + TABLE_SLICE_ROWS, self.rec.n_requests)
         self.sink({"requests": self._requests(lo, hi), "attempts": self._attempts(hi),
                    "decisions": self._decisions(lo, hi)})
+        self.rec.fold(lo, hi)
 
     def _head(self, n: int) -> dict[str, pa.Array]:
         return {"policy": pa.array([self.policy] * n, type=pa.string()),
@@ -103,14 +104,16 @@ class TableStream:
             "workload": pa.array(self._workload_names[trace.workload[s]], type=pa.string()),
             "input_tokens": pa.array(trace.input_tokens[s]),
             "output_tokens": pa.array(trace.output_tokens[s]),
+            # Copies of the recorder's columns: their pages are handed back once the slice is written,
+            # and a table a worker keeps must not read zeros then.
             "status": _labels(STATUS_NAMES, _view(rec.r_status, np.int8)[s]),
             "model": _labels(self.model_names, _view(rec.r_model, np.int32)[s]),
-            "attempts": pa.array(_view(rec.r_attempts, np.int32)[s]),
-            "latency_s": pa.array(_view(rec.r_latency, float)[s]),
-            "ttft_s": pa.array(_view(rec.r_ttft, float)[s], from_pandas=True),  # null when no answer came
-            "cost_usd": pa.array(_view(rec.r_cost, float)[s]),
-            "quality": pa.array(_view(rec.r_quality, float)[s]),
-            "carbon_g": pa.array(_view(rec.r_carbon, float)[s]),
+            "attempts": pa.array(_view(rec.r_attempts, np.int32)[s].copy()),
+            "latency_s": pa.array(_view(rec.r_latency, float)[s].copy()),
+            "ttft_s": pa.array(_view(rec.r_ttft, float)[s].copy(), from_pandas=True),  # null when no answer came
+            "cost_usd": pa.array(_view(rec.r_cost, float)[s].copy()),
+            "quality": pa.array(_view(rec.r_quality, float)[s].copy()),
+            "carbon_g": pa.array(_view(rec.r_carbon, float)[s].copy()),
             "fallback": pa.array(_view(rec.r_fallback, bool)[s]),
             "escalated": pa.array(_view(rec.r_escalated, bool)[s]),
         })

@@ -26,3 +26,24 @@ def test_freed_pages_go_back_to_the_system():
     after = _rss_mb()
     assert before - after > 200, (before, after)
     assert len(kept) == 1172
+
+
+def test_a_written_slice_of_a_request_column_gives_its_pages_back():
+    """The recorder's columns that only the tables need (sim.metrics._Pages): once a slice
+    is written, its whole pages go back to the system; values beyond it stay."""
+    import numpy as np
+
+    from sim.metrics import _Pages
+
+    n = 25_000_000  # 200 MB of doubles
+    pages = _Pages(8, n)
+    column = pages.column("d")
+    values = np.frombuffer(column, dtype=float)
+    values[:] = 1.5  # every page touched
+    before = _rss_mb()
+    pages.release(0, n - 1001)
+    after = _rss_mb()
+    assert before - after > 150, (before, after)
+    assert values[n - 1000:].sum() == 1.5 * 1000  # past the slice: kept
+    assert values[:1000].sum() == 0.0  # inside it: given back, reads as zeros
+    assert column[n - 1] == 1.5

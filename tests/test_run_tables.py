@@ -88,3 +88,23 @@ def test_errors_from_late_feedback_land_in_their_requests_rows(runs):
     assert decisions.loc["static-big"].policy_error.isna().all()
     # The mapping reason is written as JSON text.
     assert (decisions.loc["grumpy"].reason == '{"why": "big first"}').all()
+
+
+def test_the_metrics_of_a_sliced_run_are_those_of_a_whole_one(runs):
+    """Cost, quality and carbon are summed slice by slice (then the slices' sums exactly):
+    the summary is the one-slice run's to the last few digits, counts exactly."""
+    import json
+
+    whole, sliced = (json.loads((run / "summary.json").read_text())["policies"] for run in runs)
+    for policy, metrics in whole.items():
+        for metric, value in metrics.items():
+            if metric.startswith("decision_us"):
+                continue
+            if value["mean"] is None:  # no value (e.g. no fault windows): none either way
+                assert sliced[policy][metric]["mean"] is None, metric
+                continue
+            assert sliced[policy][metric]["mean"] == pytest.approx(value["mean"], rel=1e-12, abs=1e-15), metric
+    requests = read(runs[1])
+    cost = requests.groupby(["policy", "replication"]).cost_usd.sum().groupby("policy").mean()
+    for policy in whole:
+        assert sliced[policy]["cost_usd"]["mean"] == pytest.approx(cost[policy], rel=1e-12)
