@@ -78,7 +78,7 @@ def routesim_run(requests: int, policy: str = "dynamic", case: str | None = None
     else:
         data, policy = case_scenario(case, requests)
     seconds, trace, recorder = _simulate(data, policy)
-    return seconds, len(trace), len(trace) + len(recorder.attempt_outcomes)
+    return seconds, len(trace), len(trace) + recorder.attempts_made
 
 
 def _simulate(data: dict, policy: str):

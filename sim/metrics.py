@@ -76,10 +76,7 @@ class RunRecorder:
         self.totals = RunTotals()
         self._request_columns = (self.r_status, self.r_model, self.r_attempts, self.r_latency, self.r_ttft,
                                  self.r_cost, self.r_quality, self.r_carbon, self.r_fallback, self.r_escalated)
-        # attempts: every one's outcome and cost (for the run's metrics) ...
-        self.attempt_outcomes = array("b")
-        self.attempt_costs = array("d")
-        # ... and the table's columns of those not written yet
+        # attempts: the table's columns of those not written yet (the written ones are in the totals)
         self._attempts = {name: array(code) for name, code in _ATTEMPT_COLUMNS}
         self._attempt_columns = tuple(self._attempts.values())
         # decisions (in arrival order, which is request order)
@@ -152,8 +149,6 @@ class RunRecorder:
         c_queued.append(queued)
         c_verdict.append(verdict)
         c_judge_cost.append(judge_cost)
-        self.attempt_outcomes.append(outcome)
-        self.attempt_costs.append(cost)
 
     def take_attempts(self, below: int) -> dict[str, np.ndarray]:
         """The unwritten attempts of requests numbered below ``below`` (copies), forgotten here."""
@@ -164,7 +159,17 @@ class RunRecorder:
         del columns  # the views: the arrays cannot be replaced while they are exported
         self._attempts = {name: array(column.typecode, kept[name].tobytes()) for name, column in self._attempts.items()}
         self._attempt_columns = tuple(self._attempts.values())
+        totals = self.totals
+        totals.attempt_count += len(out["index"])
+        totals.rate_limited += int((out["outcome"] == ATTEMPT_RATE_LIMITED).sum())
+        totals.attempt_cost.append(float(out["cost"].sum()))
+        totals.cancelled_cost.append(float(out["cost"][out["outcome"] == ATTEMPT_CANCELLED].sum()))
         return out
+
+    @property
+    def attempts_made(self) -> int:
+        """Attempts recorded so far, written or not."""
+        return self.totals.attempt_count + len(self._attempts["index"])
 
     def decision(self, decision_us, reason, candidates) -> None:
         """The next request's decision (decisions come in request order). Its CPU time, score
@@ -260,9 +265,14 @@ class RunTotals:
     cost_usd: list[float] = field(default_factory=list)
     quality: list[float] = field(default_factory=list)
     carbon_g: list[float] = field(default_factory=list)
-    attempts: int = 0
+    attempts: int = 0  # the requests' attempts, summed
     fallbacks: int = 0
     escalations: int = 0
+    # over the attempts written
+    attempt_count: int = 0
+    rate_limited: int = 0
+    attempt_cost: list[float] = field(default_factory=list)
+    cancelled_cost: list[float] = field(default_factory=list)  # hedges that lost the race
 
 
 @dataclass

@@ -3,10 +3,12 @@ defences cost. Declared and defined in metric_registry.py."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .metric_registry import names
-from .metrics import ATTEMPT_CANCELLED, ATTEMPT_RATE_LIMITED, REQUEST_OK, RunColumns, RunRecorder
+from .metrics import REQUEST_OK, RunColumns
 
 #: Per-run resilience metrics (declared in metric_registry.py), in summary order.
 RESILIENCE_METRICS = names("resilience")
@@ -55,15 +57,14 @@ def fault_rows(cols: RunColumns, arrival: np.ndarray, windows: list[tuple[float,
     return rows
 
 
-def resilience_metrics(cols: RunColumns, rec: RunRecorder, arrival: np.ndarray, rows: list[dict],
+def resilience_metrics(cols: RunColumns, arrival: np.ndarray, rows: list[dict],
                        breaker_open_s: float, availability_target: float | None) -> dict[str, float]:
     ok = cols.status == REQUEST_OK
     in_fault = np.zeros(len(arrival), dtype=bool)
     for row in rows:
         in_fault |= (arrival >= row["start_s"]) & (arrival < row["end_s"])
-    outcomes = np.frombuffer(rec.attempt_outcomes, dtype=np.int8)
-    attempt_cost = np.frombuffer(rec.attempt_costs, dtype=float)
-    total_cost = attempt_cost.sum()
+    totals = cols.totals
+    total_cost = math.fsum(totals.attempt_cost)
     failovers = [r["time_to_failover_s"] for r in rows if not np.isnan(r["time_to_failover_s"])]
     extra = [r["extra_latency_s"] for r in rows if not np.isnan(r["extra_latency_s"])]
     nan = float("nan")
@@ -72,8 +73,8 @@ def resilience_metrics(cols: RunColumns, rec: RunRecorder, arrival: np.ndarray, 
         "failed_in_faults": float((in_fault & ~ok).sum()) if rows else nan,
         "extra_latency_in_faults_s": float(np.mean(extra)) if extra else nan,
         "time_to_failover_s": float(np.mean(failovers)) if failovers else nan,
-        "rate_limited_share": float((outcomes == ATTEMPT_RATE_LIMITED).mean()) if len(outcomes) else 0.0,
-        "hedge_cost_share": float(attempt_cost[outcomes == ATTEMPT_CANCELLED].sum() / total_cost) if total_cost > 0 else 0.0,
+        "rate_limited_share": totals.rate_limited / totals.attempt_count if totals.attempt_count else 0.0,
+        "hedge_cost_share": math.fsum(totals.cancelled_cost) / total_cost if total_cost > 0 else 0.0,
         "breaker_open_s": breaker_open_s,
         "error_budget_burn": (float((1.0 - ok.mean()) / (1.0 - availability_target))
                               if availability_target is not None else nan),

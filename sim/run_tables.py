@@ -4,10 +4,12 @@ Requests are cut into slices of ``TABLE_SLICE_ROWS`` by request number. Once
 every request of the next slice has ended, and the feedback a policy may still
 get on their answers has arrived (a policy error in ``observe`` belongs to the
 request's decision row), the slice's rows of all three tables become Arrow
-tables handed to a sink (a Parquet row group each), and the recorder forgets
-the attempts and decisions it no longer needs. A million-request run never
-holds its tables whole, and the numbers a run's metrics need (the request
-columns) are all the recorder keeps to the end.
+tables handed to a sink (a Parquet row group each); the recorder then adds
+the slice to the run's totals and forgets what only the tables needed (its
+attempts, reasons and candidates, and the pages of most request columns). A
+ten-million-request run never holds its tables whole: what stays to the end is
+what the metrics need (each request's status, latency and decision time, each
+attempt's outcome and cost).
 
 The slicing depends only on the request numbers, so a run gives the same row
 groups whether its sink writes them at once or a worker process sends them on.

@@ -292,7 +292,7 @@ def run_cell(loaded: LoadedScenario, rep: Replication, name: str, seed: int, sin
     cols = run_columns(rec, len(trace))
     windows = fault_rows(cols, trace.arrival_s, rep.world.fault_windows)
     metrics = {**run_metrics(cols, trace.workload, rep.slo),
-               **resilience_metrics(cols, rec, trace.arrival_s, windows, breaker_open_s,
+               **resilience_metrics(cols, trace.arrival_s, windows, breaker_open_s,
                                     loaded.scenario.slo.availability)}
     return Cell(metrics, [{"policy": name, "replication": rep.r, **row} for row in windows],
                 {} if sink is not None else kept)
