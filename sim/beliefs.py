@@ -80,7 +80,6 @@ class SharedDraws:
     def __init__(self, scenario: Scenario, catalog: Catalog, difficulty: np.ndarray, seed: int, replication: int):
         self.scenario, self.catalog, self.difficulty = scenario, catalog, difficulty
         self.seed, self.replication = seed, replication
-        self._difficulty_noise = None
         self._uniforms: dict[str, tuple[list[float], list[float]]] = {}
 
     def beliefs_of(self, policy: str) -> RouterBeliefs:
@@ -88,9 +87,10 @@ class SharedDraws:
         quality = believed_quality(self.scenario, self.catalog, knowledge.quality_noise_sd, self.seed, self.replication)
         estimate = None
         if knowledge.difficulty_noise_sd is not None:
-            if self._difficulty_noise is None:
-                self._difficulty_noise = difficulty_noise(len(self.difficulty), self.seed, self.replication)
-            estimate = difficulty_estimate(self.difficulty, self._difficulty_noise, knowledge.difficulty_noise_sd)
+            # Drawn again for each policy, the same numbers every time (one stream): kept between
+            # policies they would be 80 MB a ten million requests for the whole replication.
+            noise = difficulty_noise(len(self.difficulty), self.seed, self.replication)
+            estimate = difficulty_estimate(self.difficulty, noise, knowledge.difficulty_noise_sd)
         return RouterBeliefs(quality, estimate, feedback_channels(knowledge.feedback, self._channel_uniforms))
 
     def _channel_uniforms(self, name: str) -> tuple[list[float], list[float]]:

@@ -75,7 +75,10 @@ class World:
         else:
             share = np.array([scenario.workloads[w].cache_hit_share if w in scenario.workloads else 0.0
                               for w in trace.workloads])
-            self.cached_input_tokens = np.rint(trace.input_tokens * share[trace.workload]).astype(np.int64)
+            if share.any():
+                self.cached_input_tokens = np.rint(trace.input_tokens * share[trace.workload]).astype(np.int64)
+            else:  # np.zeros: pages the system gives only when written, which they never are
+                self.cached_input_tokens = np.zeros(len(trace), dtype=np.int64)
         n_models = len(catalog.names)
         index = catalog.index
         # Fault windows per model, sorted by start: (start, end, down, error_rate, latency_x, rate_limited).
