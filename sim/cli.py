@@ -1,8 +1,8 @@
 """The ``routesim`` command line: parses, delegates, reports. No simulation logic.
 
 Exit codes: 0 ok, 1 a gate failed, 2 bad input (with file, line or field path,
-and no traceback unless ``--debug``), 3 routesim cannot run (a bug of ours, or an
-installation without its dependencies), 130 interrupted.
+and no traceback unless ``--debug``; also an installation without its dependencies),
+3 a bug of ours, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from .dependencies import MISSING_DEPENDENCY, ensure
+from .dependencies import MISSING_DEPENDENCY, MISSING_EXIT, ensure
 
-ensure()  # this Python has routesim's dependencies (or the command moves to the checkout's .venv, or exits 3)
+ensure()  # this Python has routesim's dependencies (or the command moves to the checkout's .venv, or exits 2)
 
 import typer  # noqa: E402
 
@@ -356,20 +356,27 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         code = INTERRUPTED
     except ModuleNotFoundError as missing:  # a dependency imported lazily by a command
+        if (missing.name or "sim").split(".")[0] == "sim":
+            _internal_error(debug)  # a module of ours: a bug
         typer.echo(MISSING_DEPENDENCY.format(missing.name), err=True)
-        sys.exit(3)
+        sys.exit(MISSING_EXIT)
     except Exception as exc:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()  # a usage error (unknown option, value out of range): typer's message, exit 2
             sys.exit(exc.exit_code)
-        if debug:
-            traceback.print_exc()
-        typer.echo("internal error: this is a bug in routesim; please report it with the command you ran"
-                   + ("" if debug else " and the traceback that --debug prints"), err=True)
-        sys.exit(3)
+        _internal_error(debug)
     if code == INTERRUPTED:
         typer.echo("interrupted: nothing was written (an earlier run in the output folder is as it was)", err=True)
     sys.exit(code or 0)
+
+
+def _internal_error(debug: bool) -> None:
+    """Exit 3 for a bug of ours (the exception being handled), its traceback under --debug."""
+    if debug:
+        traceback.print_exc()
+    typer.echo("internal error: this is a bug in routesim; please report it with the command you ran"
+               + ("" if debug else " and the traceback that --debug prints"), err=True)
+    sys.exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,13 @@
 
 The usual way to miss them is to run routesim from a checkout with another
 Python than the one it was installed into (``python -m sim ...`` with the
-system's Python after the README's ``pip install -e .`` into ``.venv``). Then,
-when the checkout has that ``.venv``, the command runs again there, unchanged;
-otherwise it stops (exit 3) naming a missing package and the command that
+system's Python, before or after the README's ``pip install -e .`` into
+``.venv``). Then the command runs again, unchanged, in the checkout's
+``.venv``: the one already there, or one routesim makes once with the README's
+install (``python -m venv .venv`` and ``pip install -e .``) when the checkout
+has none. Only when that cannot be done (not a checkout, no network to the
+package index) does it stop, with exit 2 (an installation problem the user
+fixes, not a bug of ours), naming a missing package and the command that
 installs them.
 """
 
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,8 +26,12 @@ REQUIRED = {"typer": "typer", "simpy": "simpy", "numpy": "numpy", "pandas": "pan
             "matplotlib": "matplotlib", "yaml": "pyyaml", "pydantic": "pydantic", "jinja2": "jinja2", "scipy": "scipy"}
 MISSING_DEPENDENCY = ("routesim cannot start: the package '{}' is not installed. Install routesim with its "
                       "dependencies, e.g. python -m venv .venv && . .venv/bin/activate && pip install -e .")
+#: The exit code when the dependencies are missing and cannot be installed: bad input, like a bad file.
+MISSING_EXIT = 2
 #: Set when routesim has moved itself into the checkout's .venv, so it never tries twice.
 _MOVED = "ROUTESIM_MOVED_TO_VENV"
+#: How long the one-time install may take before routesim gives up on it.
+INSTALL_TIMEOUT_S = 900
 
 
 def missing() -> list[str]:
@@ -37,15 +47,41 @@ def checkout_python(root: Path | None = None) -> Path | None:
 
 
 def ensure(root: Path | None = None) -> None:
-    """Return when everything imports; else run the same command in the checkout's .venv, or
-    exit 3 saying what is missing."""
+    """Return when everything imports; else run the same command in the checkout's .venv
+    (made first when the checkout has none), or exit 2 saying what is missing."""
     gone = missing()
     if not gone:
         return
-    python = checkout_python(root)
-    here = Path(sys.prefix).resolve() == python.parent.parent.resolve() if python is not None else True
-    if python is not None and not here and not os.environ.get(_MOVED):
-        os.environ[_MOVED] = "1"
-        os.execv(str(python), [str(python), "-m", "sim", *sys.argv[1:]])
+    root = Path(__file__).resolve().parent.parent if root is None else root
+    if not os.environ.get(_MOVED):
+        python = checkout_python(root)
+        if python is None:
+            python = install_into_checkout(root, gone)
+        if python is not None and Path(sys.prefix).resolve() != python.parent.parent.resolve():
+            os.environ[_MOVED] = "1"
+            os.execv(str(python), [str(python), "-m", "sim", *sys.argv[1:]])
     sys.stderr.write(MISSING_DEPENDENCY.format(gone[0]) + "\n")
-    raise SystemExit(3)
+    raise SystemExit(MISSING_EXIT)
+
+
+def install_into_checkout(root: Path, gone: list[str]) -> Path | None:
+    """The README's install into ``root/.venv`` when ``root`` is a routesim checkout without
+    one; its Python, or None when it is not a checkout or the install fails (then nothing of
+    the attempt is left behind)."""
+    venv = root / ".venv"
+    if venv.exists() or not (root / "pyproject.toml").is_file() or not (root / "sim" / "cli.py").is_file():
+        return None  # not a checkout, or a .venv of someone else's making: leave it alone
+    sys.stderr.write(f"routesim: this Python ({sys.executable}) lacks {', '.join(gone)}; installing routesim "
+                     f"and its dependencies once into {venv} (python -m venv, pip install -e .) ...\n")
+    python = venv / "bin" / "python"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True,
+                       timeout=INSTALL_TIMEOUT_S)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+                        str(root)], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(venv, ignore_errors=True)  # made just now, by us: a half install would mislead the next run
+        output = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
+        sys.stderr.write(f"routesim: the install failed: {output[-1] if output else exc}\n")
+        return None
+    return python

@@ -39,8 +39,39 @@ def test_a_checkouts_venv_takes_the_command_over(tmp_path):
     assert proc.stdout.strip() == "ran in the checkout's .venv with: -m sim validate scenarios/brownout.yaml"
 
 
-def test_without_a_venv_or_once_moved_it_says_what_is_missing(tmp_path):
+def test_outside_a_checkout_or_once_moved_it_says_what_is_missing(tmp_path):
+    """Not a checkout (nothing to install), or already moved once: exit 2 (an installation
+    problem, not a bug), naming the package; nothing is created."""
     for checkout, moved in ((tmp_path, False), (ROOT, True)):
         proc = run_without_typer(checkout, "validate", "x.yaml", moved=moved)
-        assert proc.returncode == 3 and "stayed" not in proc.stdout
+        assert proc.returncode == 2 and "stayed" not in proc.stdout
         assert proc.stderr.startswith("routesim cannot start: the package 'typer' is not installed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fresh_checkout_run_with_a_bare_python_installs_itself_once_and_runs(tmp_path):
+    """What a new user hits first: the system's Python, no .venv yet. routesim makes the
+    README's .venv in the checkout (a real venv and pip install), then runs the command
+    there: validate says OK (exit 0) and a malformed scenario is bad input (exit 2)."""
+    import shutil
+
+    checkout = tmp_path / "routesim"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "__pycache__", "*.egg-info", "reports", ".pytest_cache", ".hypothesis", "build"))
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "bare")], check=True)
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ROUTESIM_MOVED_TO_VENV", "VIRTUAL_ENV")}
+    assert subprocess.run([bare, "-c", "import typer"], capture_output=True, env=env).returncode != 0
+
+    def routesim(*args):
+        return subprocess.run([bare, "-m", "sim", *args], cwd=checkout, capture_output=True, text=True, env=env,
+                              timeout=900)
+
+    first = routesim("validate", "scenarios/compare.yaml")
+    assert first.returncode == 0, first.stderr
+    assert "installing routesim and its dependencies once into" in first.stderr
+    assert (checkout / ".venv" / "bin" / "python").is_file() and "OK" in first.stdout
+    (checkout / "bad.yaml").write_text("name: bad\nmodels: {a: {provider: x}}\npolicies: 3\n")
+    second = routesim("validate", "bad.yaml")
+    assert second.returncode == 2, second.stderr
+    assert "installing" not in second.stderr and "bad.yaml" in second.stderr + second.stdout
