@@ -49,10 +49,12 @@ class RunRecorder:
     Columns that are nearly always empty (policy errors) are dictionaries.
 
     With a ``stream`` (``run_tables.TableStream``) the tables are written slice
-    by slice as requests end, and what was written is forgotten: the attempts
-    and the decisions' reasons and candidates. The request columns, each
-    decision's timing and score, and each attempt's outcome and cost stay to
-    the end, for the run's metrics.
+    by slice as requests end; each written slice is added to ``totals``
+    (``fold``, ``take_attempts``) and forgotten: its attempts, the decisions'
+    reasons and candidates, and the pages of the request columns other than
+    status and latency. What stays to the end is what the metrics need whole:
+    each request's status, latency, decision time (and score, CPU time when
+    sampled, policy error).
     """
 
     def __init__(self, n_requests: int) -> None:
@@ -243,12 +245,11 @@ class RunRecorder:
 
     def errors(self, s: slice) -> list[str | None]:
         """The policy errors of requests ``s`` (None where there was none)."""
-        errors = self.d_error
-        out: list[str | None] = [None] * (s.stop - s.start)
-        for i, error in errors.items():
-            if s.start <= i < s.stop:
-                out[i - s.start] = error
-        return out
+        if not self.d_error:
+            return [None] * (s.stop - s.start)
+        # By the slice's request numbers: a scan of every error per slice would be quadratic for a
+        # policy that errs on every request.
+        return [self.d_error.get(i) for i in range(s.start, s.stop)]
 
 
 #: The attempts table's columns as the recorder keeps them (array.array type codes).

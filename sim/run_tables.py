@@ -8,8 +8,7 @@ tables handed to a sink (a Parquet row group each); the recorder then adds
 the slice to the run's totals and forgets what only the tables needed (its
 attempts, reasons and candidates, and the pages of most request columns). A
 ten-million-request run never holds its tables whole: what stays to the end is
-what the metrics need (each request's status, latency and decision time, each
-attempt's outcome and cost).
+what the metrics need whole (each request's status, latency and decision time).
 
 The slicing depends only on the request numbers, so a run gives the same row
 groups whether its sink writes them at once or a worker process sends them on.

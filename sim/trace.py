@@ -305,7 +305,7 @@ class NumberedIds:
             number = int(key) + self.n if key < 0 else int(key)
             if not 0 <= number < self.n:
                 raise IndexError(f"request {key} of {self.n}")
-            return f"r{number:0{self.width}d}"
+            return f"r{number:0{self.width}d}"  # as _text writes it, without numpy's cost for one id
         if isinstance(key, slice):
             return self._text(np.arange(*key.indices(self.n)))
         key = np.asarray(key)
@@ -323,7 +323,7 @@ class NumberedIds:
         return values if dtype is None else values.astype(dtype)
 
     def __iter__(self):
-        return (f"r{i:0{self.width}d}" for i in range(self.n))
+        return iter(self.tolist())
 
     def __eq__(self, other):  # element-wise, as a numpy column compares
         return np.asarray(self) == (np.asarray(other) if isinstance(other, NumberedIds) else other)
@@ -342,7 +342,7 @@ class NumberedIds:
         return np.dtype(f"U{self.width + 1}")
 
     def tolist(self) -> list[str]:
-        return list(self)
+        return self._text(np.arange(self.n)).tolist()
 
 
 # --------------------------------------------------------------------------- writing

@@ -24,8 +24,8 @@ def test_freed_pages_go_back_to_the_system():
     before = _rss_mb()
     release_memory()
     after = _rss_mb()
+    del kept  # alive until after the release: the heap's holes, not its top
     assert before - after > 200, (before, after)
-    assert len(kept) == 1172
 
 
 def test_a_written_slice_of_a_request_column_gives_its_pages_back():

@@ -224,7 +224,7 @@ def test_an_installation_without_its_dependencies_says_so(tmp_path):
                 f"sys.argv = ['routesim', 'validate', {str(scenario_path)!r}]\nfrom sim.cli import main\nmain()\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(ROOT), "ROUTESIM_MOVED_TO_VENV": "1"})
-        assert proc.returncode == 3, proc.stderr
+        assert proc.returncode == 2, proc.stderr  # an installation problem, not a bug of ours
         assert proc.stderr.strip() == (f"routesim cannot start: the package '{blocked}' is not installed. Install "
                                        "routesim with its dependencies, e.g. python -m venv .venv && . .venv/bin/activate "
                                        "&& pip install -e ."), proc.stderr
