@@ -16,8 +16,10 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Callable, Hashable, Iterator, Sequence, TypeVar
+
+Key = TypeVar("Key")
 
 #: Below this many simulated requests (requests x policies x replications) a run stays in one
 #: process: starting workers (each imports routesim, about a second) would cost more than it saves.
@@ -48,6 +50,46 @@ def worker_pool(workers: int, initializer: Callable | None = None,
             for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=not finished)
+
+
+def in_order_longest_first(pool: ProcessPoolExecutor, workers: int, function: Callable, keys: Sequence[Key],
+                           kind: Callable[[Key], Hashable], window: int) -> Iterator[tuple[Key, object]]:
+    """``(key, function(key))`` for every key, yielded in the order of ``keys``, computed in
+    ``pool``'s ``workers`` processes longest first.
+
+    Why: run in order, a run whose last cell is its longest (a dynamic policy after two static
+    ones) leaves one worker idle for most of that cell at the end. A key's expected time is the
+    time its ``kind`` (the policy) took last; kinds not seen yet go first, in order. Only keys
+    within ``window`` places of the first one not yet yielded may jump ahead, so the results
+    held back until their turn stay few.
+    """
+    pending = list(range(len(keys)))  # positions not yet submitted
+    seconds: dict[Hashable, float] = {}  # the time each kind's last cell took
+    running: dict[Future, tuple[int, float]] = {}
+    finished: dict[int, object] = {}
+    next_out = 0
+
+    def submit_next() -> None:
+        limit = next_out + window
+        eligible = [p for p in pending if p < limit] or pending[:1]
+        position = max(eligible, key=lambda p: (seconds.get(kind(keys[p]), float("inf")), -p))
+        pending.remove(position)
+        running[pool.submit(function, keys[position])] = (position, time.perf_counter())
+
+    # One queued beyond the workers, so none waits for this loop between two cells.
+    while pending and len(running) < workers + 1:
+        submit_next()
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            position, started = running.pop(future)
+            finished[position] = future.result()  # a failed cell raises here
+            seconds[kind(keys[position])] = time.perf_counter() - started
+        while pending and len(running) < workers + 1:
+            submit_next()
+        while next_out in finished:
+            yield keys[next_out], finished.pop(next_out)
+            next_out += 1
 
 
 def _start_worker(parent: int, initializer: Callable | None, initargs: tuple) -> None:

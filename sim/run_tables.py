@@ -51,8 +51,8 @@ class TableStream:
         self._left = [min(TABLE_SLICE_ROWS, n - lo) for lo in range(0, n, TABLE_SLICE_ROWS)]
         self._next = 0  # the first slice not written yet
         self._ready_at = math.inf  # when the next slice may be written (inf: not all its requests ended)
-        self._routes: dict[tuple, str] = {}  # candidate lists are often one cached tuple: join once
-        self._workload_names = np.asarray(trace.workloads, dtype=object)
+        self._routes: dict[tuple, int] = {}  # each distinct candidate list -> its code
+        self._workload_names = list(trace.workloads)
         rec.stream = self
 
     def ended(self, i: int, now: float) -> None:
@@ -93,7 +93,7 @@ class TableStream:
         self.rec.fold(lo, hi)
 
     def _head(self, n: int) -> dict[str, pa.Array]:
-        return {"policy": pa.array([self.policy] * n, type=pa.string()),
+        return {"policy": _coded(np.zeros(n, dtype=np.int32), [self.policy]),
                 "replication": pa.array(np.full(n, self.replication, dtype=np.int32))}
 
     def _requests(self, lo: int, hi: int) -> pa.Table:
@@ -102,7 +102,7 @@ class TableStream:
             **self._head(hi - lo),
             "request_id": pa.array(trace.request_id[s], type=pa.string()),
             "arrival_s": pa.array(trace.arrival_s[s]),
-            "workload": pa.array(self._workload_names[trace.workload[s]], type=pa.string()),
+            "workload": _coded(trace.workload[s], self._workload_names),
             "input_tokens": pa.array(trace.input_tokens[s]),
             "output_tokens": pa.array(trace.output_tokens[s]),
             # Copies of the recorder's columns: their pages are handed back once the slice is written,
@@ -143,17 +143,18 @@ class TableStream:
         rec, s = self.rec, slice(lo, hi)
         reasons, candidates = rec.take_decisions(lo, hi)
         routes = self._routes
-        texts = []
-        for c in candidates:
-            text = routes.get(c)
-            if text is None:
-                text = routes[c] = ">".join(self.model_names[m] for m in c)
-            texts.append(text)
+        codes = np.empty(len(candidates), dtype=np.int32)
+        for k, c in enumerate(candidates):
+            code = routes.get(c)
+            if code is None:
+                code = routes[c] = len(routes)
+            codes[k] = code
+        texts = [">".join(self.model_names[m] for m in c) for c in routes]  # in code order
         latency = rec.d_latency
         return pa.table({
             **self._head(hi - lo),
             "request_id": pa.array(self.trace.request_id[s], type=pa.string()),
-            "candidates": pa.array(texts, type=pa.string()),
+            "candidates": _coded(codes, texts),
             "reason": reasons,
             "policy_error": pa.array(rec.errors(s), type=pa.string()),
             "score": pa.array(rec.scores(s), from_pandas=True),  # NaN -> null
@@ -173,5 +174,13 @@ def _view(column, dtype) -> np.ndarray:
 
 def _labels(names, codes: np.ndarray, empty: str = "") -> pa.Array:
     """Codes into a list of names; -1 becomes ``empty``."""
-    lookup = np.asarray(list(names) + [empty], dtype=object)
-    return pa.array(lookup[codes], type=pa.string())
+    names = list(names)
+    return _coded(np.where(codes < 0, len(names), codes), names + [empty])
+
+
+def _coded(codes: np.ndarray, names: list[str]) -> pa.Array:
+    """Text given as codes into ``names``, kept as Arrow dictionary: no Python string per row
+    (making them took a quarter of a million-request run's table time), and the Parquet writer
+    takes the dictionary as it is. The files hold plain text (the writer does not store the
+    Arrow schema), so readers get strings."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(names, type=pa.string()))

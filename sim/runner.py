@@ -38,12 +38,9 @@ from .rng import Stream, generator, name_key, policy_seed
 from .provider import Providers
 from .run_folder import RUN_FILES, check_output_folder, new_run
 from .resilience import fault_rows, resilience_metrics
-from .research import comparisons
 from .router import Router
 from .scenario import LoadedScenario
 from .metric_registry import SUMMARY_METRICS
-from .stats import paired, summarize
-from . import transforms
 from .generators import generate
 from .trace import Trace, read_trace
 from .truth import GroundTruth
@@ -91,6 +88,8 @@ def load_trace(loaded: LoadedScenario, seed: int, replication: int) -> Trace:
     if replay is None:
         return trace
     try:
+        from . import transforms  # pandas: only a replayed trace file needs it
+
         return transforms.replay(trace, replay.window_s, replay.sample, generator(seed, replication, Stream.TRACE),
                                  replay.speedup, replay.rate_per_s)
     except InputError as exc:
@@ -220,7 +219,7 @@ class _TableSinks:
             writer = self.writers.get(name)
             if writer is None:
                 writer = self.writers[name] = pq.ParquetWriter(
-                    self.folder / f"{name}.parquet", table.schema,
+                    self.folder / f"{name}.parquet", table.schema, store_schema=False,
                     use_dictionary=[c for c in table.column_names if c in _REPEATING_TEXT])
             writer.write_table(table)
 
@@ -331,6 +330,11 @@ def run_scenario(loaded: LoadedScenario, folder: Path, seed: int | None = None, 
         sinks.close()
     if progress:
         progress(done, total_runs, "done")
+    # Imported here, not at the top: a --jobs worker imports this module to run cells and needs
+    # neither pandas nor scipy (a third of its start-up).
+    from .research import comparisons
+    from .stats import summarize
+
     summary = summarize({n: res.runs for n, res in results.items()}, sc.baseline_policy)
     upper_bounds = [name for name in sc.policies if sc.is_upper_bound(name)]
     static_models = {name: spec.all_params()["model"] for name, spec in sc.policies.items() if spec.kind == "static"}
@@ -353,10 +357,14 @@ def _cells(loaded: LoadedScenario, seed: int, replications: int, first_trace: Tr
                 yield (r, name), rep.facts() if k == 0 else None, run_cell(loaded, rep, name, seed, sink)
             del rep
         return
-    from .pools import worker_pool
+    from .pools import in_order_longest_first, worker_pool
 
-    with worker_pool(min(jobs, len(keys)), _worker_init, (loaded, seed)) as pool:
-        for key, (facts, cell) in zip(keys, pool.map(_worker_cell, keys)):
+    workers = min(jobs, len(keys))
+    with worker_pool(workers, _worker_init, (loaded, seed)) as pool:
+        # Cells of a replication or two ahead may start early; the policy is what sets a cell's time.
+        cells = in_order_longest_first(pool, workers, _worker_cell, keys, kind=lambda key: key[1],
+                                       window=2 * len(names) + workers)
+        for key, (facts, cell) in cells:
             yield key, facts if key[1] == names[0] else None, cell
 
 
@@ -430,6 +438,8 @@ def write_replications(result: RunResult, folder: Path) -> None:
     """replications.parquet: every per-run and paired metric of each (policy, replication),
     the values the summary's intervals are made of (and that the gate pairs)."""
     import pyarrow as pa
+
+    from .stats import paired
 
     baseline_runs = result.policies[result.baseline].runs
     rows: dict[str, list] = {"policy": [], "replication": []}

@@ -13,13 +13,15 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
 
 from .errors import InputError, Problem
 from .limits import MAX_TOKENS
+
+if TYPE_CHECKING:  # pandas is imported when a table is checked: a synthetic run never is
+    import pandas as pd
 
 Locate = Callable[[int], dict]  # row index in the table -> Problem keyword arguments (file, line or path)
 
@@ -68,6 +70,8 @@ def found_columns(columns) -> str:
 
 def _refuse_kinds(raw: pd.Series, label: str, locate: Locate) -> None:
     """Values that pandas would silently turn into numbers: booleans, dates, durations, lists."""
+    import pandas as pd
+
     dtype = raw.dtype
     if pd.api.types.is_bool_dtype(dtype):
         raise InputError(Problem(f"{label}: holds booleans (true/false), not numbers", **locate(0)))
@@ -88,6 +92,8 @@ def _short(value, limit: int = 40) -> str:
 
 def numbers(raw: pd.Series, label: str, locate: Locate) -> np.ndarray:
     """Finite float64 values; an empty cell, text, NaN, infinity or a boolean is refused."""
+    import pandas as pd
+
     _refuse_kinds(raw, label, locate)
     # Empty CSV cells are empty strings (read as text): missing, like NaN.
     values = pd.to_numeric(raw.replace("", np.nan), errors="coerce").to_numpy(dtype=float, na_value=np.nan)

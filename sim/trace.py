@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,6 +26,9 @@ from .errors import InputError, Problem
 from .files import check_input_file
 from .limits import MAX_REQUESTS
 from .table_checks import Locate, csv_rows, found_columns, table_rows, text_lines
+
+if TYPE_CHECKING:  # pandas is imported where a trace file is read: a synthetic run never needs it
+    import pandas as pd
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
 OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens", "tags")
@@ -62,6 +64,8 @@ class Trace:
         return np.asarray(self.workloads, dtype=object)[self.workload]
 
     def to_pandas(self) -> pd.DataFrame:
+        import pandas as pd
+
         cols = {
             "request_id": np.asarray(self.request_id),
             "arrival_s": self.arrival_s,
@@ -98,6 +102,8 @@ def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
         return from_frame(read_csv_table(path), str(path), csv_rows(path))
     if fmt == "jsonl":
         check_text_file(path, MAX_TEXT_TRACE_BYTES)
+        import pandas as pd
+
         lines, rows = [], []
         for number, row in json_lines(path):
             lines.append(number)
@@ -146,6 +152,8 @@ def format_from_suffix(path: Path) -> str:
 def read_csv_table(path: Path, chunksize: int | None = None):
     """A CSV file as text columns (numbers are parsed by the checks, with line numbers), or
     an iterator of chunks of ``chunksize`` rows."""
+    import pandas as pd
+
     try:
         # Everything as text first: numbers are parsed later, with line numbers on failure.
         return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, chunksize=chunksize)
@@ -182,6 +190,8 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
 
     ``locate`` maps a row to where it came from (default: 1-based row numbers of ``source``).
     """
+    import pandas as pd
+
     where = locate or table_rows(source)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:

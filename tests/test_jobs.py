@@ -144,3 +144,43 @@ def _running(pid: int) -> bool:
         return _stat_fields(pid)[0] != "Z"  # a zombie has stopped; its parent just has not reaped it
     except OSError:
         return False
+
+
+def _timed_cells(window: int) -> tuple[list, list]:
+    """(results in the order yielded, keys in the order started) of 4 replications of a short
+    and a long cell, on 2 threads."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sim.pools import in_order_longest_first
+
+    keys = [(r, kind) for r in range(4) for kind in ("short", "long")]
+    started, lock = [], threading.Lock()
+
+    def cell(key):
+        with lock:
+            started.append(key)
+        time.sleep(0.01 if key[1] == "short" else 0.15)
+        return f"{key[0]}-{key[1]}"
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(in_order_longest_first(pool, 2, cell, keys, kind=lambda key: key[1], window=window))
+    return results, started
+
+
+def test_cells_come_back_in_order_and_the_long_ones_start_first():
+    results, started = _timed_cells(window=8)
+    keys = [(r, kind) for r in range(4) for kind in ("short", "long")]
+    assert results == [(key, f"{key[0]}-{key[1]}") for key in keys]
+    assert sorted(started) == sorted(keys)
+    # Once both kinds were timed, the long cells jump ahead: the run ends on short ones, where
+    # in order it would end on a long one with the other worker idle.
+    assert started[-1][1] == "short" and started[-2][1] == "short"
+    assert started.index((3, "long")) < started.index((2, "short"))
+
+
+def test_a_window_of_one_keeps_the_order():
+    results, started = _timed_cells(window=1)
+    keys = [(r, kind) for r in range(4) for kind in ("short", "long")]
+    assert started == keys and [key for key, _ in results] == keys

@@ -130,7 +130,7 @@ def _routesim(*args, cwd, env=None, **kwargs) -> subprocess.CompletedProcess:
 def test_a_bug_of_ours_is_exit_3_with_the_traceback_only_under_debug(tmp_path):
     path = write_scenario(tmp_path, scenario(replications=1))
     # A bug planted in the summary step (no user input can cause it).
-    code = ("import sys, sim.runner as r\n"
+    code = ("import sys, sim.stats as r\n"
             "def broken(*a, **k):\n    raise ZeroDivisionError('planted')\n"
             "r.summarize = broken\nfrom sim.cli import main\nsys.argv = ['routesim'] + sys.argv[1:]\nmain()\n")
     for debug in ([], ["--debug"]):
