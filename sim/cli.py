@@ -204,8 +204,11 @@ def gate(
     max_p99_latency_ratio: Optional[float] = typer.Option(None, "--max-p99-latency-ratio"),
     max_decision_p99_us: Optional[float] = typer.Option(None, "--max-decision-p99-us"),
 ) -> None:
-    """Go/no-go for a rollout: exit 0 when every check passes on its 95% interval, 1 when one fails."""
-    from .gate import gate_table, run_gate
+    """Go/no-go for a rollout: exit 0 when every check passes on its 95% interval, 1 when one fails.
+    The result is recorded in the run folder (gate.json) and its report, which then opens with it."""
+    import shlex
+
+    from .gate import gate_record, gate_table, record_gate, run_gate
 
     overrides = {"min_savings": min_savings, "max_quality_drop": max_quality_drop,
                  "min_success_rate": min_success_rate, "min_fault_success_rate": min_fault_success_rate,
@@ -214,6 +217,18 @@ def gate(
     with user_errors():
         checks, candidate, baseline = run_gate(run_dir, candidate, baseline, overrides)
     typer.echo(gate_table(checks, candidate, baseline))
+    given = [("--candidate", candidate), ("--baseline", baseline)] + [
+        ("--" + name.replace("_", "-"), value) for name, value in overrides.items() if value is not None]
+    command = shlex.join(["routesim", "gate", str(run_dir)] + [
+        word for flag, value in given if value is not None
+        for word in (flag, f"{value:g}" if isinstance(value, float) else str(value))])
+    try:  # the verdict above stands (and sets the exit code) even when it cannot be recorded
+        record_gate(run_dir, gate_record(checks, candidate, baseline, command))
+        typer.echo(f"recorded in {Path(run_dir) / 'gate.json'}"
+                   + (" and the report" if (Path(run_dir) / "report.html").is_file() else ""))
+    except InputError as exc:
+        for problem in exc.problems:
+            typer.echo(f"warning: the gate's result was not recorded: {problem}", err=True)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 

@@ -12,12 +12,14 @@ compared.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from .errors import InputError, Problem
-from pydantic import ValidationError
 
 from .errors import describe_error
 from .metric_registry import BY_NAME
@@ -65,7 +67,7 @@ class Check:
     passed: bool
 
 
-def _runs(folder: Path, policy: str) -> dict[int, dict[str, float]]:
+def policy_runs(folder: Path, policy: str) -> dict[int, dict[str, float]]:
     """Every metric of each of ``policy``'s replications (``replications.parquet``)."""
     table = read_table(folder, "replications", ["replication", *PER_RUN], filters=[("policy", "=", policy)])
     return {int(row.pop("replication")): row for row in table.to_dict("records")}
@@ -118,7 +120,7 @@ def run_gate(folder: Path, candidate: str | None, baseline: str | None, override
     if not thresholds:
         raise InputError(Problem("nothing to check: give thresholds such as --min-savings 0.2 "
                                  "(or a gates: section in the scenario)"))
-    return evaluate(thresholds, _runs(folder, candidate), _runs(folder, baseline)), candidate, baseline
+    return evaluate(thresholds, policy_runs(folder, candidate), policy_runs(folder, baseline)), candidate, baseline
 
 
 def gate_thresholds(gates: Gates) -> dict[str, float]:
@@ -164,19 +166,26 @@ def threshold_problems(thresholds: dict, label, file: str = "") -> list[Problem]
     return problems
 
 
-def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
-    def fmt(name, x):
-        if x is None:
-            return "n/a"
-        unit = CHECKS[name].unit
-        return f"{x * 100:.2f}%" if unit == "pct" else f"{x:,.1f}" if unit == "us" else f"{x:.4f}"
+def format_check_value(name: str, x: float | None) -> str:
+    """A check's measured value or threshold, in its unit."""
+    if x is None:
+        return "n/a"
+    unit = CHECKS[name].unit
+    return f"{x * 100:.2f}%" if unit == "pct" else f"{x:,.1f}" if unit == "us" else f"{x:.4f}"
 
+
+def check_cells(c: Check) -> list[str]:
+    """(check, rule, measured mean [95% CI], decided on, result) as the gate prints them."""
+    fmt = format_check_value
+    rule = f"{'≥' if CHECKS[c.name].direction == 'min' else '≤'} {fmt(c.name, c.threshold)}"
+    ci = f" [{fmt(c.name, c.lo)}, {fmt(c.name, c.hi)}]" if c.lo is not None else ""
+    return [f"{c.name} ({c.measured})", rule, fmt(c.name, c.mean) + ci, f"{fmt(c.name, c.decided_on)} ({c.basis})",
+            "PASS" if c.passed else "FAIL"]
+
+
+def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
     rows = [["check", "rule", "measured mean [95% CI]", "decided on", "result"]]
-    for c in checks:
-        rule = f"{'≥' if CHECKS[c.name].direction == 'min' else '≤'} {fmt(c.name, c.threshold)}"
-        ci = f" [{fmt(c.name, c.lo)}, {fmt(c.name, c.hi)}]" if c.lo is not None else ""
-        rows.append([f"{c.name} ({c.measured})", rule, fmt(c.name, c.mean) + ci,
-                     f"{fmt(c.name, c.decided_on)} ({c.basis})", "PASS" if c.passed else "FAIL"])
+    rows += [check_cells(c) for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -187,3 +196,73 @@ def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
     lines.append("A minimum passes only if the lower bound of the 95% confidence interval over replications reaches "
                  "it; a maximum only if the upper bound stays within it.")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the gate's record in the run folder
+#: Written into the run folder by ``routesim gate``: the report opens with it.
+GATE_FILE = "gate.json"
+
+
+class _RecordedCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    name: str
+    measured: str
+    threshold: float
+    mean: float | None
+    lo: float | None
+    hi: float | None
+    decided_on: float | None
+    basis: str
+    passed: bool
+
+
+class GateRecord(BaseModel):
+    """gate.json: what the last ``routesim gate`` on this run checked, and its result."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    command: str
+    candidate: str
+    baseline: str
+    checks: list[_RecordedCheck]
+    passed: bool
+
+    @property
+    def check_objects(self) -> list[Check]:
+        return [Check(**c.model_dump()) for c in self.checks]
+
+
+def gate_record(checks: list[Check], candidate: str, baseline: str, command: str) -> GateRecord:
+    return GateRecord(command=command, candidate=candidate, baseline=baseline,
+                      checks=[_RecordedCheck(**vars(c)) for c in checks], passed=all(c.passed for c in checks))
+
+
+def record_gate(folder: Path, record: GateRecord) -> None:
+    """Write gate.json into the run folder (under its lock; never over a file routesim did not
+    write there) and, when the run has a report, rewrite the report so it opens with this gate."""
+    from .files import atomic_file
+    from .report import report_files, write_report
+    from .run_folder import updating_run
+
+    folder = Path(folder)
+    has_report = (folder / "report.html").is_file()
+    with updating_run(folder, [GATE_FILE] + (report_files() if has_report else [])):
+        with atomic_file(folder / GATE_FILE, "gate") as tmp:
+            tmp.write_text(json.dumps(record.model_dump(), indent=2) + "\n", encoding="utf-8")
+        if has_report:
+            write_report(folder)
+
+
+def read_gate(folder: Path) -> GateRecord | None:
+    """The run's gate.json, or None when no gate ran on it; a damaged one is an input error."""
+    path = Path(folder) / GATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return GateRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(f"cannot read: {exc}", file=str(path))) from None
+    except ValidationError as exc:
+        raise InputError([Problem(f"damaged run file: {describe_error(e)}", file=str(path))
+                          for e in exc.errors()]) from None

@@ -44,6 +44,21 @@ def _quality_delta(run: dict, base: dict) -> float:
     return run["mean_quality"] - base["mean_quality"]
 
 
+def _savings_per_answer(run: dict, base: dict) -> float:
+    mine, theirs = run["cost_per_1k_successes_usd"], base["cost_per_1k_successes_usd"]
+    return 1.0 - mine / theirs if theirs > 0 and math.isfinite(mine) else math.nan
+
+
+def _difference(metric: str) -> Callable[[dict, dict], float]:
+    """The paired rule ``metric(policy) − metric(baseline)``, per replication."""
+    return lambda run, base: run[metric] - base[metric]
+
+
+def _change(metric: str) -> Callable[[dict, dict], float]:
+    """The paired rule ``metric(policy) / metric(baseline) − 1``, per replication."""
+    return lambda run, base: run[metric] / base[metric] - 1.0 if base[metric] > 0 else math.nan
+
+
 # Shared wording of definitions that differ only in their percentile.
 _P = "percentile (linear interpolation) of Lᵢ over i ∈ OK"
 _DECISION = ("percentile of the wall-clock time of each `route()` call, µs (what a request waits; the CPU time "
@@ -61,8 +76,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("savings_vs_baseline", "pct", "higher", "paired",
            "1 − cost_usd(policy) / cost_usd(baseline), per replication", paired=_savings),
     Metric("mean_quality", "ratio", "higher", "run", "Σ qᵢ / N (failed requests count 0)", SHARE),
+    Metric("answered_quality", "ratio", "higher", "run",
+           "Σ qᵢ over i ∈ OK / \\|OK\\|: the quality of the answers given, without the failures that `mean_quality` "
+           "counts as 0 (so `mean_quality` = `success_rate` × `answered_quality`)", SHARE),
     Metric("quality_delta_vs_baseline", "delta", "higher", "paired",
            "mean_quality(policy) − mean_quality(baseline), per replication", paired=_quality_delta),
+    Metric("savings_per_answer_vs_baseline", "pct", "higher", "paired",
+           "1 − cost_per_1k_successes_usd(policy) / cost_per_1k_successes_usd(baseline), per replication: savings "
+           "per answered request, which decide when the two answer different shares of the traffic",
+           paired=_savings_per_answer),
+    Metric("availability_delta_vs_baseline", "delta", "higher", "paired",
+           "success_rate(policy) − success_rate(baseline), per replication", paired=_difference("success_rate")),
+    Metric("answered_quality_delta_vs_baseline", "delta", "higher", "paired",
+           "answered_quality(policy) − answered_quality(baseline), per replication",
+           paired=_difference("answered_quality")),
+    Metric("latency_p95_change_vs_baseline", "pct", "lower", "paired",
+           "latency_p95_s(policy) / latency_p95_s(baseline) − 1, per replication", paired=_change("latency_p95_s")),
+    Metric("latency_p99_change_vs_baseline", "pct", "lower", "paired",
+           "latency_p99_s(policy) / latency_p99_s(baseline) − 1, per replication", paired=_change("latency_p99_s")),
     Metric("latency_p50_s", "seconds", "lower", "run", f"the 50th {_P}"),
     Metric("latency_p95_s", "seconds", "lower", "run", f"the 95th {_P}"),
     Metric("latency_p99_s", "seconds", "lower", "run", f"the 99th {_P}"),
@@ -88,11 +119,15 @@ METRICS: tuple[Metric, ...] = (
            "\\|F \\ OK\\|: requests that arrived during a fault and got no answer", NON_NEGATIVE),
     Metric("extra_latency_in_faults_s", "seconds", "lower", "resilience",
            "mean over windows of (mean Lᵢ of successful requests in the window − mean Lᵢ of successful requests "
-           "outside every window)"),
+           "outside every window): what an answer during a fault costs in time; negative when the fallback model "
+           "answers faster than the usual one (or only the quick requests got through)"),
     Metric("time_to_failover_s", "seconds", "lower", "resilience",
            "mean over windows of: the time from the window's start to the first arrival from which the success "
-           "rate of the requests arriving in the next 30 s is ≥ 99%; the window's length when that never happens; "
-           "0 when it holds from the window's first request", NON_NEGATIVE),
+           "rate of the requests arriving in the next 30 s (within the window) is ≥ 99%; the window's length when "
+           "that never happens (the report then says \"never\"); 0 when it holds from the window's first request",
+           NON_NEGATIVE),
+    Metric("never_recovered_share", "pct", "lower", "resilience",
+           "share of fault windows (with traffic) in which that recovery never happened", SHARE),
     Metric("rate_limited_share", "pct", "lower", "resilience", "share of attempts answered with a 429", SHARE),
     Metric("hedge_cost_share", "pct", "lower", "resilience",
            "cost of cancelled (losing hedge) attempts / `cost_usd`", SHARE),

@@ -362,6 +362,8 @@ def run_metrics(cols: RunColumns, workload_codes: np.ndarray, slo_by_code: np.nd
         # Failed requests cost little or nothing: per success, failing cannot look cheap.
         "cost_per_1k_successes_usd": cost / ok.sum() * 1000.0 if ok.any() else float("nan"),
         "mean_quality": math.fsum(totals.quality) / n,
+        # Failed requests have quality 0: the sum over answers is the sum over all.
+        "answered_quality": math.fsum(totals.quality) / ok.sum() if ok.any() else float("nan"),
         "latency_p50_s": latency_p50,
         "latency_p95_s": latency_p95,
         "latency_p99_s": latency_p99,

@@ -430,7 +430,7 @@ def write_faults(result: RunResult, folder: Path) -> None:
 
     rows = [row for res in result.policies.values() for row in res.faults]
     columns = ["policy", "replication", "start_s", "end_s", "kind", "target", "requests", "failed", "success_rate",
-               "extra_latency_s", "time_to_failover_s"]
+               "extra_latency_s", "time_to_failover_s", "recovered"]
     pd.DataFrame(rows, columns=columns).to_csv(folder / "faults.csv", index=False)
 
 

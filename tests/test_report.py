@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.metric_registry import BY_NAME
 from sim.report.headline import HEADLINE
 
 from conftest import run_scenario_data, scenario
@@ -84,17 +85,24 @@ def test_every_headline_number_equals_summary_json(run):
             for key, number in (("data-mean", value["mean"]), ("data-lo", value["ci95"][0]),
                                 ("data-hi", value["ci95"][1])):
                 assert (attrs[key] == "" and number is None) or float(attrs[key]) == number, (policy, metric, key)
-            paired = metric in ("savings_vs_baseline", "quality_delta_vs_baseline")
+            paired = BY_NAME[metric].section == "paired"
+            never = metrics["never_recovered_share"]["mean"]
             if paired and policy == summary["baseline"]:
                 assert text.strip() == "—"
-            else:  # what the reader sees is the summary's value, read back from the text
+            elif metric == "time_to_failover_s" and (never is None or never == 1.0):
+                # No recovery in any fault: the words, the number (the faults' length) in the data attributes.
+                assert text.strip() == ("no faults" if never is None else "never"), (policy, text)
+            else:
+                if metric == "time_to_failover_s" and never > 0:
+                    assert text.endswith(f"({never:.0%} of faults never)"), text
+                    text = text.rsplit(" (", 1)[0]  # what the reader sees is the summary's value, read back from the text
                 expected = [value["mean"]] + ([] if value["ci95"][0] is None else list(value["ci95"]))
                 shown = _numbers_with_step(text)
                 assert len(shown) == len(expected), (policy, metric, text)
                 for (number, step), truth in zip(shown, expected):
                     assert abs(number - truth) <= step / 2 * (1 + 1e-9), (policy, metric, text, truth)
                 checked += 1
-    assert checked >= len(summary["policies"]) * (len(HEADLINE) - 2)
+    assert checked >= len(summary["policies"]) * (len(HEADLINE) - 5)
     # Self-contained: every figure is embedded, nothing is fetched.
     assert len(parser.images) == 6 and all(src.startswith("data:image/png;base64,") for src in parser.images)
     html = (run / "report.html").read_text()
@@ -153,24 +161,88 @@ def test_the_html_opens_in_headless_chromium(run, tmp_path):
     assert high - low > 100 and pixels.size[1] > 2000  # not blank, and the whole report rendered
 
 
+def _m(mean, lo=None, hi=None):
+    return {"mean": mean, "ci95": [lo, hi]}
+
+
+def _summary(**changes) -> dict:
+    """A policy's summary entries as the verdict reads them: no change anywhere unless given."""
+    entries = {"cost_per_1k_requests_usd": _m(4.0), "cost_per_1k_successes_usd": _m(4.04), "mean_quality": _m(0.8),
+               "answered_quality": _m(0.808), "success_rate": _m(0.99), "fault_success_rate": _m(None)}
+    for metric in ("savings_vs_baseline", "savings_per_answer_vs_baseline", "availability_delta_vs_baseline",
+                   "answered_quality_delta_vs_baseline", "quality_delta_vs_baseline",
+                   "latency_p95_change_vs_baseline", "latency_p99_change_vs_baseline"):
+        entries[metric] = _m(0.0, 0.0, 0.0)
+    entries.update(changes)
+    return entries
+
+
 def test_verdicts_follow_the_confidence_intervals():
     from types import SimpleNamespace
 
-    from sim.report.headline import verdict
+    from sim.report.verdict import verdict
 
-    def m(mean, lo=None, hi=None):
-        return {"mean": mean, "ci95": [lo, hi]}
-
-    base = {"cost_per_1k_requests_usd": m(4.0), "mean_quality": m(0.8), "success_rate": m(0.99),
-            "fault_success_rate": m(None), "savings_vs_baseline": m(0.0, 0.0, 0.0),
-            "quality_delta_vs_baseline": m(0.0, 0.0, 0.0)}
-    clear = dict(base, savings_vs_baseline=m(0.2, 0.1, 0.3), quality_delta_vs_baseline=m(-0.05, -0.08, -0.02))
-    unclear = dict(base, savings_vs_baseline=m(0.05, -0.01, 0.11), quality_delta_vs_baseline=m(0.01, -0.01, 0.03))
-    run = SimpleNamespace(summary={"b": base, "clear": clear, "unclear": unclear}, baseline="b", upper_bounds=[])
-    assert verdict(run, "clear").startswith("Cheaper than b") and "worse quality" in verdict(run, "clear")
-    assert verdict(run, "unclear").startswith("No clear cost difference")
-    assert "no clear difference in quality" in verdict(run, "unclear")
+    clear = _summary(savings_vs_baseline=_m(0.2, 0.1, 0.3), savings_per_answer_vs_baseline=_m(0.2, 0.1, 0.3),
+                     quality_delta_vs_baseline=_m(-0.05, -0.08, -0.02),
+                     answered_quality_delta_vs_baseline=_m(-0.05, -0.08, -0.02))
+    unclear = _summary(savings_vs_baseline=_m(0.05, -0.01, 0.11), quality_delta_vs_baseline=_m(0.01, -0.01, 0.03))
+    run = SimpleNamespace(summary={"b": _summary(), "clear": clear, "unclear": unclear}, baseline="b",
+                          upper_bounds=[])
+    assert verdict(run, "clear").startswith("Cheaper than b (savings 20.00% [10.00%, 30.00%] per request")
+    assert "its answers are worse" in verdict(run, "clear") and "quality is worse" in verdict(run, "clear")
+    assert verdict(run, "unclear").startswith("No clear cost difference (savings 5.00%")
+    assert "answers about as many requests" in verdict(run, "unclear")
+    assert "quality is not clearly different" in verdict(run, "unclear")
+    assert "no clear change in p95 or p99 latency" in verdict(run, "unclear")
     assert verdict(run, "b").startswith("The baseline")
+
+
+def test_a_policy_that_answers_more_and_is_cheaper_per_answer_is_not_called_more_expensive():
+    """The outage case: the baseline drops a third of its traffic, which costs nothing, so per
+    request the candidate looks dearer; per answered request (what decides when availability
+    differs) it is cheaper, and the verdict says so with the split quality and the latency."""
+    from types import SimpleNamespace
+
+    from sim.report.verdict import verdict
+
+    # By hand: baseline $3.00/1k requests at 2/3 answered = $4.50/1k answered; candidate $3.70/1k
+    # requests, all answered = $3.70/1k answered: 1 − 3.70/3.00 = −23.3% per request, 1 − 3.70/4.50
+    # = +17.8% per answer.
+    candidate = _summary(success_rate=_m(1.0), savings_vs_baseline=_m(1 - 3.70 / 3.00, -0.25, -0.21),
+                         savings_per_answer_vs_baseline=_m(1 - 3.70 / 4.50, 0.16, 0.19),
+                         availability_delta_vs_baseline=_m(1 / 3, 0.33, 0.34),
+                         answered_quality_delta_vs_baseline=_m(-0.04, -0.05, -0.03),
+                         quality_delta_vs_baseline=_m(0.27, 0.26, 0.28),
+                         latency_p99_change_vs_baseline=_m(0.49, 0.40, 0.58))
+    run = SimpleNamespace(summary={"static": _summary(success_rate=_m(2 / 3)), "dynamic": candidate},
+                          baseline="static", upper_bounds=[])
+    text = verdict(run, "dynamic")
+    assert text.startswith("Cheaper per answered request than static (savings 17.78% [16.00%, 19.00%]), which "
+                           "decides because the two answer different shares of the traffic")
+    assert "per request it costs more (savings -23.33% [-25.00%, -21.00%]) only because it answers more" in text
+    assert "more expensive" not in text.lower()
+    assert "It answers more requests (availability 100.00%, +33.33 pp [+33.00, +34.00])" in text
+    assert "its answers are worse (quality of answered requests Δ -0.0400" in text
+    assert "p99 latency slower by 49.00%" in text and "p95" not in text
+
+
+def test_workloads_whose_quality_falls_past_the_gate_are_flagged_whatever_the_mean():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from sim.report.verdict import verdict, workload_drops
+
+    def workloads(support):
+        return pd.DataFrame({"mean_quality": [0.90, support]}, index=["chat", "support"])
+
+    run = SimpleNamespace(
+        summary={"b": _summary(), "c": _summary(quality_delta_vs_baseline=_m(-0.01, -0.015, -0.005))},
+        baseline="b", upper_bounds=[],
+        series={"b": SimpleNamespace(workloads=workloads(0.929)), "c": SimpleNamespace(workloads=workloads(0.871))})
+    assert workload_drops(run, "c", 0.02) == ["support 0.929 → 0.871 (−0.058)"]
+    assert workload_drops(run, "c", 0.06) == [] and workload_drops(run, "c", None) == []
+    assert "Quality falls by more than the gate's 0.02 in: support 0.929 → 0.871 (−0.058)" in verdict(run, "c", 0.02)
 
 
 def test_no_report_then_report_later(cli, tmp_path):

@@ -19,12 +19,24 @@ def test_time_to_failover_by_hand():
     ok = np.ones(300, dtype=bool)
     ok[100:130] = False  # the first 30 s of the fault fail
     # From t = 130 on, the next 30 s of arrivals all succeed: 30 s after the start at 100.
-    assert time_to_failover(arrival, ok, 100.0, 200.0) == 30.0
-    assert time_to_failover(arrival, np.ones(300, dtype=bool), 100.0, 200.0) == 0.0
+    assert time_to_failover(arrival, ok, 100.0, 200.0) == (30.0, True)
+    assert time_to_failover(arrival, np.ones(300, dtype=bool), 100.0, 200.0) == (0.0, True)
     never = np.ones(300, dtype=bool)
     never[100:200] = False
-    assert time_to_failover(arrival, never, 100.0, 200.0) == 100.0
-    assert np.isnan(time_to_failover(arrival, ok, 400.0, 500.0))  # no traffic in the window
+    # Every request of the fault fails; those after it succeed again, which is no recovery: the
+    # look-ahead of the fault's last 30 s used to reach them and call t = 171 a recovery.
+    assert time_to_failover(arrival, never, 100.0, 200.0) == (100.0, False)
+    late = np.ones(300, dtype=bool)
+    late[100:180] = False  # recovers at 180, with only 20 s of the fault left to look at
+    assert time_to_failover(arrival, late, 100.0, 200.0) == (100.0, False)
+    in_time = np.ones(300, dtype=bool)
+    in_time[100:170] = False  # recovers at 170: its 30 s look-ahead ends with the fault
+    assert time_to_failover(arrival, in_time, 100.0, 200.0) == (70.0, True)
+    # A fault shorter than the look-ahead: its first request looks to its end.
+    assert time_to_failover(arrival, ok, 150.0, 160.0) == (0.0, True)
+    assert time_to_failover(arrival, never, 150.0, 160.0) == (10.0, False)
+    t, recovered = time_to_failover(arrival, ok, 400.0, 500.0)  # no traffic in the window
+    assert np.isnan(t) and not recovered
 
 
 def test_fault_metrics_match_the_tables(tmp_path):
@@ -56,6 +68,8 @@ def test_fault_metrics_match_the_tables(tmp_path):
     # Without a fallback the traffic never recovers during either window; with one it never noticed.
     assert summary["alone"]["time_to_failover_s"]["mean"] == pytest.approx(np.mean([150.0, 100.0]))
     assert summary["fallback"]["time_to_failover_s"]["mean"] == 0.0
+    assert summary["alone"]["never_recovered_share"]["mean"] == 1.0
+    assert summary["fallback"]["never_recovered_share"]["mean"] == 0.0
     # Served during the fault by the slower backup: extra latency is the difference of means.
     fallback = requests[(requests.policy == "fallback") & (requests.status == "ok")]
     extra = []

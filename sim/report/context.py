@@ -9,7 +9,9 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import __version__
+from ..metric_registry import BY_NAME
 from . import headline
+from .decision import decision
 from .format import fmt_named, fmt_value, policy_label
 from .notes import run_warnings
 
@@ -24,7 +26,8 @@ def resilience_rows(run) -> list[dict]:
             "name": policy_label(run, name),
             "fault_success": fmt_named(s, "fault_success_rate"),
             "failed": fmt_named(s, "failed_in_faults"),
-            "ttf": fmt_named(s, "time_to_failover_s"),
+            "ttf": headline.failover_text(s),
+            "ttf_s": s["time_to_failover_s"]["mean"],
             "extra": fmt_named(s, "extra_latency_in_faults_s"),
             "attempts": fmt_named(s, "attempts_per_request"),
             "limited": fmt_named(s, "rate_limited_share"),
@@ -45,21 +48,31 @@ def fault_rows(run) -> list[dict]:
                                    zip(faults.kind, faults.target, faults.start_s, faults.end_s)])
     table = faults.groupby(["window", "policy"], sort=False).agg(
         windows=("requests", "size"), requests=("requests", "mean"), failed=("failed", "mean"),
-        success=("success_rate", "mean"), extra=("extra_latency_s", "mean"), ttf=("time_to_failover_s", "mean"))
+        success=("success_rate", "mean"), extra=("extra_latency_s", "mean"), ttf=("time_to_failover_s", "mean"),
+        recovered=("recovered", "mean"))
     rows = []
     for (window, policy), r in table.iterrows():
         rows.append({"window": window, "name": policy_label(run, policy), "windows": int(r.windows),
                      "requests": f"{r.requests:,.1f}", "failed": f"{r.failed:,.1f}", "success": fmt_value(r.success, "pct"),
-                     "extra": fmt_value(r.extra, "seconds"), "ttf": fmt_value(r.ttf, "seconds")})
+                     "extra": fmt_value(r.extra, "seconds"), "ttf_s": r.ttf,
+                     "ttf": "never" if r.recovered == 0 else fmt_value(r.ttf, "seconds") if r.recovered == 1
+                     else f"{fmt_value(r.ttf, 'seconds')} ({1 - r.recovered:.0%} never)"})
     return rows
 
 
-def workload_rows(run) -> list[dict]:
+def workload_rows(run, max_quality_drop: float | None) -> list[dict]:
+    """Per policy and workload, with the quality's change from the baseline's on that workload
+    (flagged when it falls by more than the quality gate)."""
     rows = []
+    base = run.series[run.baseline].workloads
     for name in run.policies:
         for workload, r in run.series[name].workloads.iterrows():
+            delta = r.mean_quality - base.mean_quality[workload] if workload in base.index else None
             rows.append({"name": policy_label(run, name), "workload": workload, "requests": f"{r.requests:,.0f}",
                          "success": fmt_value(r.success_rate, "pct"), "quality": f"{r.mean_quality:.4f}",
+                         "delta": "—" if name == run.baseline or delta is None else f"{delta:+.4f}",
+                         "flagged": (name != run.baseline and delta is not None and max_quality_drop is not None
+                                     and -delta > max_quality_drop),
                          "cost_1k": f"${r.cost_per_1k_usd:,.4f}"})
     return rows
 
@@ -114,16 +127,47 @@ def bound_notes(run) -> list[dict]:
              or "ground truth no production router has"} for name in run.upper_bounds]
 
 
+def glossary(run) -> list[dict]:
+    """Every metric the report shows, with its definition from the registry: a forwarded
+    report.html must explain itself without docs/metrics.md."""
+    shown = [metric for metric, _ in headline.HEADLINE] + list(RESILIENCE_SHOWN)
+    if run.comparisons:
+        shown += ["strong_call_share", "pgr", "apgr", "cpt_50", "cpt_80", "aiq", "random_mix_aiq"]
+    out = []
+    for name in dict.fromkeys(shown):
+        definition = _plain(BY_NAME[name].definition)
+        # For HTML: the text between backticks is code (odd pieces of the split).
+        out.append({"name": name, "definition": definition,
+                    "pieces": [(piece, k % 2 == 1) for k, piece in enumerate(definition.split("`"))]})
+    return out
+
+
+def _plain(markdown: str) -> str:
+    """A registry definition without Markdown's escapes, for either template."""
+    return markdown.replace("\\|", "|")
+
+
+#: The resilience table's metrics, in its column order.
+RESILIENCE_SHOWN = ("fault_success_rate", "failed_in_faults", "time_to_failover_s", "never_recovered_share",
+                    "extra_latency_in_faults_s", "attempts_per_request", "rate_limited_share", "hedge_cost_share",
+                    "breaker_open_s", "error_budget_burn")
+
+
 def report_context(run, figures: dict[str, str]) -> dict:
     sizes = run.requests_per_replication
+    decided = decision(run)
     return {
         "scenario": run.scenario, "description": run.description, "seed": run.seed,
         "replications": run.replications, "baseline": run.baseline, "version": __version__,
         "requests": f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}",
         "models": len(run.resolved.get("models", {})), "horizon": f"{run.horizon_s:,.0f}",
-        "headline_columns": [title for _, title in headline.HEADLINE], "headline": headline.rows(run),
+        "decision": decided,
+        "headline_columns": [title for _, title in headline.HEADLINE],
+        "headline": headline.rows(run, decided.max_quality_drop),
         "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),
         "resilience": resilience_rows(run), "faults": fault_summary(run),
-        "fault_rows": fault_rows(run), "workload_rows": workload_rows(run), "decisions": decision_rows(run),
+        "fault_rows": fault_rows(run), "workload_rows": workload_rows(run, decided.max_quality_drop),
+        "max_quality_drop": decided.max_quality_drop, "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,
+        "glossary": glossary(run),
     }

@@ -8,10 +8,13 @@ from .notes import run_warnings
 _COLUMNS = (  # (title, metric); formats follow the registry's units
     ("policy", None),
     ("cost/1k req", "cost_per_1k_requests_usd"),
+    ("cost/1k answered", "cost_per_1k_successes_usd"),
     ("savings", "savings_vs_baseline"),
+    ("savings/answer", "savings_per_answer_vs_baseline"),
+    ("success", "success_rate"),
+    ("answer quality", "answered_quality"),
     ("quality", "mean_quality"),
     ("Δ quality", "quality_delta_vs_baseline"),
-    ("success", "success_rate"),
     ("p95 s", "latency_p95_s"),
     ("fallback", "fallback_rate"),
 )
@@ -33,6 +36,7 @@ def comparison_table(result) -> str:
         given = result.knowledge.get(name, {}).get("exact_truth") or "ground truth"
         lines.append(f"\n† {name}: given {given}; an unreachable upper bound for scale, never a policy to deploy.")
     lines.append(f"\n* baseline. Means over {result.replications} replication(s), seed {result.seed}; "
-                 "confidence intervals in report.md and summary.json.")
+                 "confidence intervals in report.md and summary.json. When availability differs, compare cost per "
+                 "answered request: failed requests cost nothing.")
     lines += [f"warning: {w}" for w in run_warnings(result)]
     return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""The report opens with the decision: the gate's checks (from the last `routesim gate` on the
+run, or the scenario's `gates:`), checked against values computed from the tables with pandas;
+and it explains itself (no faults said in words, a glossary of what it shows)."""
+
+from __future__ import annotations
+
+import html as html_text
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import read, run_scenario_data, scenario
+
+POLICIES = {"static-big": {"kind": "static", "model": "big"},
+            "cheap": {"kind": "static", "model": "small", "fallbacks": ["big"]},
+            "oracle": {"kind": "oracle"}}
+
+
+def _paired_savings_interval(out, candidate: str, baseline: str) -> tuple[float, float, float]:
+    """(mean, lo, hi) of the per-replication savings, from requests.parquet."""
+    cost = read(out).groupby(["policy", "replication"]).cost_usd.sum()
+    savings = 1 - cost[candidate] / cost[baseline]
+    mean, half = savings.mean(), stats.t.ppf(0.975, len(savings) - 1) * savings.std(ddof=1) / np.sqrt(len(savings))
+    return mean, mean - half, mean + half
+
+
+def _decision_section(html: str) -> str:
+    return html.split('<h2 id="decision">', 1)[1].split("<h2>", 1)[0]
+
+
+@pytest.fixture
+def run(tmp_path):
+    return run_scenario_data(tmp_path, scenario(replications=3, policies=POLICIES, baseline="static-big"))
+
+
+def test_a_gate_run_on_the_folder_opens_the_report(run, cli):
+    before = (run / "report.html").read_text()
+    assert "No rollout gate" in _decision_section(before)
+    result = cli("gate", run, "--candidate", "cheap", "--min-savings", "0.5", "--max-quality-drop", "0.02")
+    assert result.exit_code == 1, result.output  # 'cheap' saves a lot but answers worse
+    record = json.loads((run / "gate.json").read_text())
+    assert record["candidate"] == "cheap" and record["baseline"] == "static-big" and record["passed"] is False
+    assert record["command"].startswith("routesim gate ") and "--max-quality-drop 0.02" in record["command"]
+    checks = {c["name"]: c for c in record["checks"]}
+    mean, lo, hi = _paired_savings_interval(run, "cheap", "static-big")
+    assert checks["min_savings"]["mean"] == pytest.approx(mean) and checks["min_savings"]["lo"] == pytest.approx(lo)
+    assert checks["min_savings"]["passed"] == bool(lo >= 0.5)
+    quality = read(run).groupby(["policy", "replication"]).quality.mean()
+    drop = quality["static-big"] - quality["cheap"]
+    assert checks["max_quality_drop"]["mean"] == pytest.approx(drop.mean())
+    assert checks["max_quality_drop"]["passed"] is False and drop.mean() > 0.02
+    # The report, rewritten by the gate, opens with it: each check, the overall result, the command.
+    section = _decision_section((run / "report.html").read_text())
+    assert 'data-candidate="cheap" data-passed="false"' in section
+    assert "cheap vs static-big: <span class=\"fail\">FAIL</span>" in section
+    assert "min_savings (savings vs baseline)" in section and "max_quality_drop (quality drop vs baseline)" in section
+    assert f"{lo * 100:.2f}% (lower 95% bound)" in section
+    assert "routesim gate" in section
+    assert "gate.json" in json.loads((run / "routesim-manifest.json").read_text())["files"]
+    md = (run / "report.md").read_text()
+    assert md.index("**cheap vs static-big: FAIL**") < md.index("## Static vs manual vs dynamic")
+    # A later gate replaces the record (routesim's own file).
+    assert cli("gate", run, "--candidate", "cheap", "--min-savings", "0.5").exit_code == 0
+    assert json.loads((run / "gate.json").read_text())["passed"] is True
+    assert 'data-passed="true"' in _decision_section((run / "report.html").read_text())
+
+
+def test_a_gate_never_overwrites_a_file_it_did_not_write(run, cli):
+    mine = run / "gate.json"
+    mine.write_text("my notes\n")
+    result = cli("gate", run, "--candidate", "cheap", "--min-savings", "0.5", "--max-quality-drop", "0.02")
+    assert result.exit_code == 1  # the verdict stands and sets the exit code
+    assert "FAIL (max_quality_drop)" in result.output
+    assert "the gate's result was not recorded" in result.output and "gate.json" in result.output
+    assert mine.read_text() == "my notes\n"
+
+
+def test_scenario_gates_without_a_candidate_check_every_deployable_policy(tmp_path):
+    data = scenario(replications=3, policies=POLICIES, baseline="static-big", gates={"min_savings": 0.5})
+    out = run_scenario_data(tmp_path, data)
+    section = _decision_section((out / "report.html").read_text())
+    assert "Checks from the scenario's <code>gates:</code> section" in section
+    assert re.findall(r'data-candidate="([^"]+)"', section) == ["cheap"]  # not the baseline, not the oracle
+    mean, lo, _ = _paired_savings_interval(out, "cheap", "static-big")
+    assert f"{mean * 100:.2f}% [{lo * 100:.2f}%" in section
+
+
+def test_no_faults_is_said_in_words_and_the_glossary_defines_what_is_shown(run):
+    from sim.metric_registry import BY_NAME
+    from sim.report.headline import HEADLINE
+
+    html, md = (run / "report.html").read_text(), (run / "report.md").read_text()
+    for text in (html, md):
+        assert "No faults in this scenario" in text
+        assert "Success during faults" not in text  # the all-n/a resilience table is left out
+    glossary = html.split('<h2 id="glossary">', 1)[1]
+    for metric, _ in HEADLINE:
+        definition = BY_NAME[metric].definition.replace("\\|", "|").replace("`", "")
+        shown = re.sub(r"</?code>", "", glossary.split(f'id="metric-{metric}"', 1)[1].split("</dd>", 1)[0])
+        assert definition in html_text.unescape(shown), metric
+    assert "docs/metrics.md" not in html
