@@ -48,16 +48,17 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def _progress_bar(enabled: bool):
-    """A rich progress bar on a terminal; nothing in CI or pipes."""
+def _progress_bar(enabled: bool, total: int | None = None, unit: str = "runs"):
+    """A rich progress bar on a terminal (``total`` steps of ``unit`` when known, else a
+    count); nothing in CI or pipes."""
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("simulating", total=None)
+    count = TextColumn("{task.completed}/{task.total} " + unit if total is not None else "{task.completed} " + unit)
+    with Progress(TextColumn("{task.description}"), BarColumn(), count, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=total)
 
         def update(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=label)
@@ -93,15 +94,24 @@ def run(
         from .runner import run_to_folder
 
         out = out or Path("reports") / loaded.scenario.name
-        with _progress_bar(_interactive()) as progress:
+        runs = (replications or loaded.scenario.replications) * len(loaded.scenario.policies)
+        with _progress_bar(_interactive(), total=runs) as progress:
             result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
                                    report=not no_report, jobs=jobs)
     if not (out / "summary.json").is_file():  # never exit 0 without the outputs
         raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
     warn(result.warnings)
     typer.echo(comparison_table(result))
-    reports = "" if no_report else "report.html, report.md, "
-    typer.echo(f"\nwrote {out}/ ({reports}summary.json, requests.parquet, attempts.parquet, decisions.parquet)")
+    typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
+
+
+def _written_files(folder: Path) -> list[str]:
+    """What routesim wrote into a run folder (its manifest), the report first."""
+    from .run_folder import read_manifest
+
+    first = ("report.html", "report.md", "summary.json", "summary.csv")
+    files = read_manifest(folder) or []
+    return [f for f in first if f in files] + sorted(f for f in files if f not in first)
 
 
 @app.command()
@@ -125,7 +135,7 @@ def sweep(
         from .pools import cores
 
         workers = workers or cores()
-        with _progress_bar(_interactive()) as progress:
+        with _progress_bar(_interactive(), total=len(loaded.cells), unit="cells") as progress:
             ran, reused = run_sweep(loaded, out, workers=workers, dask=dask, progress=progress)
     if not (out / "sweep.parquet").is_file():  # never exit 0 without the outputs
         raise RuntimeError(f"the sweep finished but {out / 'sweep.parquet'} is missing")
@@ -159,7 +169,7 @@ def tune(
         out = out or Path("reports") / "tune" / f"{found.base.get('name', scenario.stem)}-{policy}"
         from .pools import cores
 
-        with _progress_bar(_interactive()) as progress:
+        with _progress_bar(_interactive(), unit="candidates") as progress:
             result = run_tune(found, out, workers=workers or cores(), dask=dask, progress=progress,
                               trials=trials if search == "optuna" else None)
     if not (out / "tune.md").is_file():

@@ -170,21 +170,22 @@ def trace_import(
 def trace_inspect(
     path: Path = typer.Argument(..., help="Trace file (.csv, .jsonl, .parquet)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv, jsonl or parquet (default: from the suffix)."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Where to write the figure "
-                                       "(default: TRACE's name with -inspect.png, in the current folder)."),
-    no_png: bool = typer.Option(False, "--no-png", help="Print the summary only."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also draw the trace's figure (arrival rate, token "
+                                       "histograms per workload) into this file."),
+    no_png: bool = typer.Option(False, "--no-png", hidden=True,
+                                help="No figure (the default; kept so older scripts still run)."),
 ) -> None:
-    """Print a trace's size, mean and peak rate, burstiness and token percentiles per workload; draw its figure."""
+    """Print a trace's size, mean and peak rate, burstiness and token percentiles per workload; with --png, draw
+    its figure."""
     from .files import check_writable
     from .trace import describe, read_trace
 
-    png = png or Path(f"{path.stem}-inspect.png")
     with user_errors():
-        if not no_png:
+        if png is not None:
             check_writable(png, "figure")  # before reading a trace that may be large
         trace = read_trace(path, fmt)
     typer.echo(describe(trace))
-    if not no_png:
+    if png is not None and not no_png:
         from .report.trace_figure import trace_figure
 
         trace_figure(trace, png)

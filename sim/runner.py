@@ -520,6 +520,9 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
         write_replications(result, folder)
         write_summary(result, folder)
         if report:
+            if progress:
+                total = replications * len(sc.policies)
+                progress(total, total, "drawing the figures and writing the report")
             release_memory()  # the run's, before the report's: the peak is the larger of the two, not their sum
             write_report(folder)  # from the files just written, as `routesim report` would
     return result

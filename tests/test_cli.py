@@ -147,7 +147,7 @@ def test_python_dash_m_sim_and_usage_errors(tmp_path):
 
 
 def test_trace_generate_and_inspect(cli, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # inspect draws its figure in the current folder
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current folder unasked
     path = write_scenario(tmp_path, scenario())
     out = tmp_path / "gen.parquet"
     result = cli("trace", "generate", path, "--out", out)
@@ -157,7 +157,9 @@ def test_trace_generate_and_inspect(cli, tmp_path, monkeypatch):
     result = cli("trace", "inspect", out)
     assert result.exit_code == 0
     assert f"requests: {len(frame):,}" in result.output
-    assert (tmp_path / "gen-inspect.png").stat().st_size > 10_000
+    assert not list(tmp_path.glob("*.png"))  # no figure unless asked for
+    result = cli("trace", "inspect", out, "--png", tmp_path / "figure.png")
+    assert result.exit_code == 0 and (tmp_path / "figure.png").stat().st_size > 10_000
     result = cli("trace", "generate", path, "--out", tmp_path / "no-suffix")
     assert result.exit_code == 2 and "no-suffix: cannot tell the format" in result.output
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())

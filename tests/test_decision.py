@@ -102,3 +102,28 @@ def test_no_faults_is_said_in_words_and_the_glossary_defines_what_is_shown(run):
         shown = re.sub(r"</?code>", "", glossary.split(f'id="metric-{metric}"', 1)[1].split("</dd>", 1)[0])
         assert definition in html_text.unescape(shown), metric
     assert "docs/metrics.md" not in html
+
+
+def test_a_defence_that_makes_a_policy_worse_is_called_out(tmp_path):
+    from sim.report.defences import defence_pairs
+
+    policies = {"static-big": {"kind": "static", "model": "big", "fallbacks": ["small"]},
+                # The same policy with a router setting of its own that hurts: answers slower than 1.5 s time out.
+                "static-big+tight": {"kind": "static", "model": "big", "fallbacks": ["small"],
+                                     "router": {"timeout_s": 1.5, "max_attempts": 1}},
+                "cheap": {"kind": "static", "model": "small"}}
+    out = run_scenario_data(tmp_path, scenario(replications=3, policies=policies, baseline="static-big"))
+    import yaml
+
+    resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
+    assert defence_pairs(resolved) == [("static-big+tight", "static-big")]
+    success = read(out).assign(ok=lambda f: f.status == "ok").groupby(["policy", "replication"]).ok.mean()
+    difference = success["static-big+tight"] - success["static-big"]
+    mean, half = difference.mean(), stats.t.ppf(0.975, 2) * difference.std(ddof=1) / np.sqrt(3)
+    assert mean + half < 0  # clearly worse, by the tables
+    md = (out / "report.md").read_text()
+    warning = md.split("**Warnings**", 1)[1].split("\n## ", 1)[0]
+    assert "static-big+tight: its own router settings (max_attempts, timeout_s) made it worse than static-big" in warning
+    assert f"a paired difference of {mean * 100:.2f}% [{(mean - half) * 100:.2f}%, {(mean + half) * 100:.2f}%]" in warning
+    assert md.index("**Warnings**") < md.index("## Resilience")  # beside the headline, not at the end
+    assert "cheap:" not in warning  # no twin, no comparison

@@ -29,7 +29,11 @@ def test_the_tour_runs(cli, tmp_path, monkeypatch):
     for args in commands:
         for previous, a in zip([""] + args, list(args)):
             if previous in ("--out", "-o", "--png"):
+                # A reader who pastes the tour gets its files under reports/, which .gitignore covers.
+                assert a.startswith("reports/"), (args, a)
                 moved[a] = str(tmp_path / Path(a).name)
+        if args[:2] == ["trace", "import"]:
+            assert args[-1].startswith("reports/"), args
         args = [moved.get(a, a) for a in args]
         if args[:2] == ["trace", "import"]:
             if not Path(args[-2]).exists():  # ../shared/data is not in every clone: a stand-in in its format

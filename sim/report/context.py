@@ -12,6 +12,7 @@ from .. import __version__
 from ..metric_registry import BY_NAME
 from . import headline
 from .decision import decision
+from .defences import defence_regressions
 from .format import fmt_named, fmt_value, policy_label
 from .notes import run_warnings
 
@@ -168,6 +169,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "resilience": resilience_rows(run), "faults": fault_summary(run),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run, decided.max_quality_drop),
         "max_quality_drop": decided.max_quality_drop, "decisions": decision_rows(run),
-        "comparisons": comparison_tables(run), "warnings": run_warnings(run), "figures": figures,
+        "comparisons": comparison_tables(run), "warnings": run_warnings(run) + defence_regressions(run),
+        "figures": figures,
         "glossary": glossary(run),
     }
