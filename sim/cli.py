@@ -110,7 +110,7 @@ def _written_files(folder: Path) -> list[str]:
     from .run_folder import read_manifest
 
     first = ("report.html", "report.md", "summary.json", "summary.csv")
-    files = read_manifest(folder) or []
+    files = [f for f in read_manifest(folder) or [] if (folder / f).is_file()]
     return [f for f in first if f in files] + sorted(f for f in files if f not in first)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 #: Import name -> the distribution pyproject.toml requires (a test keeps the two in step).
 REQUIRED = {"typer": "typer", "simpy": "simpy", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
-            "matplotlib": "matplotlib", "yaml": "pyyaml", "pydantic": "pydantic", "jinja2": "jinja2", "scipy": "scipy"}
+            "matplotlib": "matplotlib", "adjustText": "adjusttext", "yaml": "pyyaml", "pydantic": "pydantic", "jinja2": "jinja2", "scipy": "scipy"}
 MISSING_DEPENDENCY = ("routesim cannot start: the package '{}' is not installed. Install routesim with its "
                       "dependencies, e.g. python -m venv .venv && . .venv/bin/activate && pip install -e .")
 #: The exit code when the dependencies are missing and cannot be installed: bad input, like a bad file.

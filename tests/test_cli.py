@@ -27,9 +27,13 @@ def test_run_writes_every_output_with_the_design_names(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert "static-big *" in result.output  # the comparison table, baseline marked
     for name in ("requests.parquet", "attempts.parquet", "decisions.parquet", "summary.json", "summary.csv",
-                 "report.md", "scenario.resolved.yaml", "cost_vs_quality.png", "latency_cdf.png", "success_over_time.png"):
+                 "report.md", "scenario.resolved.yaml", "cost_vs_quality.png", "latency_cdf.png"):
         assert (out / name).stat().st_size > 0, name
+        assert name in result.output.rsplit("wrote ", 1)[1]  # the closing line names every file written
     requests = pd.read_parquet(out / "requests.parquet")
+    # Success over time is drawn only when a request failed: a flat line at 1 says nothing.
+    assert (out / "success_over_time.png").exists() == (requests.status != "ok").any()
+    assert ("success_over_time.png" in result.output) == (requests.status != "ok").any()
     assert list(requests.columns[:len(REQUEST_COLUMNS)]) == REQUEST_COLUMNS
     assert list(pd.read_parquet(out / "attempts.parquet").columns[:len(ATTEMPT_COLUMNS)]) == ATTEMPT_COLUMNS
     summary = json.loads((out / "summary.json").read_text())

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import InputError, Problem
 from ..run_folder import read_run_files, scan_table
+from ..stats import mean_ci
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs
@@ -33,7 +34,8 @@ class PolicySeries:
     success_total: np.ndarray
     served_by_model: dict[str, np.ndarray]  # per time bin, requests answered by each model, summed
     cumulative_cost: np.ndarray  # USD spent by the end of each bin, mean over replications
-    workloads: pd.DataFrame  # per workload: requests, success_rate, mean_quality, cost_per_1k_usd (means)
+    workloads: pd.DataFrame  # per workload: requests, success_rate, mean_quality, cost_per_1k_usd (means),
+    # quality_lo and quality_hi (the quality's 95% interval over replications; None with one)
 
 
 @dataclass
@@ -149,6 +151,11 @@ def _series(folder: Path, policy: str, edges: np.ndarray) -> PolicySeries:
         per_workload.append(tally.workload_table())
     workloads = pd.concat(per_workload).groupby(level=0).mean()
     workloads["cost_per_1k_usd"] = workloads.cost_usd / workloads.requests * 1000.0
+    # The quality's 95% interval over replications, per workload (the figure's error bars).
+    intervals = {w: mean_ci(q.to_numpy(), bounds=(0.0, 1.0))["ci95"]
+                 for w, q in pd.concat(per_workload).mean_quality.groupby(level=0)}
+    workloads["quality_lo"] = [intervals[w][0] for w in workloads.index]
+    workloads["quality_hi"] = [intervals[w][1] for w in workloads.index]
     # Replications without a successful request have no quantiles; the others are averaged.
     answered = [q for q in quantiles if not np.isnan(q).all()]
     mean_quantiles = np.mean(answered, axis=0) if answered else quantiles[0]
