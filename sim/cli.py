@@ -103,6 +103,22 @@ def run(
     warn(result.warnings)
     typer.echo(comparison_table(result))
     typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
+    _update_index(out)
+
+
+def _update_index(out: Path) -> None:
+    """The index of the folder holding the run (reports/, or one that has routesim's index);
+    a failure here does not undo the run, it is a warning."""
+    from .run_index import index_after_run
+
+    try:
+        index = index_after_run(out, Path("reports"))
+    except InputError as exc:
+        for problem in exc.problems:
+            typer.echo(f"warning: the index of runs was not updated: {problem}", err=True)
+        return
+    if index is not None:
+        typer.echo(f"updated {index}")
 
 
 def _written_files(folder: Path) -> list[str]:
@@ -241,6 +257,36 @@ def gate(
             typer.echo(f"warning: the gate's result was not recorded: {problem}", err=True)
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    run_a: Path = typer.Argument(..., help="A finished run folder (before)."),
+    run_b: Path = typer.Argument(..., help="Another (after): a price change, a new policy version, a new seed."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Also write the comparison as a self-contained page "
+                                        "here (replaced only if routesim compare wrote it)."),
+) -> None:
+    """What changed between two runs (scenario, seed, version) and every headline metric of the policies they
+    share, with the difference and its 95% interval."""
+    from .compare_runs import compare_runs, terminal_text, write_html
+
+    with user_errors():
+        comparison = compare_runs(run_a, run_b)
+        if html is not None:
+            write_html(comparison, html)
+    typer.echo(terminal_text(comparison))
+    if html is not None:
+        typer.echo(f"\nwrote {html}")
+
+
+@app.command()
+def index(folder: Path = typer.Argument(Path("reports"), help="A folder of run folders (default reports/).")) -> None:
+    """Write FOLDER/index.html: its runs, newest first, with scenario, seed, replications, gate result and links."""
+    from .run_index import write_index
+
+    with user_errors():
+        path = write_index(folder)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

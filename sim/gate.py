@@ -203,20 +203,6 @@ def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
 GATE_FILE = "gate.json"
 
 
-class _RecordedCheck(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    name: str
-    measured: str
-    threshold: float
-    mean: float | None
-    lo: float | None
-    hi: float | None
-    decided_on: float | None
-    basis: str
-    passed: bool
-
-
 class GateRecord(BaseModel):
     """gate.json: what the last ``routesim gate`` on this run checked, and its result."""
 
@@ -225,17 +211,13 @@ class GateRecord(BaseModel):
     command: str
     candidate: str
     baseline: str
-    checks: list[_RecordedCheck]
+    checks: list[Check]  # pydantic checks the dataclass's fields
     passed: bool
-
-    @property
-    def check_objects(self) -> list[Check]:
-        return [Check(**c.model_dump()) for c in self.checks]
 
 
 def gate_record(checks: list[Check], candidate: str, baseline: str, command: str) -> GateRecord:
-    return GateRecord(command=command, candidate=candidate, baseline=baseline,
-                      checks=[_RecordedCheck(**vars(c)) for c in checks], passed=all(c.passed for c in checks))
+    return GateRecord(command=command, candidate=candidate, baseline=baseline, checks=checks,
+                      passed=all(c.passed for c in checks))
 
 
 def record_gate(folder: Path, record: GateRecord) -> None:

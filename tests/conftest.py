@@ -98,3 +98,29 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+def open_in_chromium(page_file: Path, scripts: list[str], screenshot: Path | None = None) -> tuple[list[str], list]:
+    """Open a page in the system's headless Chromium (skipping the test without it): the
+    console errors and page errors it raised, and the value of each script evaluated there."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's package where apt-get works)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(page_file.as_uri())
+        values = [page.evaluate(script) for script in scripts]
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return problems, values
+

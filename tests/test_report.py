@@ -13,7 +13,7 @@ import pytest
 from sim.metric_registry import BY_NAME
 from sim.report.headline import HEADLINE
 
-from conftest import run_scenario_data, scenario
+from conftest import open_in_chromium, run_scenario_data, scenario
 
 FAULTY = dict(replications=3, events=[{"kind": "outage", "model": "big", "start_s": 200, "end_s": 350}],
               policies={"static-big": {"kind": "static", "model": "big"},
@@ -135,23 +135,9 @@ def test_report_rebuilds_the_same_files(run, cli, tmp_path):
 
 
 def test_the_html_opens_in_headless_chromium(run, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (.ci/run installs Debian's package where apt-get works)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    problems = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto((run / "report.html").as_uri())
-        images = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        browser.close()
+    shot = tmp_path / "report.png"
+    problems, (images,) = open_in_chromium(run / "report.html",
+                                           ["[...document.images].map(i => i.complete && i.naturalWidth > 0)"], shot)
     assert problems == []
     assert len(images) == 6 and all(images)
     from PIL import Image

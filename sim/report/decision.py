@@ -46,7 +46,7 @@ def _rows(checks: list[Check]) -> list[GateRow]:
 def decision(run) -> Decision:
     recorded = read_gate(run.folder)
     if recorded is not None:
-        checks = recorded.check_objects
+        checks = recorded.checks
         drop = next((c.threshold for c in checks if c.name == "max_quality_drop"), None)
         result = GateResult(recorded.candidate, recorded.baseline, _rows(checks), recorded.passed)
         return Decision(recorded.command, [result], drop)

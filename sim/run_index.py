@@ -1,0 +1,100 @@
+"""``reports/index.html``: the runs in a folder at a glance, newest first: scenario,
+when it ran, seed, replications, the gate's result (gate.json) and links.
+
+It is rebuilt after each ``routesim run`` into ``reports/`` (or into a folder that
+already has routesim's index), and by ``routesim index FOLDER``. The page's first
+line marks it as routesim's: an ``index.html`` without it is the user's and is
+never replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError, Problem
+from .run_folder import MANIFEST
+
+INDEX = "index.html"
+MARKER = "<!-- routesim index of runs -->"
+
+
+@dataclass
+class IndexedRun:
+    name: str  # the folder's name, as the link
+    scenario: str
+    finished: str  # when summary.json was written (local time)
+    seed: str
+    replications: str
+    baseline: str
+    policies: str
+    gate: str  # "PASS: dynamic vs static-gpt5", "FAIL: ...", or "" when no gate ran
+    gate_passed: bool | None
+    has_report: bool
+    problem: str  # why the folder could not be read ("" when it could)
+    mtime: float
+
+
+def _ours(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\n") == MARKER
+    except OSError:
+        return False
+
+
+def find_runs(folder: Path) -> list[IndexedRun]:
+    """Every run folder directly inside ``folder`` (one with routesim's manifest), newest first."""
+    from .gate import read_gate
+    from .run_folder import read_run_files
+
+    runs = []
+    for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir() and (p / MANIFEST).is_file()):
+        summary_path = sub / "summary.json"
+        mtime = summary_path.stat().st_mtime if summary_path.is_file() else sub.stat().st_mtime
+        finished = dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+        try:
+            summary, _ = read_run_files(sub)
+            gate = read_gate(sub)
+        except InputError as exc:  # listed, with what is wrong, rather than failing the whole index
+            runs.append(IndexedRun(sub.name, "", finished, "", "", "", "", "", None, False,
+                                   "; ".join(p.message for p in exc.problems), mtime))
+            continue
+        verdict = "" if gate is None else \
+            f"{'PASS' if gate.passed else 'FAIL'}: {gate.candidate} vs {gate.baseline}"
+        runs.append(IndexedRun(sub.name, summary["scenario"], finished, str(summary["seed"]),
+                               str(summary["replications"]), summary["baseline"], ", ".join(summary["policies"]),
+                               verdict, None if gate is None else gate.passed, (sub / "report.html").is_file(), "",
+                               mtime))
+    return sorted(runs, key=lambda r: (-r.mtime, r.name))
+
+
+def write_index(folder: Path) -> Path:
+    """Write ``folder``/index.html (replacing only routesim's own); returns its path."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    from .files import atomic_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(Problem("not a folder" if folder.exists() else "folder not found", file=str(folder)))
+    path = folder / INDEX
+    if path.exists() and not _ours(path):
+        raise InputError(Problem("exists and is not routesim's index of runs; it is left as it is", file=str(path)))
+    env = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(["html", "j2"]))
+    html = env.get_template("index.html.j2").render(folder=folder.name or str(folder), runs=find_runs(folder))
+    with atomic_file(path, "index") as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return path
+
+
+def index_after_run(run_folder: Path, default_reports: Path) -> Path | None:
+    """After a run: rebuild the index of the folder holding it when that is the default
+    reports folder or already has routesim's index; elsewhere nothing is written unasked."""
+    parent = Path(run_folder).absolute().parent
+    if parent == Path(default_reports).absolute() or _ours(parent / INDEX):
+        return write_index(parent)
+    return None
+
