@@ -127,3 +127,41 @@ def test_a_defence_that_makes_a_policy_worse_is_called_out(tmp_path):
     assert f"a paired difference of {mean * 100:.2f}% [{(mean - half) * 100:.2f}%, {(mean + half) * 100:.2f}%]" in warning
     assert md.index("**Warnings**") < md.index("## Resilience")  # beside the headline, not at the end
     assert "cheap:" not in warning  # no twin, no comparison
+
+
+def test_a_new_run_into_the_folder_drops_the_old_gate(run, cli):
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    assert cli("gate", run, "--candidate", "cheap", "--min-savings", "0.5").exit_code == 0
+    assert (run / "gate.json").is_file()
+    run_to_folder(load_scenario(run.parent / "scenario.yaml"), run)  # what the gate checked is gone
+    assert not (run / "gate.json").exists()
+    assert "No rollout gate" in _decision_section((run / "report.html").read_text())
+
+
+def test_the_outage_run_calls_dynamic_cheaper_per_answer_and_more_available(tmp_path):
+    """The issue's case: `routesim run scenarios/outage.yaml --seed 7 -r 10`. Static GPT-5 drops the
+    outage's traffic, which costs nothing; per answered request dynamic is cheaper, and the verdict
+    says so with the numbers, computed here from requests.parquet."""
+    from conftest import ROOT
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    out = tmp_path / "outage"
+    run_to_folder(load_scenario(ROOT / "scenarios" / "outage.yaml"), out, seed=7, replications=10, jobs=1)
+    requests = read(out).assign(ok=lambda f: f.status == "ok")
+    per_run = requests.groupby(["policy", "replication"]).agg(cost=("cost_usd", "sum"), ok=("ok", "sum"),
+                                                              success=("ok", "mean"))
+    per_answer = per_run.cost / per_run.ok
+    savings = 1 - per_answer["dynamic"] / per_answer["static-gpt5"]
+    half = stats.t.ppf(0.975, len(savings) - 1) * savings.std(ddof=1) / np.sqrt(len(savings))
+    assert savings.mean() - half > 0  # cheaper per answer, clearly
+    availability = per_run.success["dynamic"] - per_run.success["static-gpt5"]
+    md = (out / "report.md").read_text()
+    verdict = md.split("- **dynamic**: ", 1)[1].split("\n", 1)[0]
+    assert verdict.startswith(f"Cheaper per answered request than static-gpt5 (savings {savings.mean() * 100:.2f}% "
+                              f"[{(savings.mean() - half) * 100:.2f}%, {(savings.mean() + half) * 100:.2f}%])")
+    assert f"It answers more requests (availability {per_run.success['dynamic'].mean() * 100:.2f}%, " \
+           f"+{availability.mean() * 100:.2f} pp" in verdict
+    assert "more expensive" not in verdict.lower()
