@@ -124,3 +124,18 @@ def open_in_chromium(page_file: Path, scripts: list[str], screenshot: Path | Non
         browser.close()
     return problems, values
 
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL (tests/postgres.py) for the session: its URL, a database 'litellm'."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed (the logs extra)")
+    from postgres import Cluster
+
+    try:
+        cluster = Cluster()
+        cluster.start()
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL here: {exc}")
+    yield cluster.url
+    cluster.stop()
