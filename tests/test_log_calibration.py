@@ -1,0 +1,90 @@
+"""Per-deployment calibration from a LiteLLM proxy's logs, on logs made here with known prices,
+error rates and latency distributions: the tallies recover them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+PRICES = {"dep-a": (1.25, 10.0), "dep-b": (3.0, 15.0)}  # USD per million input, output tokens
+
+
+def synthetic_log(n: int = 20_000, seed: int = 3, price_change_at: int | None = None) -> pd.DataFrame:
+    """Calls alternating between two deployments, in the shape ``spend_logs.normalize`` gives:
+    every 50th call of dep-a fails, every 40th call is a cache hit (free), latencies drawn from
+    lognormals with known medians, spend at the deployment's price (doubled from call
+    ``price_change_at`` on, when given)."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(n)
+    deployment = np.where(k % 2 == 0, "dep-a", "dep-b")
+    start = pd.Timestamp("2026-11-02 09:00", tz="UTC") + pd.to_timedelta(k * 0.5, unit="s")
+    ttft = rng.lognormal(np.log(np.where(deployment == "dep-a", 0.8, 1.6)), 0.4)
+    speed = rng.lognormal(np.log(np.where(deployment == "dep-a", 80.0, 50.0)), 0.3)
+    inputs = rng.integers(50, 4000, n)
+    outputs = rng.integers(100, 800, n)
+    failed = (deployment == "dep-a") & (k % 100 == 0)  # every 50th call of dep-a
+    cache = (k % 40 == 1) & ~failed
+    price_in = np.array([PRICES[d][0] for d in deployment])
+    price_out = np.array([PRICES[d][1] for d in deployment])
+    if price_change_at is not None:
+        later = (k >= price_change_at) & (deployment == "dep-a")
+        price_in, price_out = np.where(later, price_in * 2, price_in), np.where(later, price_out * 2, price_out)
+    spend = np.where(failed | cache, 0.0, (inputs * price_in + outputs * price_out) / 1e6)
+    end = start + pd.to_timedelta(np.where(failed, 0.3, ttft + outputs / speed), unit="s")
+    first_token = pd.Series(start + pd.to_timedelta(ttft, unit="s")).where(~failed & (k % 7 != 3))  # some not streamed
+    return pd.DataFrame({"request_id": [f"r{i}" for i in k], "start": start, "end": end, "first_token": first_token,
+                         "model_group": "g", "deployment": deployment, "provider": "openai", "input_tokens": inputs,
+                         "output_tokens": np.where(failed, 0, outputs), "spend_usd": spend, "cache_hit": cache,
+                         "ok": ~failed, "error": np.where(failed, "503", ""), "team_id": "", "end_user": "",
+                         "_ttft": ttft, "_speed": speed})
+
+
+def _chunks(frame: pd.DataFrame, size: int = 3000):
+    return [frame.iloc[i:i + size] for i in range(0, len(frame), size)]
+
+
+def test_prices_error_rates_and_latency_are_recovered():
+    from sim.log_calibration import tally
+
+    log = synthetic_log()
+    tallies = tally(_chunks(log))
+    assert set(tallies) == {"dep-a", "dep-b"}
+    for name, (price_in, price_out) in PRICES.items():
+        fitted_in, fitted_out, residual = tallies[name].prices()
+        assert fitted_in == pytest.approx(price_in, rel=1e-9) and fitted_out == pytest.approx(price_out, rel=1e-9)
+        assert residual < 1e-9
+    a = log[log.deployment == "dep-a"]
+    calls = (~a.cache_hit).sum()
+    assert tallies["dep-a"].error_rate() == (~a.ok & ~a.cache_hit).sum() / calls == pytest.approx(1 / 50, rel=0.05)
+    assert tallies["dep-b"].error_rate() == 0.0 and tallies["dep-a"].cache_hits == a.cache_hit.sum()
+    # Latency: the fitted table's median against the drawn values' (answered, streamed calls).
+    for name, ttft_median, speed_median in (("dep-a", 0.8, 80.0), ("dep-b", 1.6, 50.0)):
+        rows = log[(log.deployment == name) & log.ok & ~log.cache_hit & log.first_token.notna()]
+        block = tallies[name].latency_block()
+        table = dict((p, v) for p, v in block["ttft_s"]["quantiles"])
+        assert table[0.5] == pytest.approx(np.median(rows._ttft), rel=1e-3)
+        assert table[0.5] == pytest.approx(ttft_median, rel=0.05)  # and the distribution it was drawn from
+        speeds = dict((p, v) for p, v in block["tokens_per_s"]["quantiles"])
+        assert speeds[0.5] == pytest.approx(speed_median, rel=0.05)
+
+
+def test_a_price_change_shows_in_the_fit_quality():
+    from sim.log_calibration import tally
+
+    tallies = tally(_chunks(synthetic_log(price_change_at=10_000)))
+    assert tallies["dep-a"].prices()[2] > 0.2  # no single price explains dep-a's spend
+    assert tallies["dep-b"].prices()[2] < 1e-9
+
+
+def test_the_latency_sample_is_bounded_and_evenly_spread(monkeypatch):
+    import sim.log_calibration as calibration
+
+    monkeypatch.setattr(calibration, "LATENCY_SAMPLE", 500)
+    log = synthetic_log(n=12_000)
+    t = calibration.tally(_chunks(log, 700))["dep-b"]
+    rows = log[(log.deployment == "dep-b") & log.ok & ~log.cache_hit & log.first_token.notna()]
+    assert t.kept <= 500 and t.stride > 1
+    kept = np.concatenate(t.latency)[:, 0]
+    expected = (rows.first_token - rows.start).dt.total_seconds().to_numpy()[::t.stride]
+    np.testing.assert_allclose(kept, expected)  # every stride-th answer, from the first to the last
