@@ -183,8 +183,10 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _os_problem(out, "create the output folder", exc) from None
+    held = False  # only the process that held the lock may remove the folder it made
     try:
         with locked_folder(out, what):
+            held = True
             _remove_stale_partials(out)
             listed = _check_replaceable(out, will_write, what)  # again, now that we hold the lock
             try:
@@ -199,9 +201,12 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
     except BaseException:
-        if created:
+        # Only if still empty, we made it and we were the one writing it: a process that found the
+        # lock taken must not remove the folder the other is about to fill (both may have seen it
+        # missing and both called mkdir).
+        if created and held:
             with contextlib.suppress(OSError):
-                out.rmdir()  # only if still empty: we made it, and the run failed
+                out.rmdir()
         raise
 
 

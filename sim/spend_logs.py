@@ -147,12 +147,13 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
     except ImportError:
         raise InputError(Problem("reading a PostgreSQL database needs psycopg: pip install -e '.[logs]'")) from None
     where, params = [], []
+    # The proxy stores UTC without a zone: compare with naive UTC, whatever the session's time zone.
     if window.since is not None:
         where.append('"startTime" >= %s')
-        params.append(window.since)
+        params.append(_utc(window.since).tz_convert(None).to_pydatetime())
     if window.until is not None:
         where.append('"startTime" < %s')
-        params.append(window.until)
+        params.append(_utc(window.until).tz_convert(None).to_pydatetime())
     # The error is taken out of the metadata JSON by the server: decoding a JSON document per row in
     # Python took two thirds of the read.
     plain = [c for c in SOURCE_COLUMNS if c not in ("metadata", "request_tags")]

@@ -50,6 +50,7 @@ class Served:
     attempts: list[list[str]]  # the deployments it reached, in order
     ok: list[bool]
     latency_s: list[float] = field(default_factory=list)  # from its start to its end
+    minute_s: float = 0.0  # the second of the wall-clock minute at which time 0 fell (LiteLLM's side)
 
     def served_by(self, i: int) -> str | None:
         return self.attempts[i][-1] if self.ok[i] and self.attempts[i] else None
@@ -86,11 +87,11 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
     litellm.suppress_debug_info = True
     router = litellm.Router(model_list=case.model_list, **case.router_settings)
     random.seed(seed)
-    _start_early_in_a_minute(case.requests * case.gap_s)
     served = Served([], [], [])
     messages = [{"role": "user", "content": "hi"}]
     loop = asyncio.new_event_loop() if case.tags is not None else None
     t0 = time.monotonic()
+    served.minute_s = time.time() % 60  # LiteLLM's failure-rate tally starts afresh each wall-clock minute
     for i in range(case.requests):
         state["i"] = i
         wait = t0 + i * case.gap_s - time.monotonic()
@@ -160,17 +161,11 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-def _start_early_in_a_minute(duration_s: float) -> None:
-    """LiteLLM's failure-rate rule counts per wall-clock minute, routesim's per minute of
-    simulated time from 0: start where the run fits in the same minute, if it can."""
-    if duration_s < 50:
-        second = time.time() % 60
-        if second + duration_s > 58:
-            time.sleep(60.5 - second)
-
-
 # --------------------------------------------------------------------------- routesim
-def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) -> Served:
+def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1, minute_s: float = 0.0) -> Served:
+    """routesim on LiteLLM's request times, shifted by ``minute_s``: routesim's failure-rate minutes
+    run from simulated time 0, so the shift puts their boundaries where LiteLLM's wall-clock
+    minutes fell, however long the real run took (a loaded machine stretches it across one)."""
     from sim.litellm_import import convert, LiteLLMConfig
     from sim.runner import run_to_folder
     from sim.scenario import load_scenario
@@ -188,6 +183,7 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) 
         spec["latency"] = {"ttft_s": {"median": 0.0005, "p95": 0.001}, "tokens_per_s": {"median": 1e6, "p5": 5e5},
                            "fail_fast_s": 0.0005}
         spec["context_window"] = 1000 if name in too_long else 10_000_000
+    start_s = [t + minute_s for t in start_s]
     ends = list(start_s) + [start_s[-1] + case.gap_s]
     scenario["events"] = [{"kind": "partial_outage", "model": names[dep], "start_s": ends[lo], "end_s": ends[hi],
                            "error_rate": 1.0, "status": 429 if code == 429 else 500}
@@ -207,5 +203,6 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1) 
     attempts = pd.read_parquet(folder / "out" / "attempts.parquet")
     back = {name: dep for dep, name in names.items()}
     by_request = attempts.sort_values(["request_id", "attempt"]).groupby("request_id").model.apply(list)
-    return Served(list(requests.arrival_s), [[back[m] for m in by_request.get(r, [])] for r in requests.request_id],
-                  list(requests.status == "ok"), list(requests.latency_s))
+    return Served(list(requests.arrival_s - minute_s),
+                  [[back[m] for m in by_request.get(r, [])] for r in requests.request_id],
+                  list(requests.status == "ok"), list(requests.latency_s), minute_s)

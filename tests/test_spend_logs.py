@@ -105,8 +105,9 @@ def test_the_database_and_its_exports_read_the_same(postgres_url, tmp_path):
     for source in (postgres_url, exports["csv"]):
         assert [r for c in read_spend_logs(source, window) for r in c.request_id] == [
             "chatcmpl-0002", "chatcmpl-0003", "chatcmpl-0004"]
-    aware = Window(datetime(2026, 11, 2, 9, 0, 15, tzinfo=timezone.utc))
-    assert len(pd.concat(read_spend_logs(exports["parquet"], aware))) == 4
+    aware = Window(datetime(2026, 11, 2, 10, 0, 15, tzinfo=timezone(timedelta(hours=1))))  # 09:00:15 UTC
+    for source in (postgres_url, exports["parquet"]):
+        assert len(pd.concat(read_spend_logs(source, aware))) == 4
 
 
 @pytest.mark.parametrize("field, value, message", [
