@@ -1,0 +1,59 @@
+"""A LiteLLM proxy's logged calls as a routesim trace: read back by routesim's own trace reader,
+with what production did kept beside; an export out of start order is refused by request_id."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from test_spend_logs import logged_calls
+
+
+def _normalized(frame: pd.DataFrame, size: int = 4):
+    from sim.spend_logs import normalize
+
+    rows = normalize(frame, "logs.csv")
+    return [rows.iloc[i:i + size] for i in range(0, len(rows), size)]
+
+
+def test_the_trace_reads_back_as_the_log_says(tmp_path):
+    from sim.log_trace import write_logged_trace
+    from sim.trace import read_trace
+
+    calls = logged_calls()
+    summary = write_logged_trace(_normalized(calls), tmp_path / "trace.parquet")
+    assert summary.requests == 6 and summary.workloads == {"smart": 4, "cheap": 2}
+    trace = read_trace(tmp_path / "trace.parquet")  # routesim's own reader and checks
+    starts = pd.to_datetime(calls.startTime)
+    assert list(trace.arrival_s) == list((starts - starts.iloc[0]).dt.total_seconds())
+    assert list(trace.input_tokens) == list(calls.prompt_tokens)
+    assert list(trace.output_tokens) == list(calls.completion_tokens)
+    assert list(trace.workload_names()) == list(calls.model_group)
+    assert list(trace.request_id) == list(calls.request_id)
+    logged = pd.read_parquet(tmp_path / "trace.parquet")
+    assert logged.logged_ok.tolist() == [k != 3 for k in range(6)]
+    assert logged.logged_deployment.tolist() == list(calls.model_id)
+    expected_latency = (pd.to_datetime(calls.endTime) - starts).dt.total_seconds()
+    assert logged.logged_latency_s.tolist() == pytest.approx(expected_latency.tolist())
+    assert logged.logged_spend_usd.tolist() == list(calls.spend)
+    by_team = write_logged_trace(_normalized(calls), tmp_path / "teams.parquet", workload="team")
+    assert by_team.workloads == {"team-a": 6}
+
+
+def test_an_export_out_of_order_is_refused_and_leaves_nothing(tmp_path):
+    from sim.errors import InputError
+    from sim.log_trace import write_logged_trace
+
+    calls = logged_calls()
+    calls.loc[5, "startTime"] = calls.startTime[1]  # logged after calls that started later
+    calls.loc[5, "endTime"] = calls.endTime[1]
+    with pytest.raises(InputError) as error:
+        write_logged_trace(_normalized(calls), tmp_path / "trace.parquet", source="logs.csv")
+    assert str(error.value.problems[0]).startswith("logs.csv: request_id chatcmpl-0005: starts before the call")
+    assert list(tmp_path.iterdir()) == []  # no partial trace
+    # Across two chunks too.
+    calls = logged_calls()
+    calls.loc[4, "startTime"] = calls.startTime[0]
+    calls.loc[4, "endTime"] = calls.endTime[0]
+    with pytest.raises(InputError, match="chatcmpl-0004"):
+        write_logged_trace(_normalized(calls, size=4), tmp_path / "trace.parquet")
