@@ -14,7 +14,15 @@
   ``latency_fit.fit_latency`` (an empirical quantile table by default). At most
   ``LATENCY_SAMPLE`` calls are kept per deployment: beyond that every other one
   is dropped, then every other of those, and so on, which keeps an evenly spread
-  sample over the whole period in a fixed amount of memory.
+  sample over the whole period in a fixed amount of memory;
+- fault windows: calls and failures are counted per wall-clock minute. A minute
+  with at least ``MIN_BIN_CALLS`` calls is faulty when its failure share reaches
+  ``FAULT_FACTOR`` times the deployment's usual share (the median minute's) and
+  at least ``FAULT_MIN_SHARE``; consecutive faulty minutes make one window. A
+  window whose calls failed ``OUTAGE_SHARE`` of the time or more is an outage,
+  otherwise a partial outage failing at the window's share over the usual one
+  (status 429 when most of its failures were 429s: a rate-limit storm). Windows
+  are as coarse as the minute.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ import pandas as pd
 from .latency_fit import MIN_REQUESTS, Measurements, fit_latency
 
 LATENCY_SAMPLE = 100_000  # calls kept per deployment for the latency fit
+MIN_BIN_CALLS = 5  # a minute with fewer calls says nothing about faults
+FAULT_FACTOR = 5.0
+FAULT_MIN_SHARE = 0.2
+OUTAGE_SHARE = 0.95
 
 
 @dataclass
@@ -49,6 +61,7 @@ class DeploymentTally:
     seen_streamed: int = 0
     first_call: pd.Timestamp | None = None
     last_call: pd.Timestamp | None = None
+    minutes: dict = field(default_factory=dict)  # minute since the epoch -> [calls, failures, 429s]
 
     def add(self, rows: pd.DataFrame) -> None:
         """One chunk's calls of this deployment."""
@@ -58,6 +71,16 @@ class DeploymentTally:
         start = rows.start.min()
         self.first_call = start if self.first_call is None else min(self.first_call, start)
         self.last_call = rows.start.max() if self.last_call is None else max(self.last_call, rows.start.max())
+        reached = rows[~rows.cache_hit]
+        minute = (reached.start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)  # whatever the resolution
+        counts = pd.DataFrame({"minute": minute.to_numpy(), "failed": (~reached.ok).to_numpy(),
+                               "limited": (reached.error == "429").to_numpy()}).groupby("minute").agg(
+            calls=("failed", "size"), failed=("failed", "sum"), limited=("limited", "sum"))
+        for m, (calls, failed, limited) in zip(counts.index, counts.to_numpy()):
+            bin_ = self.minutes.setdefault(int(m), [0, 0, 0])
+            bin_[0] += int(calls)
+            bin_[1] += int(failed)
+            bin_[2] += int(limited)
         paid = rows[rows.ok & ~rows.cache_hit]
         x = paid[["input_tokens", "output_tokens"]].to_numpy(dtype=float)
         y = paid.spend_usd.to_numpy(dtype=float)
@@ -107,6 +130,35 @@ class DeploymentTally:
         if len(whole) < MIN_REQUESTS:
             return None
         return Measurements(whole[:, 0], whole[:, 1], whole[:, 2], whole[:, 3], int((~usable).sum()))
+
+    def fault_windows(self, origin: pd.Timestamp) -> list[dict]:
+        """The deployment's fault windows as scenario events, in seconds since ``origin``."""
+        bins = sorted((m, c) for m, c in self.minutes.items() if c[0] >= MIN_BIN_CALLS)
+        if not bins:
+            return []
+        usual = float(np.median([c[1] / c[0] for _, c in bins]))
+        threshold = max(FAULT_FACTOR * usual, FAULT_MIN_SHARE)
+        runs: list[list[tuple[int, list[int]]]] = []
+        for m, c in bins:
+            if c[1] / c[0] >= threshold:
+                if runs and runs[-1][-1][0] == m - 1:
+                    runs[-1].append((m, c))
+                else:
+                    runs.append([(m, c)])
+        origin_s = origin.value / 1e9
+        events = []
+        for run in runs:
+            calls, failed, limited = (sum(c[k] for _, c in run) for k in range(3))
+            share = failed / calls
+            window = {"model": self.name, "start_s": max(0.0, run[0][0] * 60 - origin_s),
+                      "end_s": (run[-1][0] + 1) * 60 - origin_s}
+            if share >= OUTAGE_SHARE:
+                events.append({"kind": "outage", **window})
+            else:
+                events.append({"kind": "partial_outage", **window,
+                               "error_rate": round((share - usual) / (1 - usual), 4),
+                               "status": 429 if limited > failed / 2 else 500})
+        return events
 
     def latency_block(self, kind: str = "quantiles") -> dict | None:
         measured = self.measurements()

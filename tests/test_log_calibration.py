@@ -88,3 +88,27 @@ def test_the_latency_sample_is_bounded_and_evenly_spread(monkeypatch):
     kept = np.concatenate(t.latency)[:, 0]
     expected = (rows.first_token - rows.start).dt.total_seconds().to_numpy()[::t.stride]
     np.testing.assert_allclose(kept, expected)  # every stride-th answer, from the first to the last
+
+
+def test_bursts_of_failures_become_outage_and_storm_windows():
+    """dep-a fails every call from 600 s to 1200 s (an outage); dep-b answers half its calls with a
+    429 from 1800 s to 2400 s (a storm); both otherwise fail as usual (dep-a 1 in 50)."""
+    from sim.log_calibration import tally
+
+    log = synthetic_log()
+    t = (log.start - log.start.iloc[0]).dt.total_seconds()
+    outage = (log.deployment == "dep-a") & (t >= 600) & (t < 1200)
+    storm = (log.deployment == "dep-b") & (t >= 1800) & (t < 2400) & (np.arange(len(log)) % 4 == 1)
+    log.loc[outage | storm, "ok"] = False
+    log.loc[storm, "error"] = "429"
+    log.loc[outage, "error"] = "503"
+    log.loc[outage | storm, "cache_hit"] = False
+    tallies = tally(_chunks(log))
+    origin = log.start.iloc[0]  # 09:00:00, on a minute boundary
+    assert tallies["dep-a"].fault_windows(origin) == [{"kind": "outage", "model": "dep-a", "start_s": 600.0,
+                                                       "end_s": 1200.0}]
+    (window,) = tallies["dep-b"].fault_windows(origin)
+    assert {k: window[k] for k in ("kind", "model", "start_s", "end_s", "status")} == {
+        "kind": "partial_outage", "model": "dep-b", "start_s": 1800.0, "end_s": 2400.0, "status": 429}
+    reached = (log.deployment == "dep-b") & (t >= 1800) & (t < 2400) & ~log.cache_hit
+    assert window["error_rate"] == pytest.approx((~log.ok[reached]).mean(), abs=1e-4)  # dep-b's usual share is 0
