@@ -6,7 +6,9 @@ system's Python, before or after the README's ``pip install -e .`` into
 ``.venv``). Then the command runs again, unchanged, in the checkout's
 ``.venv``: the one already there, or one routesim makes once with the README's
 install (``python -m venv .venv`` and ``pip install -e .``) when the checkout
-has none. Only when that cannot be done (not a checkout, no network to the
+has none. That install takes a minute or two; one that was cut off (a shell's
+timeout kills it) is finished by the next run, which the marker it leaves in
+``.venv`` tells apart from a .venv of the user's. Only when that cannot be done (not a checkout, no network to the
 package index) does it stop, with exit 2 (an installation problem the user
 fixes, not a bug of ours), naming a missing package and the command that
 installs them.
@@ -23,7 +25,8 @@ from pathlib import Path
 
 #: Import name -> the distribution pyproject.toml requires (a test keeps the two in step).
 REQUIRED = {"typer": "typer", "simpy": "simpy", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
-            "matplotlib": "matplotlib", "adjustText": "adjusttext", "yaml": "pyyaml", "pydantic": "pydantic", "jinja2": "jinja2", "scipy": "scipy"}
+            "matplotlib": "matplotlib", "adjustText": "adjusttext", "yaml": "pyyaml", "pydantic": "pydantic",
+            "jinja2": "jinja2", "scipy": "scipy"}
 MISSING_DEPENDENCY = ("routesim cannot start: the package '{}' is not installed. Install routesim with its "
                       "dependencies, e.g. python -m venv .venv && . .venv/bin/activate && pip install -e .")
 #: The exit code when the dependencies are missing and cannot be installed: bad input, like a bad file.
@@ -32,6 +35,8 @@ MISSING_EXIT = 2
 _MOVED = "ROUTESIM_MOVED_TO_VENV"
 #: How long the one-time install may take before routesim gives up on it.
 INSTALL_TIMEOUT_S = 900
+#: In the checkout's .venv while routesim's own install of it is unfinished.
+INSTALLING = ".routesim-installing"
 
 
 def missing() -> list[str]:
@@ -48,14 +53,15 @@ def checkout_python(root: Path | None = None) -> Path | None:
 
 def ensure(root: Path | None = None) -> None:
     """Return when everything imports; else run the same command in the checkout's .venv
-    (made first when the checkout has none), or exit 2 saying what is missing."""
+    (made first when the checkout has none, finished when routesim's own install of it was
+    interrupted), or exit 2 saying what is missing."""
     gone = missing()
     if not gone:
         return
     root = Path(__file__).resolve().parent.parent if root is None else root
     if not os.environ.get(_MOVED):
         python = checkout_python(root)
-        if python is None:
+        if python is None or (root / ".venv" / INSTALLING).exists():
             python = install_into_checkout(root, gone)
         if python is not None and Path(sys.prefix).resolve() != python.parent.parent.resolve():
             os.environ[_MOVED] = "1"
@@ -65,23 +71,39 @@ def ensure(root: Path | None = None) -> None:
 
 
 def install_into_checkout(root: Path, gone: list[str]) -> Path | None:
-    """The README's install into ``root/.venv`` when ``root`` is a routesim checkout without
-    one; its Python, or None when it is not a checkout or the install fails (then nothing of
-    the attempt is left behind)."""
-    venv = root / ".venv"
-    if venv.exists() or not (root / "pyproject.toml").is_file() or not (root / "sim" / "cli.py").is_file():
-        return None  # not a checkout, or a .venv of someone else's making: leave it alone
-    sys.stderr.write(f"routesim: this Python ({sys.executable}) lacks {', '.join(gone)}; installing routesim "
-                     f"and its dependencies once into {venv} (python -m venv, pip install -e .) ...\n")
-    python = venv / "bin" / "python"
+    """The README's install into ``root/.venv`` when ``root`` is a routesim checkout without one,
+    or with one routesim began and did not finish (killed by a timeout, say: the marker
+    ``INSTALLING`` stays until pip is done). Its Python, or None when it is not a checkout, the
+    .venv is someone else's, or the install fails (then nothing of the attempt is left behind).
+    Two first runs at once take turns: the second finds the install done."""
+    import fcntl
+
+    if not (root / "pyproject.toml").is_file() or not (root / "sim" / "cli.py").is_file():
+        return None  # not a checkout: nothing to install into
+    venv, python = root / ".venv", root / ".venv" / "bin" / "python"
+    lock = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True,
-                       timeout=INSTALL_TIMEOUT_S)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
-                        str(root)], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
-    except (OSError, subprocess.SubprocessError) as exc:
-        shutil.rmtree(venv, ignore_errors=True)  # made just now, by us: a half install would mislead the next run
-        output = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
-        sys.stderr.write(f"routesim: the install failed: {output[-1] if output else exc}\n")
-        return None
-    return python
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the descriptor closes
+        resuming = (venv / INSTALLING).exists()
+        if venv.exists() and not resuming:
+            return checkout_python(root)  # someone else's .venv, or one another run just finished
+        what = "finishing the interrupted install of" if resuming else "installing"
+        sys.stderr.write(f"routesim: this Python ({sys.executable}) lacks {', '.join(gone)}; {what} routesim and "
+                         f"its dependencies once into {venv} (python -m venv, pip install -e .; a minute or two; "
+                         "if interrupted, the next run finishes it) ...\n")
+        try:
+            venv.mkdir(exist_ok=True)
+            (venv / INSTALLING).write_text("routesim's install of this .venv has not finished\n")
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True,
+                           timeout=INSTALL_TIMEOUT_S)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+                            str(root)], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+            (venv / INSTALLING).unlink()
+        except (OSError, subprocess.SubprocessError) as exc:
+            shutil.rmtree(venv, ignore_errors=True)  # ours: a half install would mislead the next run
+            output = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
+            sys.stderr.write(f"routesim: the install failed: {output[-1] if output else exc}\n")
+            return None
+        return python
+    finally:
+        os.close(lock)

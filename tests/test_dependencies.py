@@ -52,8 +52,12 @@ def test_outside_a_checkout_or_once_moved_it_says_what_is_missing(tmp_path):
 def test_a_fresh_checkout_run_with_a_bare_python_installs_itself_once_and_runs(tmp_path):
     """What a new user hits first: the system's Python, no .venv yet. routesim makes the
     README's .venv in the checkout (a real venv and pip install), then runs the command
-    there: validate says OK (exit 0) and a malformed scenario is bad input (exit 2)."""
+    there. A first run cut off during the install (a shell's timeout, as a user's harness
+    did) leaves the install unfinished; the next run finishes it: validate says OK (exit 0)
+    and a malformed scenario is bad input (exit 2)."""
     import shutil
+    import signal
+    import time
 
     checkout = tmp_path / "routesim"
     shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
@@ -67,10 +71,21 @@ def test_a_fresh_checkout_run_with_a_bare_python_installs_itself_once_and_runs(t
         return subprocess.run([bare, "-m", "sim", *args], cwd=checkout, capture_output=True, text=True, env=env,
                               timeout=900)
 
+    # Cut off once pip has begun (the venv's Python is there), its whole process group killed.
+    cut = subprocess.Popen([bare, "-m", "sim", "validate", "scenarios/compare.yaml"], cwd=checkout, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (checkout / ".venv" / "bin" / "pip").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(cut.pid, signal.SIGKILL)
+    cut.wait()
+    assert (checkout / ".venv" / ".routesim-installing").exists()  # the marker of an unfinished install
     first = routesim("validate", "scenarios/compare.yaml")
     assert first.returncode == 0, first.stderr
-    assert "installing routesim and its dependencies once into" in first.stderr
+    assert "finishing the interrupted install of routesim and its dependencies once into" in first.stderr
     assert (checkout / ".venv" / "bin" / "python").is_file() and "OK" in first.stdout
+    assert not (checkout / ".venv" / ".routesim-installing").exists()
     (checkout / "bad.yaml").write_text("name: bad\nmodels: {a: {provider: x}}\npolicies: 3\n")
     second = routesim("validate", "bad.yaml")
     assert second.returncode == 2, second.stderr
