@@ -255,6 +255,8 @@ def gate(
     except InputError as exc:
         for problem in exc.problems:
             typer.echo(f"warning: the gate's result was not recorded: {problem}", err=True)
+    else:
+        _update_index(run_dir)  # the index shows each run's gate result
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
 

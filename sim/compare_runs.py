@@ -212,21 +212,13 @@ def terminal_text(c: RunComparison) -> str:
 def write_html(c: RunComparison, path: Path) -> None:
     """The comparison as one self-contained page. An existing file is replaced only if routesim
     compare wrote it (its first line says so)."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
-    from .files import atomic_file
+    from .files import atomic_file, first_line_is
+    from .report.render import render_page
 
     path = Path(path)
-    if path.exists():
-        try:
-            ours = path.is_file() and path.read_text(encoding="utf-8", errors="replace").startswith(HTML_MARKER)
-        except OSError:
-            ours = False
-        if not ours:
-            raise InputError(Problem("exists and was not written by routesim compare; it is left as it is; "
-                                     "choose another --html", file=str(path)))
-    env = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"]))
-    html = env.get_template("compare.html.j2").render(c=c, rows=comparison_rows(c), marker=HTML_MARKER)
+    if path.exists() and not first_line_is(path, HTML_MARKER):
+        raise InputError(Problem("exists and was not written by routesim compare; it is left as it is; "
+                                 "choose another --html", file=str(path)))
+    html = render_page("compare.html.j2", c=c, rows=comparison_rows(c))
     with atomic_file(path, "comparison page") as tmp:
         tmp.write_text(html, encoding="utf-8")

@@ -58,3 +58,14 @@ def atomic_file(path: Path, what: str = "output") -> Iterator[Path]:
         raise InputError(Problem(f"cannot write the {what}: {exc.strerror or exc}", file=str(path))) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def first_line_is(path: Path, marker: str) -> bool:
+    """Whether ``path`` is a file whose first line is ``marker``: how routesim knows a page it
+    writes outside a run folder (a comparison, an index of runs) is its own to replace."""
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\n") == marker
+    except OSError:
+        return False
+

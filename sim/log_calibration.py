@@ -59,8 +59,6 @@ class DeploymentTally:
     kept: int = 0
     stride: int = 1  # keep every stride-th streamed answer
     seen_streamed: int = 0
-    first_call: pd.Timestamp | None = None
-    last_call: pd.Timestamp | None = None
     minutes: dict = field(default_factory=dict)  # minute since the epoch -> [calls, failures, 429s]
 
     def add(self, rows: pd.DataFrame) -> None:
@@ -68,9 +66,6 @@ class DeploymentTally:
         self.calls += int((~rows.cache_hit).sum())
         self.cache_hits += int(rows.cache_hit.sum())
         self.failures += int((~rows.ok & ~rows.cache_hit).sum())
-        start = rows.start.min()
-        self.first_call = start if self.first_call is None else min(self.first_call, start)
-        self.last_call = rows.start.max() if self.last_call is None else max(self.last_call, rows.start.max())
         reached = rows[~rows.cache_hit]
         minute = (reached.start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)  # whatever the resolution
         counts = pd.DataFrame({"minute": minute.to_numpy(), "failed": (~reached.ok).to_numpy(),

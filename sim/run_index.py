@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, Problem
+from .files import first_line_is
 from .run_folder import MANIFEST
 
 INDEX = "index.html"
@@ -34,14 +35,6 @@ class IndexedRun:
     has_report: bool
     problem: str  # why the folder could not be read ("" when it could)
     mtime: float
-
-
-def _ours(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return f.readline().rstrip("\n") == MARKER
-    except OSError:
-        return False
 
 
 def find_runs(folder: Path) -> list[IndexedRun]:
@@ -72,19 +65,16 @@ def find_runs(folder: Path) -> list[IndexedRun]:
 
 def write_index(folder: Path) -> Path:
     """Write ``folder``/index.html (replacing only routesim's own); returns its path."""
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
     from .files import atomic_file
+    from .report.render import render_page
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(Problem("not a folder" if folder.exists() else "folder not found", file=str(folder)))
     path = folder / INDEX
-    if path.exists() and not _ours(path):
+    if path.exists() and not first_line_is(path, MARKER):
         raise InputError(Problem("exists and is not routesim's index of runs; it is left as it is", file=str(path)))
-    env = Environment(loader=PackageLoader("sim.report", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"]))
-    html = env.get_template("index.html.j2").render(folder=folder.name or str(folder), runs=find_runs(folder))
+    html = render_page("index.html.j2", folder=folder.name or str(folder), runs=find_runs(folder))
     with atomic_file(path, "index") as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
@@ -94,7 +84,7 @@ def index_after_run(run_folder: Path, default_reports: Path) -> Path | None:
     """After a run: rebuild the index of the folder holding it when that is the default
     reports folder or already has routesim's index; elsewhere nothing is written unasked."""
     parent = Path(run_folder).absolute().parent
-    if parent == Path(default_reports).absolute() or _ours(parent / INDEX):
+    if parent == Path(default_reports).absolute() or first_line_is(parent / INDEX, MARKER):
         return write_index(parent)
     return None
 

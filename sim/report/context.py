@@ -56,8 +56,7 @@ def fault_rows(run) -> list[dict]:
         rows.append({"window": window, "name": policy_label(run, policy), "windows": int(r.windows),
                      "requests": f"{r.requests:,.1f}", "failed": f"{r.failed:,.1f}", "success": fmt_value(r.success, "pct"),
                      "extra": fmt_value(r.extra, "seconds"), "ttf_s": r.ttf,
-                     "ttf": "never" if r.recovered == 0 else fmt_value(r.ttf, "seconds") if r.recovered == 1
-                     else f"{fmt_value(r.ttf, 'seconds')} ({1 - r.recovered:.0%} never)"})
+                     "ttf": headline.failover_words(fmt_value(r.ttf, "seconds"), 1.0 - r.recovered)})
     return rows
 
 

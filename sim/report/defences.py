@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..gate import policy_runs
 from ..stats import mean_ci
 from .format import fmt_metric
+from .verdict import sign
 
 #: What the note compares: (metric, words), overall and during faults.
 _COMPARED = (("success_rate", "availability"), ("fault_success_rate", "availability during faults"))
@@ -48,10 +49,10 @@ def defence_regressions(run) -> list[str]:
         for metric, words in _COMPARED:
             differences = [mine[r][metric] - theirs[r][metric] for r in both]
             difference = mean_ci(differences)
-            mean, hi = difference["mean"], difference["ci95"][1]
+            mean = difference["mean"]
             if mean is None or mean >= 0:
                 continue
-            clearly = (hi if hi is not None else mean) < 0
+            clearly = sign(difference) < 0  # the verdicts' rule: the interval (one replication: the mean) below 0
             if not clearly and (budget is None or -mean <= budget):
                 continue
             lower = sum(d < 0 for d in differences if d == d)

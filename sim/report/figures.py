@@ -83,7 +83,7 @@ def cost_vs_quality(run):
         at.setdefault((round(x["mean"], 9), round(q["mean"], 9)), []).append(label)
     texts = [ax.text(x, q, " = ".join(labels), fontsize=8) for (x, q), labels in at.items()]
     ax.margins(0.12)  # room for the labels beside the outermost points
-    _at_least(ax, "y", 0.02)  # quality a few 1e-5 apart is no difference: do not blow it up
+    _y_at_least(ax, 0.02)  # quality a few 1e-5 apart is no difference: do not blow it up
     ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("cost per 1k requests (USD)")
     ax.set_ylabel("mean quality (share of acceptable answers)")
@@ -279,12 +279,12 @@ def write_figures(run, folder: Path) -> dict[str, str]:
     return {file: caption for file, (caption, _) in drawn.items()}
 
 
-def _at_least(ax, axis: str, span: float) -> None:
-    """Widen an axis to at least ``span`` around its middle."""
-    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+def _y_at_least(ax, span: float) -> None:
+    """Widen the y axis to at least ``span`` around its middle."""
+    lo, hi = ax.get_ylim()
     if hi - lo < span:
         middle = (lo + hi) / 2
-        (ax.set_ylim if axis == "y" else ax.set_xlim)(middle - span / 2, middle + span / 2)
+        ax.set_ylim(middle - span / 2, middle + span / 2)
 
 
 def _legend_below(fig, ax) -> None:

@@ -60,16 +60,20 @@ class Row:
 
 
 def failover_text(s: dict) -> str:
-    """Time to failover in words: "never" when the traffic recovered in no fault window (the
-    number is then the windows' length, kept in the data attributes), the share of windows
-    that never recovered beside a mean that includes them."""
-    never = s["never_recovered_share"]["mean"]
+    """Time to failover of a policy's summary in words (``failover_words``)."""
+    return failover_words(fmt_named(s, "time_to_failover_s"), s["never_recovered_share"]["mean"])
+
+
+def failover_words(seconds: str, never: float | None) -> str:
+    """Time to failover as shown: "never" when the traffic recovered in no fault window (the
+    number is then the windows' length, kept in the data attributes), else ``seconds`` with the
+    share of windows that never recovered (the mean includes their length); "no faults" when
+    there was no fault to recover from."""
     if never is None:
         return "no faults"
     if never == 1.0:
         return "never"
-    text = fmt_named(s, "time_to_failover_s")
-    return text if never == 0.0 else f"{text} ({never:.0%} of faults never)"
+    return seconds if never == 0.0 else f"{seconds} ({never:.0%} of faults never)"
 
 
 def rows(run, max_quality_drop: float | None = None) -> list[Row]:

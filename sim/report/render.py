@@ -32,3 +32,9 @@ def render_html(context: dict, folder: Path) -> str:
     images = {file: "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
               for file in context["figures"]}
     return _HTML.get_template("report.html.j2").render(images=images, **context)
+
+
+def render_page(template: str, **context) -> str:
+    """Any other HTML page of routesim's (the comparison, the index of runs), escaped as report.html is."""
+    return _HTML.get_template(template).render(**context)
+
