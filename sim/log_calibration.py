@@ -7,8 +7,15 @@
   mean spend as the fit's quality: LiteLLM computes spend from a price table, so a
   fit that does not match to rounding means prices changed or something else is
   billed;
-- error rate: failed calls / calls (cache hits left out: they never reach the
-  deployment);
+- price changes: the same sums are kept per minute, and the minutes are cut where
+  one price pair stops explaining the spend: the cut (between two minutes, or
+  around one minute with calls at both prices, which is then left out) that
+  lowers the squared residual most, then again within each side, while a cut
+  removes at least ``PRICE_CUT_GAIN`` of what is left and each side has at least
+  ``MIN_PRICED_CALLS`` calls (so a change is found to the minute);
+- error rate: failed calls / calls outside the fault windows below (cache hits
+  left out: they never reach the deployment); how long a failure took to come
+  back (its mean duration) is the deployment's ``fail_fast_s``;
 - latency: time to first token (first token − start) and end-to-end (end − start)
   of answered calls that streamed (those with a first-token time), fitted with
   ``latency_fit.fit_latency`` (an empirical quantile table by default). At most
@@ -39,6 +46,41 @@ MIN_BIN_CALLS = 5  # a minute with fewer calls says nothing about faults
 FAULT_FACTOR = 5.0
 FAULT_MIN_SHARE = 0.2
 OUTAGE_SHARE = 0.95
+PRICE_TOLERANCE = 1e-6  # RMS residual / mean spend under which one price pair explains a stretch (LiteLLM bills from a price table: only float rounding is left)
+PRICE_CUT_GAIN = 0.9  # a cut must remove this share of the squared residual left
+MIN_PRICED_CALLS = 20
+MAX_PRICE_SEGMENTS = 8
+#: Per-minute price sums: calls, Σi², Σi·o, Σo², Σi·y, Σo·y, Σy², Σy (i, o tokens; y spend).
+_SUMS = ("n", "ii", "io", "oo", "iy", "oy", "yy", "y")
+
+
+def _fit(sums: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(input and output price per token, residual sum of squares) of one stretch's sums, or
+    None when its calls do not tell the two prices apart."""
+    n, ii, io, oo, iy, oy, yy, _ = sums
+    xx = np.array([[ii, io], [io, oo]])
+    if n < 2 or abs(np.linalg.det(xx)) < 1e-9 * max(np.abs(xx).max(), 1.0) ** 2:
+        return None
+    xy = np.array([iy, oy])
+    beta = np.linalg.solve(xx, xy)
+    # Σ(y − Xβ)² from the sums: Σy² − 2βᵀXᵀy + βᵀXᵀXβ.
+    return beta, max(yy - 2.0 * beta @ xy + beta @ xx @ beta, 0.0)
+
+
+def _relative_residual(sums: np.ndarray, sse: float) -> float:
+    mean = sums[7] / sums[0]
+    return float(np.sqrt(sse / sums[0]) / mean) if mean > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PriceStretch:
+    """A stretch of the log over which one price pair explains the spend."""
+
+    from_s: float  # seconds since the epoch
+    input_per_mtok: float
+    output_per_mtok: float
+    residual: float  # RMS residual / mean spend
+    calls: int
 
 
 @dataclass
@@ -49,12 +91,9 @@ class DeploymentTally:
     calls: int = 0
     failures: int = 0
     cache_hits: int = 0
-    # Sums of the least-squares normal equations of spend on (input, output) tokens.
-    xx: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
-    xy: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    yy: float = 0.0
-    y: float = 0.0
-    priced: int = 0
+    # Sums of the least-squares normal equations of spend on (input, output) tokens, per minute.
+    price_minutes: dict = field(default_factory=dict)  # minute since the epoch -> _SUMS
+    failed_seconds: float = 0.0  # summed duration of failed calls
     latency: list = field(default_factory=list)  # (ttft_s, e2e_s, input, output) chunks
     kept: int = 0
     stride: int = 1  # keep every stride-th streamed answer
@@ -76,14 +115,18 @@ class DeploymentTally:
             bin_[0] += int(calls)
             bin_[1] += int(failed)
             bin_[2] += int(limited)
+        failed = reached[~reached.ok]
+        self.failed_seconds += float((failed.end - failed.start).dt.total_seconds().sum())
         paid = rows[rows.ok & ~rows.cache_hit]
-        x = paid[["input_tokens", "output_tokens"]].to_numpy(dtype=float)
+        i = paid.input_tokens.to_numpy(dtype=float)
+        o = paid.output_tokens.to_numpy(dtype=float)
         y = paid.spend_usd.to_numpy(dtype=float)
-        self.xx += x.T @ x
-        self.xy += x.T @ y
-        self.yy += float(y @ y)
-        self.y += float(y.sum())
-        self.priced += len(paid)
+        sums = pd.DataFrame({"minute": ((paid.start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)).to_numpy(),
+                             "n": 1.0, "ii": i * i, "io": i * o, "oo": o * o, "iy": i * y, "oy": o * y,
+                             "yy": y * y, "y": y}).groupby("minute").sum()
+        for m, row in zip(sums.index, sums.to_numpy()):
+            before = self.price_minutes.get(int(m))
+            self.price_minutes[int(m)] = row if before is None else before + row
         streamed = paid[paid.first_token.notna()]
         if len(streamed):
             ttft = (streamed.first_token - streamed.start).dt.total_seconds().to_numpy()
@@ -102,19 +145,81 @@ class DeploymentTally:
 
     # ------------------------------------------------------------------ what it says
     def prices(self) -> tuple[float, float, float] | None:
-        """(input, output USD per million tokens, RMS residual / mean spend), or None without
-        enough answered calls of varied sizes to tell the two prices apart."""
-        if self.priced < 2 or abs(np.linalg.det(self.xx)) < 1e-9 * max(np.abs(self.xx).max(), 1.0) ** 2:
+        """(input, output USD per million tokens, RMS residual / mean spend) over the whole log,
+        or None without enough answered calls of varied sizes to tell the two prices apart."""
+        if not self.price_minutes:
             return None
-        beta = np.linalg.solve(self.xx, self.xy)
-        # Σ(y − Xβ)² from the sums: Σy² − 2βᵀXᵀy + βᵀXᵀXβ.
-        squared = max(self.yy - 2.0 * beta @ self.xy + beta @ self.xx @ beta, 0.0)
-        mean = self.y / self.priced
-        residual = float(np.sqrt(squared / self.priced) / mean) if mean > 0 else 0.0
-        return float(beta[0] * 1e6), float(beta[1] * 1e6), residual
+        sums = np.sum(list(self.price_minutes.values()), axis=0)
+        fitted = _fit(sums)
+        if fitted is None:
+            return None
+        beta, sse = fitted
+        return float(beta[0] * 1e6), float(beta[1] * 1e6), _relative_residual(sums, sse)
+
+    def price_stretches(self) -> list[PriceStretch]:
+        """The log cut where its prices changed (module docstring), in time order; empty when
+        the prices cannot be told."""
+        minutes = sorted(self.price_minutes)
+        if not minutes:
+            return []
+        table = np.array([self.price_minutes[m] for m in minutes])
+        before = np.vstack([np.zeros(len(_SUMS)), np.cumsum(table, axis=0)])  # sums of minutes [0, k)
+
+        def sums(lo: int, hi: int) -> np.ndarray:
+            return before[hi] - before[lo]
+
+        def cut(lo: int, hi: int) -> list[tuple[int, int]]:
+            whole = _fit(sums(lo, hi))
+            if whole is None or _relative_residual(sums(lo, hi), whole[1]) <= PRICE_TOLERANCE:
+                return [(lo, hi)]
+            # A cut between minutes, or around one minute that holds calls at both prices.
+            best, best_sse = None, whole[1]
+            for k in range(lo + 1, hi):
+                for skip in (0, 1):
+                    left, right = sums(lo, k), sums(k + skip, hi)
+                    if left[0] < MIN_PRICED_CALLS or right[0] < MIN_PRICED_CALLS:
+                        continue
+                    fits = _fit(left), _fit(right)
+                    if fits[0] is None or fits[1] is None:
+                        continue
+                    if fits[0][1] + fits[1][1] < best_sse:
+                        best, best_sse = (k, skip), fits[0][1] + fits[1][1]
+            if best is None or best_sse > (1 - PRICE_CUT_GAIN) * whole[1]:
+                return [(lo, hi)]
+            k, skip = best
+            return cut(lo, k) + ([(k, k + 1)] if skip else []) + cut(k + skip, hi)
+
+        stretches = cut(0, len(minutes))
+        if len(stretches) > MAX_PRICE_SEGMENTS:  # spend that no price table explains: one fit, its residual says so
+            stretches = [(0, len(minutes))]
+        found: list[PriceStretch] = []
+        changed_within = None  # the minute the prices changed in, when it was left out
+        for lo, hi in stretches:
+            fitted = _fit(sums(lo, hi))
+            if fitted is None:
+                return []
+            beta, sse = fitted
+            residual = _relative_residual(sums(lo, hi), sse)
+            if hi - lo == 1 and residual > PRICE_TOLERANCE and 0 < lo and hi < len(minutes):
+                # One minute with calls at both prices: the change happened within it (to its middle).
+                changed_within = minutes[lo]
+                continue
+            start = minutes[lo] * 60.0 if changed_within is None else changed_within * 60.0 + 30.0
+            changed_within = None
+            found.append(PriceStretch(start, float(beta[0] * 1e6), float(beta[1] * 1e6), residual,
+                                      int(sums(lo, hi)[0])))
+        return found
+
+    def fail_fast_s(self) -> float | None:
+        """How long a failed call took to come back, on average (None without failures)."""
+        return self.failed_seconds / self.failures if self.failures else None
 
     def error_rate(self) -> float:
-        return self.failures / self.calls if self.calls else 0.0
+        """Failed calls / calls, the minutes of fault windows left out (they become events)."""
+        faulty = set(self._faulty_minutes())
+        calls = sum(c[0] for m, c in self.minutes.items() if m not in faulty)
+        failed = sum(c[1] for m, c in self.minutes.items() if m not in faulty)
+        return failed / calls if calls else 0.0
 
     def measurements(self) -> Measurements | None:
         if self.kept < MIN_REQUESTS:
@@ -126,27 +231,34 @@ class DeploymentTally:
             return None
         return Measurements(whole[:, 0], whole[:, 1], whole[:, 2], whole[:, 3], int((~usable).sum()))
 
+    def _usual_share(self) -> float | None:
+        """The median minute's failure share (None without minutes busy enough to say)."""
+        shares = [c[1] / c[0] for c in self.minutes.values() if c[0] >= MIN_BIN_CALLS]
+        return float(np.median(shares)) if shares else None
+
+    def _faulty_minutes(self) -> list[int]:
+        usual = self._usual_share()
+        if usual is None:
+            return []
+        threshold = max(FAULT_FACTOR * usual, FAULT_MIN_SHARE)
+        return sorted(m for m, c in self.minutes.items() if c[0] >= MIN_BIN_CALLS and c[1] / c[0] >= threshold)
+
     def fault_windows(self, origin: pd.Timestamp) -> list[dict]:
         """The deployment's fault windows as scenario events, in seconds since ``origin``."""
-        bins = sorted((m, c) for m, c in self.minutes.items() if c[0] >= MIN_BIN_CALLS)
-        if not bins:
-            return []
-        usual = float(np.median([c[1] / c[0] for _, c in bins]))
-        threshold = max(FAULT_FACTOR * usual, FAULT_MIN_SHARE)
-        runs: list[list[tuple[int, list[int]]]] = []
-        for m, c in bins:
-            if c[1] / c[0] >= threshold:
-                if runs and runs[-1][-1][0] == m - 1:
-                    runs[-1].append((m, c))
-                else:
-                    runs.append([(m, c)])
+        usual = self._usual_share()
+        runs: list[list[int]] = []
+        for m in self._faulty_minutes():
+            if runs and runs[-1][-1] == m - 1:
+                runs[-1].append(m)
+            else:
+                runs.append([m])
         origin_s = origin.value / 1e9
         events = []
         for run in runs:
-            calls, failed, limited = (sum(c[k] for _, c in run) for k in range(3))
+            calls, failed, limited = (sum(self.minutes[m][k] for m in run) for k in range(3))
             share = failed / calls
-            window = {"model": self.name, "start_s": max(0.0, run[0][0] * 60 - origin_s),
-                      "end_s": (run[-1][0] + 1) * 60 - origin_s}
+            window = {"model": self.name, "start_s": max(0.0, run[0] * 60 - origin_s),
+                      "end_s": (run[-1] + 1) * 60 - origin_s}
             if share >= OUTAGE_SHARE:
                 events.append({"kind": "outage", **window})
             else:

@@ -33,7 +33,10 @@ SOURCE_COLUMNS = ("request_id", "startTime", "endTime", "completionStartTime", "
 REQUIRED = ("request_id", "startTime", "endTime", "prompt_tokens", "completion_tokens", "spend")
 CHUNK_ROWS = 200_000  # rows per chunk: ~50 MB as a DataFrame
 _TIMES = ("startTime", "endTime", "completionStartTime")
-ERROR_COLUMN = "error_code"  # metadata.error_information's code (or class), as the database query returns it
+#: What routesim takes out of each row's metadata JSON, as the database query returns it: the error
+#: (error_information's code, or its class), the proxy's call id (shared by the rows of one client
+#: request: its retries and fallbacks) and the model group the client asked for before any fallback.
+METADATA_COLUMNS = ("error_code", "call_id", "original_group")
 
 #: Prisma scalar types -> PostgreSQL, as prisma migrate maps them.
 _PRISMA_TYPES = {"String": "TEXT", "Int": "INTEGER", "BigInt": "BIGINT", "Float": "DOUBLE PRECISION",
@@ -160,7 +163,8 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
     # Times as seconds since the epoch (a float per cell, not a datetime object): a third of the memory.
     columns = ", ".join(f'EXTRACT(EPOCH FROM "{c}")::float8' if c in _TIMES else f'"{c}"' for c in plain) + (
         ", COALESCE(\"metadata\"->'error_information'->>'error_code', "
-        "\"metadata\"->'error_information'->>'error_class', '')")
+        "\"metadata\"->'error_information'->>'error_class', ''), "
+        "COALESCE(\"metadata\"->>'litellm_call_id', ''), COALESCE(\"metadata\"->>'original_model_group', '')")
     query = (f'SELECT {columns} FROM "{TABLE}"' + (f" WHERE {' AND '.join(where)}" if where else "")
              + ' ORDER BY "startTime", "request_id"')
     where_from = re.sub(r"//[^@/]*@", "//***@", url)  # never print a password
@@ -171,7 +175,7 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
                 cursor.itersize = chunk_rows
                 cursor.execute(query, params)
                 while rows := cursor.fetchmany(chunk_rows):
-                    yield normalize(pd.DataFrame(rows, columns=plain + [ERROR_COLUMN]), where_from)
+                    yield normalize(pd.DataFrame(rows, columns=plain + list(METADATA_COLUMNS)), where_from)
     except psycopg.Error as exc:
         raise InputError(Problem(f"cannot read {TABLE}: {str(exc).strip().splitlines()[0]}", file=where_from)) from None
 
@@ -207,24 +211,27 @@ def _numbers(values: pd.Series, field: str, ids: pd.Series, source: str) -> np.n
     return numbers
 
 
-def _error(metadata) -> str:
-    """The error LiteLLM recorded for a failed call (metadata.error_information), as text."""
+def _from_metadata(metadata) -> tuple[str, str, str]:
+    """(error, call id, original model group) from a row's metadata (a dict or its JSON text):
+    what ``METADATA_COLUMNS`` holds when the database reads it."""
     if metadata is None or metadata == "" or (isinstance(metadata, float) and np.isnan(metadata)):
-        return ""
+        return "", "", ""
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except json.JSONDecodeError:
-            return ""
-    info = metadata.get("error_information") if isinstance(metadata, dict) else None
-    if not isinstance(info, dict):
-        return ""
-    return str(info.get("error_code") or info.get("error_class") or "")
+            return "", "", ""
+    if not isinstance(metadata, dict):
+        return "", "", ""
+    info = metadata.get("error_information")
+    error = str(info.get("error_code") or info.get("error_class") or "") if isinstance(info, dict) else ""
+    return error, str(metadata.get("litellm_call_id") or ""), str(metadata.get("original_model_group") or "")
 
 
 def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The columns routesim reads, checked: request_id, start, end, first_token (UTC; NaT when the
-    log has none), model_group, deployment, provider, input_tokens, output_tokens, spend_usd,
+    """The columns routesim reads, checked: request_id, call_id (the client request the row is an
+    attempt of), start, end, first_token (UTC; NaT when the log has none), model_group (that served
+    or failed the call), requested_group (the one the client asked for), deployment, provider, input_tokens, output_tokens, spend_usd,
     cache_hit, ok, error, team_id, end_user."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -243,19 +250,24 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     model_group = text("model_group").where(text("model_group") != "", text("model"))
     deployment = text("model_id").where(text("model_id") != "", text("model"))
     status = text("status").str.lower()
-    if ERROR_COLUMN in frame.columns:  # taken out of the metadata by the database
-        error = frame[ERROR_COLUMN].fillna("").astype(str)
+    if METADATA_COLUMNS[0] in frame.columns:  # taken out of the metadata by the database
+        error, call_id, original_group = (text(c) for c in METADATA_COLUMNS)
     elif "metadata" in frame.columns:
-        error = frame["metadata"].map(_error)
+        fields = [_from_metadata(m) for m in frame["metadata"]]
+        error, call_id, original_group = (pd.Series([f[k] for f in fields], index=frame.index, dtype=object)
+                                          for k in range(3))
     else:
-        error = pd.Series("", index=frame.index)
+        error = call_id = original_group = pd.Series("", index=frame.index)
     out = pd.DataFrame({
         "request_id": ids,
+        # Rows without a call id are requests of their own.
+        "call_id": call_id.where(call_id != "", ids),
         "start": _times(frame["startTime"], "startTime", ids, source, required=True),
         "end": _times(frame["endTime"], "endTime", ids, source, required=True),
         "first_token": (_times(frame["completionStartTime"], "completionStartTime", ids, source, required=False)
                         if "completionStartTime" in frame.columns else pd.NaT),
         "model_group": model_group,
+        "requested_group": original_group.where(original_group != "", model_group),
         "deployment": deployment,
         "provider": text("custom_llm_provider"),
         "input_tokens": _numbers(frame["prompt_tokens"], "prompt_tokens", ids, source).astype(np.int64),
