@@ -106,6 +106,54 @@ def run(
     _update_index(out)
 
 
+@app.command()
+def backtest(
+    scenario: Path = typer.Argument(..., help="A scenario written by routesim import litellm-logs (with a "
+                                    "backtest: block)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<scenario name>/)."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, max=MAX_REPLICATIONS,
+                                               help="Override the replications."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=256, help="Processes, as for run."),
+    require_match: bool = typer.Option(False, "--require-match", help="Exit 1 when a figure misses its target "
+                                       "(for a pipeline that must not go on with an untrustworthy simulator)."),
+) -> None:
+    """Simulate production's policy on the world calibrated from its logs, set it against the logs (first in
+    the report), and compare the scenario's other policies on that same world."""
+    from .backtest import read_backtest, table_rows
+    from .report.terminal import backtest_table
+    from .scenario import load_scenario
+
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    with user_errors():
+        loaded = load_scenario(scenario)
+        if loaded.scenario.backtest is None:
+            raise InputError(Problem("backtest: missing: write the scenario with routesim import litellm-logs, "
+                                     "which measures the logged figures to set the simulation against",
+                                     file=str(scenario)))
+        from .report.terminal import comparison_table
+        from .runner import run_to_folder
+
+        out = out or Path("reports") / loaded.scenario.name
+        runs = (replications or loaded.scenario.replications) * len(loaded.scenario.policies)
+        with _progress_bar(_interactive(), total=runs) as progress:
+            result = run_to_folder(loaded, out, replications=replications, progress=progress, jobs=jobs)
+    record = read_backtest(out)
+    if record is None or not (out / "summary.json").is_file():
+        raise RuntimeError(f"the backtest finished but {out} lacks its backtest.json or summary.json")
+    warn(result.warnings)
+    typer.echo(f"Backtest of {record['policy']} against {record['logged_requests']:,} logged requests "
+               f"({record['since']} to {record['until']}):")
+    typer.echo(backtest_table(table_rows(record)))
+    typer.echo("the simulation reproduces the logs within every target" if record["matched"] else
+               "NOT MATCHED: the figures marked MISS are off their targets; read the calibration comments in "
+               f"{scenario} before trusting the comparison below")
+    typer.echo("\n" + comparison_table(result))
+    typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
+    _update_index(out)
+    if require_match and not record["matched"]:
+        raise typer.Exit(1)
+
+
 def _update_index(out: Path) -> None:
     """The index of the folder holding the run (reports/, or one that has routesim's index);
     a failure here does not undo the run, it is a warning."""
@@ -406,6 +454,38 @@ def import_litellm_config(
                    "routesim validate refuses the scenario until then")
     typer.echo("TODO: latency and quality are placeholders" + ("" if trace else ", and the trace is synthetic")
                + ": see the comments at the top")
+
+
+@import_app.command("litellm-logs")
+def import_litellm_logs_command(
+    source: str = typer.Argument(..., help="A LiteLLM proxy's database (postgresql://...; read-only queries on "
+                                 "LiteLLM_SpendLogs) or an export of that table (.csv, .parquet, .jsonl)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The scenario YAML to write."),
+    trace: Path = typer.Option(..., "--trace", help="The trace to write (Parquet): one row per client request."),
+    config: Optional[Path] = typer.Option(None, "--config", help="The proxy's config.yaml: adds its routing as a "
+                                          "litellm-router policy (deployments matched by model_info.id)."),
+    since: Optional[str] = typer.Option(None, "--since", help="Only calls that started at or after this "
+                                        "instant, ISO 8601."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only calls that started before this instant."),
+    workload: str = typer.Option("model_group", "--workload", help="What a request's workload is: model_group "
+                                 "(the group asked for), team or end_user."),
+    latency: str = typer.Option("quantiles", "--latency", help="The latency fit: quantiles (empirical, "
+                                "default) or lognormal."),
+) -> None:
+    """Calibrate a scenario on a LiteLLM proxy's logs and write the trace it replays (then: routesim backtest)."""
+    from .log_import import import_litellm_logs
+    from .spend_logs import Window
+
+    with user_errors():
+        window = Window(_instant(since, "--since") if since else None, _instant(until, "--until") if until else None)
+        done = import_litellm_logs(source, out, trace, window, workload, latency, config)
+    logged = done.trace
+    typer.echo(f"wrote {trace}: {logged.requests:,} requests from {logged.rows:,} logged calls "
+               f"({logged.grouped:,} grouped retries/fallbacks)")
+    typer.echo(f"wrote {out}: {done.deployments} deployment(s), {done.events} event(s) found in the logs")
+    for note in done.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"next: routesim backtest {out}")
 
 
 def _instant(text: str, option: str):

@@ -14,8 +14,10 @@
   removes at least ``PRICE_CUT_GAIN`` of what is left and each side has at least
   ``MIN_PRICED_CALLS`` calls (so a change is found to the minute);
 - error rate: failed calls / calls outside the fault windows below (cache hits
-  left out: they never reach the deployment); how long a failure took to come
-  back (its mean duration) is the deployment's ``fail_fast_s``;
+  left out: they never reach the deployment; timeouts too: they are slow calls,
+  counted apart, whose latency the fit of answered calls does not see); how
+  long a failure took to come back (its mean duration) is the deployment's
+  ``fail_fast_s``;
 - latency: time to first token (first token − start) and end-to-end (end − start)
   of answered calls that streamed (those with a first-token time), fitted with
   ``latency_fit.fit_latency`` (an empirical quantile table by default). At most
@@ -24,8 +26,10 @@
   sample over the whole period in a fixed amount of memory;
 - fault windows: calls and failures are counted per wall-clock minute. A minute
   with at least ``MIN_BIN_CALLS`` calls is faulty when its failure share reaches
-  ``FAULT_FACTOR`` times the deployment's usual share (the median minute's) and
-  at least ``FAULT_MIN_SHARE``; consecutive faulty minutes make one window. A
+  ``FAULT_FACTOR`` times the deployment's usual share (that of its minutes
+  failing under ``FAULT_MIN_SHARE``) and at least ``FAULT_MIN_SHARE``, and so many
+  failures would happen by chance at the usual share less than ``FAULT_CHANCE``
+  of the time (binomial); consecutive faulty minutes make one window. A
   window whose calls failed ``OUTAGE_SHARE`` of the time or more is an outage,
   otherwise a partial outage failing at the window's share over the usual one
   (status 429 when most of its failures were 429s: a rate-limit storm). Windows
@@ -46,6 +50,9 @@ MIN_BIN_CALLS = 5  # a minute with fewer calls says nothing about faults
 FAULT_FACTOR = 5.0
 FAULT_MIN_SHARE = 0.2
 OUTAGE_SHARE = 0.95
+FAULT_CHANCE = 1e-4  # a faulty minute's failures are less likely than this at the usual share
+#: The errors LiteLLM logs for a call that timed out (error_information's code, or its class).
+TIMEOUT_ERRORS = ("408", "Timeout", "APITimeoutError")
 PRICE_TOLERANCE = 1e-6  # RMS residual / mean spend under which one price pair explains a stretch (LiteLLM bills from a price table: only float rounding is left)
 PRICE_CUT_GAIN = 0.9  # a cut must remove this share of the squared residual left
 MIN_PRICED_CALLS = 20
@@ -70,6 +77,11 @@ def _fit(sums: np.ndarray) -> tuple[np.ndarray, float] | None:
 def _relative_residual(sums: np.ndarray, sse: float) -> float:
     mean = sums[7] / sums[0]
     return float(np.sqrt(sse / sums[0]) / mean) if mean > 0 else 0.0
+
+
+def _same_prices(stretch: "PriceStretch", beta: np.ndarray) -> bool:
+    return bool(np.allclose([stretch.input_per_mtok, stretch.output_per_mtok], beta * 1e6, rtol=PRICE_TOLERANCE * 10,
+                            atol=1e-9))
 
 
 @dataclass(frozen=True)
@@ -99,13 +111,16 @@ class DeploymentTally:
     stride: int = 1  # keep every stride-th streamed answer
     seen_streamed: int = 0
     minutes: dict = field(default_factory=dict)  # minute since the epoch -> [calls, failures, 429s]
+    timeouts: int = 0  # calls that timed out: slow, not failed (the latency fit's tail), counted apart
 
     def add(self, rows: pd.DataFrame) -> None:
         """One chunk's calls of this deployment."""
         self.calls += int((~rows.cache_hit).sum())
         self.cache_hits += int(rows.cache_hit.sum())
-        self.failures += int((~rows.ok & ~rows.cache_hit).sum())
-        reached = rows[~rows.cache_hit]
+        timed_out = rows.error.isin(TIMEOUT_ERRORS) & ~rows.ok
+        self.timeouts += int(timed_out.sum())
+        self.failures += int((~rows.ok & ~rows.cache_hit & ~timed_out).sum())
+        reached = rows[~rows.cache_hit & ~timed_out]
         minute = (reached.start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)  # whatever the resolution
         counts = pd.DataFrame({"minute": minute.to_numpy(), "failed": (~reached.ok).to_numpy(),
                                "limited": (reached.error == "429").to_numpy()}).groupby("minute").agg(
@@ -206,6 +221,11 @@ class DeploymentTally:
                 continue
             start = minutes[lo] * 60.0 if changed_within is None else changed_within * 60.0 + 30.0
             changed_within = None
+            if found and _same_prices(found[-1], beta):  # a cut that changed nothing (float noise): undone
+                last = found[-1]
+                found[-1] = PriceStretch(last.from_s, last.input_per_mtok, last.output_per_mtok,
+                                         max(last.residual, residual), last.calls + int(sums(lo, hi)[0]))
+                continue
             found.append(PriceStretch(start, float(beta[0] * 1e6), float(beta[1] * 1e6), residual,
                                       int(sums(lo, hi)[0])))
         return found
@@ -231,17 +251,20 @@ class DeploymentTally:
             return None
         return Measurements(whole[:, 0], whole[:, 1], whole[:, 2], whole[:, 3], int((~usable).sum()))
 
-    def _usual_share(self) -> float | None:
-        """The median minute's failure share (None without minutes busy enough to say)."""
-        shares = [c[1] / c[0] for c in self.minutes.values() if c[0] >= MIN_BIN_CALLS]
-        return float(np.median(shares)) if shares else None
+    def _usual_share(self) -> float:
+        """The failure share of the ordinary minutes (those failing less than FAULT_MIN_SHARE)."""
+        ordinary = [c for c in self.minutes.values() if c[1] < FAULT_MIN_SHARE * c[0]]
+        calls = sum(c[0] for c in ordinary)
+        return sum(c[1] for c in ordinary) / calls if calls else 0.0
 
     def _faulty_minutes(self) -> list[int]:
+        from scipy.stats import binom
+
         usual = self._usual_share()
-        if usual is None:
-            return []
         threshold = max(FAULT_FACTOR * usual, FAULT_MIN_SHARE)
-        return sorted(m for m, c in self.minutes.items() if c[0] >= MIN_BIN_CALLS and c[1] / c[0] >= threshold)
+        busy = sorted(m for m, c in self.minutes.items() if c[0] >= MIN_BIN_CALLS and c[1] >= threshold * c[0])
+        # Failures that many in that many calls must be unlikely at the usual share, not chance.
+        return [m for m in busy if binom.sf(self.minutes[m][1] - 1, self.minutes[m][0], usual) < FAULT_CHANCE]
 
     def fault_windows(self, origin: pd.Timestamp) -> list[dict]:
         """The deployment's fault windows as scenario events, in seconds since ``origin``."""
@@ -267,19 +290,28 @@ class DeploymentTally:
                                "status": 429 if limited > failed / 2 else 500})
         return events
 
+    def e2e_sample(self) -> np.ndarray:
+        """End-to-end seconds of the answered streamed calls kept for the latency fit."""
+        return np.concatenate(self.latency)[:, 1] if self.latency else np.zeros(0)
+
     def latency_block(self, kind: str = "quantiles") -> dict | None:
         measured = self.measurements()
         return None if measured is None else fit_latency(measured, kind)
+
+
+def tally_chunk(tallies: dict[str, DeploymentTally], chunk: pd.DataFrame) -> None:
+    """Add one chunk of the log to the deployments' tallies."""
+    for name, rows in chunk.groupby("deployment", sort=False):
+        t = tallies.get(name)
+        if t is None:
+            first = rows.iloc[0]
+            t = tallies[name] = DeploymentTally(name, first.model_group, first.provider)
+        t.add(rows)
 
 
 def tally(chunks) -> dict[str, DeploymentTally]:
     """Every deployment's tally over the log's chunks."""
     tallies: dict[str, DeploymentTally] = {}
     for chunk in chunks:
-        for name, rows in chunk.groupby("deployment", sort=False):
-            t = tallies.get(name)
-            if t is None:
-                first = rows.iloc[0]
-                t = tallies[name] = DeploymentTally(name, first.model_group, first.provider)
-            t.add(rows)
+        tally_chunk(tallies, chunk)
     return tallies

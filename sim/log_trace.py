@@ -54,6 +54,10 @@ class LoggedTrace:
     last_start: pd.Timestamp | None
     workloads: dict[str, int]  # requests per workload
     grouped: int = 0  # requests of more than one row
+    answered: int = 0  # requests answered (by a deployment or the response cache)
+    failovers: int = 0  # requests that went to more than one deployment
+    most_attempts: int = 0  # calls of the request that made most
+    longest_s: float = 0.0  # the longest logged call, start to end
     unknown_output: int = 0  # requests that failed everywhere (answer length filled in)
     fallback_next: dict = field(default_factory=dict)  # deployment -> {next deployment tried after it failed: count}
 
@@ -109,11 +113,13 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
         "ok": single.ok.to_numpy(), "workload": single[workload_column].to_numpy(),
         "route": single.deployment.to_numpy(), "deployment": single.deployment.where(single.ok, "").to_numpy(),
         "attempts": np.ones(len(single), dtype=np.int64), "end": single.end.to_numpy(),
+        "longest_call_s": (single.end - single.start).dt.total_seconds().to_numpy(),
         "spend_usd": single.spend_usd.to_numpy(), "cache_hit": single.cache_hit.to_numpy()})
     several = rows[size > 1]
     if len(several):
         answered = several.deployment.where(several.ok, "")
-        groups = several.assign(_answered=answered, _answer_tokens=several.output_tokens.where(several.ok, 0)).groupby(
+        groups = several.assign(_answered=answered, _answer_tokens=several.output_tokens.where(several.ok, 0),
+                                _seconds=(several.end - several.start).dt.total_seconds()).groupby(
             "call_id", sort=False)
         out_several = pd.DataFrame({
             "request_id": groups.call_id.first().to_numpy(), "start": groups.start.min().to_numpy(),
@@ -123,6 +129,7 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
             "route": groups.deployment.agg(ROUTE_SEPARATOR.join).to_numpy(),
             "deployment": groups._answered.max().to_numpy(),
             "attempts": groups.size().to_numpy().astype(np.int64), "end": groups.end.max().to_numpy(),
+            "longest_call_s": groups._seconds.max().to_numpy(),
             "spend_usd": groups.spend_usd.sum().to_numpy(), "cache_hit": groups.cache_hit.any().to_numpy()})
         out = pd.concat([out_single, out_several], ignore_index=True)
     else:
@@ -155,6 +162,11 @@ def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str 
                 output = _fill_unknown_output(requests, names, answered_sums)
                 summary.unknown_output += int((~requests.ok).sum())
                 summary.grouped += int((requests.attempts > 1).sum())
+                summary.answered += int(requests.ok.sum())
+                summary.most_attempts = max(summary.most_attempts, int(requests.attempts.max()))
+                summary.longest_s = max(summary.longest_s, float(requests.longest_call_s.max()))
+                summary.failovers += int(sum(len(set(r.split(ROUTE_SEPARATOR))) > 1
+                                             for r in requests.route[requests.attempts > 1]))
                 _count_fallbacks(requests.route[requests.attempts > 1], summary.fallback_next)
                 for name, count in names.value_counts().items():
                     summary.workloads[name] = summary.workloads.get(name, 0) + int(count)

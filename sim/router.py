@@ -52,8 +52,8 @@ from .feedback import verdict
 from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, CPU_SAMPLE, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import ANSWER_FEEDBACK, POLICY_FAILURES, BasePolicy, Decision, Feedback, Judge, Outcome, Request, \
-    knowledge_read_by
+from .policies.base import ANSWER_FEEDBACK, LOGGED_ROUTING, POLICY_FAILURES, BasePolicy, Decision, Feedback, Judge, \
+    Outcome, Request, knowledge_read_by
 from .provider import Providers
 from .schema.routing import RouterSpec
 from .world import World
@@ -122,6 +122,10 @@ class Router:
         # The request's routing tags, as its client sent them (a production router reads them too).
         self._tag_code = None if trace.tags is None else compact(trace.tags)
         self._tag_sets = trace.tag_sets
+        # Production's logged route, for a policy that replays it (and only for one that says so).
+        replays = LOGGED_ROUTING in knowledge_read_by(policy) and trace.logged_route is not None
+        self._route_code = compact(trace.logged_route) if replays else None
+        self._route_lists = trace.logged_routes
         self._decision_latency = decision_latency  # per request, seconds before the first attempt (or None)
         self._names = catalog.names
         self._index = catalog.index
@@ -172,7 +176,8 @@ class Router:
         workload = self._workload_names[self._workload_code[i]]
         request = _tuple_new(Request, (self._ids_block[k], now, workload, self._input[i],
                                        None if self._estimate is None else self._estimate[i], (),
-                                       () if self._tag_code is None else self._tag_sets[self._tag_code[i]]))
+                                       () if self._tag_code is None else self._tag_sets[self._tag_code[i]],
+                                       () if self._route_code is None else self._route_lists[self._route_code[i]]))
         view = self.known.view(now)
         error = None
         # Wall-clock time is what a request waits for (a policy that sleeps or calls a

@@ -498,6 +498,10 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
     seed = sc.seed if seed is None else seed
     replications = sc.replications if replications is None else replications
     will_write = list(RUN_FILES)
+    if sc.backtest is not None:
+        from .backtest import FILE as BACKTEST_FILE
+
+        will_write.append(BACKTEST_FILE)
     if report:
         from .report import report_files, write_report  # figures load matplotlib: only when reporting
 
@@ -519,6 +523,10 @@ def run_to_folder(loaded: LoadedScenario, out: Path, seed: int | None = None, re
         write_faults(result, folder)
         write_replications(result, folder)
         write_summary(result, folder)
+        if sc.backtest is not None:  # the simulation of production against its logs, before the report shows it
+            from .backtest import backtest_rows, write_backtest
+
+            write_backtest(folder, sc.backtest, backtest_rows(folder, sc.backtest))
         if report:
             if progress:
                 total = replications * len(sc.policies)

@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, Problem, describe_error, error_location
 from .limits import MAX_REPLICATIONS
+from .schema.backtest import BacktestSpec
 from .schema.common import Strict
 from .schema.deployments import ModelSpec
 from .schema.faults import Event, ProviderSpec
@@ -49,6 +50,7 @@ class Scenario(Strict):
     gates: Gates = Gates()
     policies: dict[str, PolicySpec]
     baseline: str | None = None
+    backtest: BacktestSpec | None = None  # what a proxy's logs measured (routesim import litellm-logs)
     #: The instant simulated time 0 stands for: catalog prices by date and time of day follow it.
     start: Annotated[datetime, Field(strict=False)] | None = None
     routesim_version: str | None = None  # written into scenario.resolved.yaml; informational
@@ -294,6 +296,12 @@ def reference_problems(loaded: LoadedScenario, declared: dict[str, set] | None =
         name = getattr(sc.gates, key)
         if name is not None and name not in policies:
             problems.append(loaded.problem(("gates", key), f"unknown policy '{name}' (policies: {', '.join(sorted(policies))})"))
+    if sc.backtest is not None:
+        if sc.backtest.policy not in policies:
+            problems.append(loaded.problem(("backtest", "policy"), f"unknown policy '{sc.backtest.policy}' "
+                                                                   f"(policies: {', '.join(sorted(policies))})"))
+        for deployment in sc.backtest.groups:
+            need_model(deployment, ("backtest", "groups", deployment))
     if sc.baseline is not None and sc.baseline in sc.policies and sc.is_upper_bound(sc.baseline):
         problems.append(loaded.problem(("baseline",), f"'{sc.baseline}' is an upper bound that sees the ground truth; "
                                                       "the baseline must be a policy you could deploy"))

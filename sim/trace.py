@@ -5,8 +5,11 @@ A trace has ``arrival_s`` (seconds from the start, sorted), ``input_tokens`` and
 ``output_tokens`` (whole, non-negative), and optionally ``request_id``,
 ``workload``, ``difficulty``, ``cached_input_tokens``, ``tags`` (the request's
 routing tags, as a LiteLLM proxy reads them from its metadata: a list in JSON
-lines and Parquet, ``;``-separated text in CSV) and ``quality.<model>``
-(per-request labels in [0, 1] for counterfactual replay of offline evals). Readers report the first bad
+lines and Parquet, ``;``-separated text in CSV), ``logged_route`` (in a trace
+made from a proxy's logs: the deployments production tried, in order, in the
+same two forms; only a policy that replays production reads it) and
+``quality.<model>`` (per-request labels in [0, 1] for counterfactual replay of
+offline evals). Readers report the first bad
 value with its line (text files) or row (Parquet).
 """
 
@@ -31,7 +34,7 @@ if TYPE_CHECKING:  # pandas is imported where a trace file is read: a synthetic 
     import pandas as pd
 
 REQUIRED = ("arrival_s", "input_tokens", "output_tokens")
-OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens", "tags")
+OPTIONAL = ("request_id", "workload", "difficulty", "cached_input_tokens", "tags", "logged_route")
 TAG_SEPARATOR = ";"  # between tags in a text cell
 QUALITY_PREFIX = "quality."
 DEFAULT_WORKLOAD = "default"
@@ -52,6 +55,8 @@ class Trace:
     cached_input_tokens: np.ndarray | None = None  # int64, <= input_tokens: input read from a prompt cache
     tags: np.ndarray | None = None  # int32 codes into ``tag_sets``
     tag_sets: list[tuple[str, ...]] = field(default_factory=list)  # each distinct set of a request's tags
+    logged_route: np.ndarray | None = None  # int32 codes into ``logged_routes``
+    logged_routes: list[tuple[str, ...]] = field(default_factory=list)  # each distinct route production took
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -79,6 +84,9 @@ class Trace:
             cols["cached_input_tokens"] = self.cached_input_tokens
         if self.tags is not None:
             cols["tags"] = np.asarray([TAG_SEPARATOR.join(t) for t in self.tag_sets], dtype=object)[self.tags]
+        if self.logged_route is not None:
+            cols["logged_route"] = np.asarray([TAG_SEPARATOR.join(r) for r in self.logged_routes],
+                                              dtype=object)[self.logged_route]
         for model, labels in self.quality_labels.items():
             cols[QUALITY_PREFIX + model] = labels
         return pd.DataFrame(cols)
@@ -248,6 +256,8 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
             raise InputError(Problem(f"cached_input_tokens: {cached[over[0]]} is more than input_tokens "
                                      f"{input_tokens[over[0]]}", **where(int(over[0]))))
     tags, tag_sets = _tags(frame["tags"], where) if "tags" in frame.columns else (None, [])
+    routes, route_lists = (_tags(frame["logged_route"], where, "logged_route", ordered=True)
+                           if "logged_route" in frame.columns else (None, []))
     labels = {}
     for column in frame.columns:
         if str(column).startswith(QUALITY_PREFIX):
@@ -257,12 +267,13 @@ def from_frame(frame: pd.DataFrame, source: str = "trace", locate: Locate | None
                 raise InputError(Problem(f"{column}: must be in [0, 1] (got {values[bad[0]]})", **where(int(bad[0]))))
             labels[str(column)[len(QUALITY_PREFIX):]] = values
     return Trace(arrival, input_tokens, output_tokens, request_id, workload, workloads, difficulty, labels, cached,
-                 tags, tag_sets)
+                 tags, tag_sets, routes, route_lists)
 
 
-def _tags(column: pd.Series, where: Locate) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """Each request's tags as a code into the distinct tag sets: a cell is a list of strings
-    or ``;``-separated text; an empty or missing cell is no tags."""
+def _tags(column: pd.Series, where: Locate, name: str = "tags",
+          ordered: bool = False) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Each request's tags (or, ``ordered``, its logged route) as a code into the distinct
+    sets: a cell is a list of strings or ``;``-separated text; an empty or missing cell is none."""
     sets: dict[tuple[str, ...], int] = {}
     codes = np.empty(len(column), dtype=np.int32)
     for i, cell in enumerate(column.to_numpy(dtype=object)):
@@ -271,13 +282,14 @@ def _tags(column: pd.Series, where: Locate) -> tuple[np.ndarray, list[tuple[str,
         elif isinstance(cell, (list, tuple, np.ndarray)):
             found = list(cell)
             if not all(isinstance(t, str) for t in found):
-                raise InputError(Problem(f"tags: every tag must be text (got {cell!r})", **where(i)))
+                raise InputError(Problem(f"{name}: every item must be text (got {cell!r})", **where(i)))
         elif cell is None or (isinstance(cell, float) and np.isnan(cell)):
             found = []
         else:
-            raise InputError(Problem(f"tags: a list of tags or '{TAG_SEPARATOR}'-separated text (got {cell!r})",
+            raise InputError(Problem(f"{name}: a list or '{TAG_SEPARATOR}'-separated text (got {cell!r})",
                                      **where(i)))
-        key = tuple(sorted({t.strip() for t in found if t.strip()}))
+        stripped = [t.strip() for t in found if t.strip()]
+        key = tuple(stripped) if ordered else tuple(sorted(set(stripped)))
         codes[i] = sets.setdefault(key, len(sets))
     return codes, list(sets)
 

@@ -31,7 +31,8 @@ def _take(trace: Trace, rows: np.ndarray, arrival_s: np.ndarray) -> Trace:
                  None if trace.difficulty is None else trace.difficulty[rows],
                  {m: labels[rows] for m, labels in trace.quality_labels.items()},
                  None if trace.cached_input_tokens is None else trace.cached_input_tokens[rows],
-                 None if trace.tags is None else trace.tags[rows], trace.tag_sets)
+                 None if trace.tags is None else trace.tags[rows], trace.tag_sets,
+                 None if trace.logged_route is None else trace.logged_route[rows], trace.logged_routes)
 
 
 def replay(trace: Trace, window_s: tuple[float, float] | None = None, keep: float | None = None,
@@ -117,24 +118,28 @@ def merge(traces: list[tuple[str, Trace]]) -> Trace:
     if any(t.cached_input_tokens is not None for _, t in traces):  # a trace without the column cached nothing
         cached = np.concatenate([t.cached_input_tokens if t.cached_input_tokens is not None
                                  else np.zeros(len(t), dtype=np.int64) for _, t in traces])[order]
-    tags, tag_sets = _merged_tags([t for _, t in traces])
+    tags, tag_sets = _merged_codes([(t.tags, t.tag_sets, len(t)) for _, t in traces])
+    routes, route_lists = _merged_codes([(t.logged_route, t.logged_routes, len(t)) for _, t in traces])
     return Trace(arrival[order], np.concatenate([t.input_tokens for _, t in traces])[order],
                  np.concatenate([t.output_tokens for _, t in traces])[order], ids[order], workload[order],
-                 labels, difficulty, quality, cached, None if tags is None else tags[order], tag_sets)
+                 labels, difficulty, quality, cached, None if tags is None else tags[order], tag_sets,
+                 None if routes is None else routes[order], route_lists)
 
 
-def _merged_tags(traces: list[Trace]) -> tuple[np.ndarray | None, list[tuple[str, ...]]]:
-    """The traces' tags, coded into one list of tag sets (a trace without the column: no tags)."""
-    if all(t.tags is None for t in traces):
+def _merged_codes(columns: list[tuple[np.ndarray | None, list[tuple[str, ...]], int]]
+                  ) -> tuple[np.ndarray | None, list[tuple[str, ...]]]:
+    """The traces' tags (or logged routes), as (codes, the sets they index, rows), coded into
+    one list of sets (a trace without the column: none)."""
+    if all(codes is None for codes, _, _ in columns):
         return None, []
     sets: dict[tuple[str, ...], int] = {}
     parts = []
-    for t in traces:
-        if t.tags is None:
-            parts.append(np.full(len(t), sets.setdefault((), len(sets)), dtype=np.int32))
+    for codes, known, rows in columns:
+        if codes is None:
+            parts.append(np.full(rows, sets.setdefault((), len(sets)), dtype=np.int32))
         else:
-            recode = np.array([sets.setdefault(s, len(sets)) for s in t.tag_sets], dtype=np.int32)
-            parts.append(recode[t.tags])
+            recode = np.array([sets.setdefault(s, len(sets)) for s in known], dtype=np.int32)
+            parts.append(recode[codes])
     return np.concatenate(parts), list(sets)
 
 

@@ -40,6 +40,10 @@ class Request(NamedTuple):
     tried: tuple[str, ...] = ()
     #: The routing tags the client sent with the request (the trace's ``tags``), sorted.
     tags: tuple[str, ...] = ()
+    #: In a backtest on a proxy's logs, the deployments production tried for this request, in
+    #: order (the trace's ``logged_route``). Only a policy that reads ``logged`` (a replay of
+    #: production) is given it: it shows what production's own failures were.
+    logged_route: tuple[str, ...] = ()
 
 
 class ModelStatus(NamedTuple):
@@ -165,6 +169,9 @@ class Feedback(NamedTuple):
 #: none of them is given none, and its report never depends on how good they are.
 QUALITY_BELIEF, DIFFICULTY_SIGNAL, ANSWER_FEEDBACK = "quality", "difficulty", "feedback"
 ALL_KNOWLEDGE = frozenset({QUALITY_BELIEF, DIFFICULTY_SIGNAL, ANSWER_FEEDBACK})
+#: The route production took (``Request.logged_route``): not part of ALL_KNOWLEDGE, so only a
+#: policy that names it in ``reads`` (the replay of production) is given it.
+LOGGED_ROUTING = "logged"
 
 
 def knowledge_read_by(policy) -> frozenset[str]:

@@ -171,4 +171,4 @@ def _accepts(cls: type, name: str) -> bool:
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register decorators.
-    from . import bandit, cascade, litellm, litellm_router, manual, openrouter, oracle, static, threshold, weighted  # noqa: F401
+    from . import bandit, cascade, litellm, litellm_router, manual, openrouter, oracle, replay, static, threshold, weighted  # noqa: F401

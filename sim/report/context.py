@@ -153,6 +153,19 @@ RESILIENCE_SHOWN = ("fault_success_rate", "failed_in_faults", "time_to_failover_
                     "breaker_open_s", "error_budget_burn")
 
 
+def backtest_section(folder) -> dict | None:
+    """The backtest's figures (backtest.json), shown first: how well the simulation of production
+    matched its logs decides how far the comparison after it can be trusted."""
+    from ..backtest import read_backtest, table_rows
+
+    record = read_backtest(folder)
+    if record is None:
+        return None
+    return {"policy": record["policy"], "since": record["since"], "until": record["until"],
+            "requests": f"{record['logged_requests']:,}", "matched": record["matched"],
+            "rows": table_rows(record), "missed": [r["figure"] for r in record["rows"] if not r["within"]]}
+
+
 def report_context(run, figures: dict[str, str]) -> dict:
     sizes = run.requests_per_replication
     decided = decision(run)
@@ -162,6 +175,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "requests": f"{sizes[0]:,}" if len(set(sizes)) == 1 else f"{min(sizes):,}–{max(sizes):,}",
         "models": len(run.resolved.get("models", {})), "horizon": f"{run.horizon_s:,.0f}",
         "decision": decided,
+        "backtest": backtest_section(run.folder),
         "headline_columns": [title for _, title in headline.HEADLINE],
         "headline": headline.rows(run, decided.max_quality_drop),
         "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),

@@ -20,6 +20,23 @@ _COLUMNS = (  # (title, metric); formats follow the registry's units
 )
 
 
+def backtest_table(rows: list[dict]) -> str:
+    """The backtest's figures (``backtest.table_rows``), aligned, a MISS where one is off its target."""
+    lines = [["Figure", "Logged", "Simulated", "95% CI", "Error", "Target", ""]]
+    lines += [[r["figure"], r["logged"], r["simulated"], r["interval"], r["error"], r["target"],
+               "ok" if r["within"] else "MISS"] for r in rows]
+    return _aligned(lines)
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    """Text columns: the first left-aligned, the others right-aligned, a rule under the titles."""
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def comparison_table(result) -> str:
     rows = [[title for title, _ in _COLUMNS]]
     for name in result.policies:
@@ -28,10 +45,7 @@ def comparison_table(result) -> str:
         for _, metric in _COLUMNS[1:]:
             row.append(fmt_named(s, metric, with_ci=False))
         rows.append(row)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(_COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
-             for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = _aligned(rows).split("\n")
     for name in result.upper_bounds:
         given = result.knowledge.get(name, {}).get("exact_truth") or "ground truth"
         lines.append(f"\n† {name}: given {given}; an unreachable upper bound for scale, never a policy to deploy.")

@@ -1,0 +1,286 @@
+"""``routesim import litellm-logs``: a LiteLLM proxy's logs (its ``LiteLLM_SpendLogs``
+table, or an export of it) into a calibrated scenario and the trace it replays.
+
+One pass over the log (``spend_logs.read_spend_logs``) feeds both the per-deployment
+tallies (``log_calibration``) and the trace writer (``log_trace``). The scenario
+written:
+
+- ``models``: one per deployment the log names (``model_id``, else the model),
+  with its provider, its fitted prices (the first stretch's; later stretches
+  become ``price`` events at the minute they start), its latency fitted from
+  its answered streamed calls (``latency_fit``, empirical quantiles by default)
+  with ``fail_fast_s`` the mean duration of its failed calls, and its error rate
+  outside fault windows; quality is unknown to a log (``default: 0``);
+- ``events``: the fault windows (outages, partial outages; 429 storms as
+  partial outages with status 429), each with its counts;
+- ``router``: no health hold (the proxy's routing is in the log), at most as
+  many attempts as the log shows for a request, the per-attempt timeout the
+  longest logged call, and a response cache answering the logged share of
+  cache hits;
+- ``policies``: ``logged-routing`` (``replay``: production's logged routes and
+  fallbacks), the baseline; with ``--config``, the proxy's config as
+  ``litellm-router`` too (``routesim import litellm``'s mapping);
+- ``backtest``: what the log measured, for ``routesim backtest``.
+
+Everything inferred carries a comment saying where it came from (counts, dates,
+fit quality), so a reviewer can check it before trusting the backtest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .errors import InputError, Problem
+from .files import atomic_file
+from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
+from .log_trace import LoggedTrace, write_logged_trace
+from .spend_logs import TABLE, Window, is_database_url, read_spend_logs
+
+PRODUCTION = "logged-routing"
+LITELLM_POLICY = "litellm-config"
+PLACEHOLDER_LATENCY = {"ttft_s": {"median": 1.0, "p95": 3.0}, "tokens_per_s": {"median": 50.0, "p5": 20.0}}
+
+
+@dataclass
+class LogImport:
+    trace: LoggedTrace
+    deployments: int
+    events: int
+    notes: list[str]
+
+
+def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window = Window(),
+                        workload: str = "model_group", latency_kind: str = "quantiles",
+                        config: Path | None = None) -> LogImport:
+    """Write the scenario at ``out`` and its trace at ``trace_out`` from the log at ``source``."""
+    out, trace_out = Path(out), Path(trace_out)
+    if out.resolve() == trace_out.resolve():
+        raise InputError(Problem("the scenario and the trace must be two files", file=str(out)))
+    where = _printable(source)
+    tallies: dict[str, DeploymentTally] = {}
+    spend_by_group: dict[str, float] = {}
+
+    def tallied(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for chunk in chunks:
+            tally_chunk(tallies, chunk)
+            for group, spend in chunk.groupby("model_group").spend_usd.sum().items():
+                spend_by_group[group] = spend_by_group.get(group, 0.0) + float(spend)
+            yield chunk
+
+    logged = write_logged_trace(tallied(read_spend_logs(source, window)), trace_out, workload, where)
+    scenario, comments, notes = calibrated_scenario(tallies, logged, spend_by_group, where, latency_kind)
+    scenario["trace"] = {"path": os.path.relpath(trace_out.resolve(), out.resolve().parent)}
+    if config is not None:
+        _add_litellm_policy(scenario, config, notes)
+    text = render(scenario, comments, notes, where, logged)
+    with atomic_file(out, "scenario") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return LogImport(logged, len(scenario["models"]), len(scenario["events"]), notes)
+
+
+def _printable(source: str) -> str:
+    import re
+
+    return re.sub(r"//[^@/]*@", "//***@", source) if is_database_url(source) else str(source)
+
+
+def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace, spend_by_group: dict[str, float],
+                        where: str, latency_kind: str) -> tuple[dict, dict[str, str], list[str]]:
+    """(scenario without its trace, comments by model name and by event index, notes)."""
+    origin = logged.first_start
+    origin_s = origin.value / 1e9
+    models: dict[str, dict] = {}
+    comments: dict[str, str] = {}
+    events: list[dict] = []
+    notes: list[str] = []
+    latency_figures: dict[str, dict] = {}
+    for name, t in sorted(tallies.items()):
+        spec: dict[str, Any] = {"provider": t.provider or "unknown"}
+        said = [f"{name} (model group {t.model_group}): {t.calls:,} calls, {t.failures:,} failed, "
+                f"{t.timeouts:,} timed out, {t.cache_hits:,} cache hits"]
+        stretches = t.price_stretches()
+        if stretches:
+            first = stretches[0]
+            spec["price"] = {"input_per_mtok": _round(first.input_per_mtok), "output_per_mtok": _round(first.output_per_mtok)}
+            said.append(_price_words(first, stretches))
+            for stretch in stretches[1:]:
+                events.append({"kind": "price", "model": name, "at_s": round(max(0.0, stretch.from_s - origin_s), 3),
+                               "input_per_mtok": _round(stretch.input_per_mtok),
+                               "output_per_mtok": _round(stretch.output_per_mtok)})
+                comments[f"event {len(events) - 1}"] = (
+                    f"{name}'s prices from {_when(stretch.from_s)}: fitted on {stretch.calls:,} answered calls, "
+                    f"RMS residual {stretch.residual:.2%} of the mean spend")
+        else:
+            spec["price"] = {"input_per_mtok": 0.0, "output_per_mtok": 0.0}
+            said.append("prices: TODO too few answered calls of different sizes to fit them (0 written)")
+            notes.append(f"{name}: prices could not be fitted from its calls; 0 written")
+        block = t.latency_block(latency_kind)
+        if block is None:
+            spec["latency"] = dict(PLACEHOLDER_LATENCY)
+            said.append("latency: TODO placeholder, too few answered streamed calls to fit")
+            notes.append(f"{name}: too few answered streamed calls (with a completionStartTime) to fit a latency")
+        else:
+            spec["latency"] = block
+            said.append(f"latency fitted ({latency_kind}) on {len(t.measurements().ttft_s):,} answered streamed calls"
+                        + (f" (a sample spread evenly over {t.seen_streamed:,})" if t.stride > 1 else ""))
+        fail_fast = t.fail_fast_s()
+        if fail_fast is not None:
+            spec["latency"]["fail_fast_s"] = _round(fail_fast)
+        windows = t.fault_windows(origin)
+        for window in windows:
+            events.append(window)
+            comments[f"event {len(events) - 1}"] = _window_words(t, window, origin_s)
+        spec["error_rate"] = round(t.error_rate(), 6)
+        said.append(f"error rate {t.error_rate():.3%} outside its {len(windows)} fault window(s)")
+        spec["quality"] = {"default": 0.0}
+        models[name] = spec
+        comments[name] = "; ".join(said)
+        e2e = t.e2e_sample()
+        if len(e2e):
+            latency_figures[name] = {"calls": int(len(e2e)), **{f"p{q}_s": _round(float(np.quantile(e2e, q / 100)))
+                                                                 for q in (50, 95, 99)}}
+    events.sort(key=lambda e: e.get("start_s", e.get("at_s", 0.0)))
+    cache_hits = sum(t.cache_hits for t in tallies.values())
+    longest = max(logged.longest_s, 1.0)
+    router: dict[str, Any] = {
+        "timeout_s": _round(longest),
+        "max_attempts": int(min(max(logged.most_attempts, 1), 20)),
+        "health": None,
+    }
+    if cache_hits:
+        router["response_cache"] = {"hit_share": round(cache_hits / logged.requests, 6)}
+    fallbacks = {d: [n for n, _ in sorted(after.items(), key=lambda kv: (-kv[1], kv[0]))]
+                 for d, after in sorted(logged.fallback_next.items())}
+    groups = {name: t.model_group for name, t in sorted(tallies.items())}
+    backtest = {
+        "policy": PRODUCTION,
+        "groups": groups,
+        "logged": {
+            "since": _iso(logged.first_start), "until": _iso(logged.last_start), "rows": logged.rows,
+            "requests": logged.requests, "spend_usd": round(sum(spend_by_group.values()), 9),
+            "spend_by_group": {g: round(v, 9) for g, v in sorted(spend_by_group.items())},
+            "success_rate": round(logged.answered / logged.requests, 6),
+            "failover_rate": round(logged.failovers / logged.requests, 6),
+            "latency": latency_figures,
+        },
+    }
+    scenario = {
+        "name": "backtest",
+        "description": f"Calibrated from {TABLE} at {where}, {_iso(logged.first_start)} to {_iso(logged.last_start)}.",
+        "seed": 1,
+        "replications": 5,
+        "start": _iso(origin),
+        "trace": None,
+        "models": models,
+        "events": events,
+        "router": router,
+        "policies": {PRODUCTION: {"kind": "replay", "fallbacks": fallbacks}},
+        "baseline": PRODUCTION,
+        "backtest": backtest,
+    }
+    return scenario, comments, notes
+
+
+def _add_litellm_policy(scenario: dict, config: Path, notes: list[str]) -> None:
+    """The proxy's config as a ``litellm-router`` policy over the logged deployments: the config's
+    deployments are matched to the log's by ``model_info.id`` (what LiteLLM logs as model_id)."""
+    from .litellm_import import convert, read_config
+
+    parsed = read_config(Path(config))
+    ids = {}
+    for entry in parsed.model_list:
+        found = (entry.model_info or {}).get("id")
+        if found is not None:
+            ids.setdefault(entry.model_name, []).append(str(found))
+    known = set(scenario["models"])
+    groups = {g: [d for d in ds if d in known] for g, ds in ids.items()}
+    groups = {g: ds for g, ds in groups.items() if ds}
+    if not groups:
+        raise InputError(Problem("no deployment of the config is in the log: give each model_list entry the "
+                                 "model_info.id the proxy logs as model_id", file=str(config)))
+    converted, _, config_notes = convert(parsed, Path(config), datetime.fromisoformat(scenario["start"]))
+    policy = converted["policies"]["litellm"]
+    policy["groups"] = groups
+    for key in ("litellm_metrics", "limits", "order", "tags"):
+        policy.pop(key, None)  # named by the config's own deployment names
+    policy["default_group"] = next(iter(groups))
+    scenario["policies"][LITELLM_POLICY] = {**policy, "router": {k: v for k, v in converted["router"].items()
+                                                                 if k in ("retry", "cooldown", "max_attempts")}}
+    notes.extend(f"config: {n}" for n in config_notes)
+
+
+# --------------------------------------------------------------------------- words
+def _round(value: float) -> float:
+    return float(f"{float(value):.6g}")
+
+
+def _iso(stamp: pd.Timestamp) -> str:
+    return pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+
+
+def _when(seconds: float) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _price_words(first: PriceStretch, stretches: list[PriceStretch]) -> str:
+    words = (f"prices fitted on {first.calls:,} answered calls, RMS residual {first.residual:.2%} of the mean spend")
+    if len(stretches) > 1:
+        words += f"; {len(stretches) - 1} price change(s) found, as price events"
+    return words
+
+
+def _window_words(t: DeploymentTally, window: dict, origin_s: float) -> str:
+    first, last = (int((origin_s + window[k]) // 60) for k in ("start_s", "end_s"))
+    calls = sum(t.minutes.get(m, [0, 0, 0])[0] for m in range(first, last))
+    failed = sum(t.minutes.get(m, [0, 0, 0])[1] for m in range(first, last))
+    return (f"{window['model']}: {failed:,} of {calls:,} calls failed from {_when(origin_s + window['start_s'])} to "
+            f"{_when(origin_s + window['end_s'])}")
+
+
+def render(scenario: dict, comments: dict[str, str], notes: list[str], where: str, logged: LoggedTrace) -> str:
+    """The scenario as YAML with a comment on every inferred value."""
+    head = [f"# Calibrated by `routesim import litellm-logs` from {TABLE} at {where}:",
+            f"# {logged.rows:,} logged calls from {_iso(logged.first_start)} to {_iso(logged.last_start)}, grouped "
+            f"into {logged.requests:,} requests",
+            f"# ({logged.grouped:,} of several calls: rows sharing metadata.litellm_call_id within 10 minutes;",
+            f"# {logged.unknown_output:,} failed everywhere and got their workload's mean answer length).",
+            "# Check the comments before trusting the backtest: `routesim backtest` sets the simulation of",
+            f"# {PRODUCTION} against the figures under backtest.logged.",
+            "# quality: a log says nothing of answer quality; every model's is 0 (put in your evaluations",
+            "# before comparing policies on quality)."]
+    head += [f"# note: {n}" for n in notes]
+    body = []
+    for key, value in scenario.items():
+        if key == "models":
+            body.append("models:")
+            for name, spec in value.items():
+                body.append(f"  # {comments[name]}")
+                body.append(f"  {_scalar(name)}:")
+                for field, v in spec.items():
+                    body.append(f"    {field}: {_flow(v)}")
+        elif key == "events":
+            body.append("events:" if value else "events: []")
+            for i, event in enumerate(value):
+                if f"event {i}" in comments:
+                    body.append(f"  # {comments[f'event {i}']}")
+                body.append(f"  - {_flow(event)}")
+        else:
+            body.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False).rstrip())
+    return "\n".join(head) + "\n" + "\n".join(body) + "\n"
+
+
+def _flow(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+    return text[:-3].strip() if text.endswith("...") else text
+
+
+def _scalar(value: str) -> str:
+    return yaml.safe_dump(value).splitlines()[0]
