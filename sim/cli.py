@@ -114,6 +114,9 @@ def backtest(
     replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, max=MAX_REPLICATIONS,
                                                help="Override the replications."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=256, help="Processes, as for run."),
+    candidates: list[Path] = typer.Option([], "--policy", "-p", help="A YAML file of candidate policies (name: "
+                                          "{kind: ..., ...}) to compare on the calibrated world; repeatable. The "
+                                          "scenario file is not changed."),
     require_match: bool = typer.Option(False, "--require-match", help="Exit 1 when a figure misses its target "
                                        "(for a pipeline that must not go on with an untrustworthy simulator)."),
 ) -> None:
@@ -121,11 +124,11 @@ def backtest(
     the report), and compare the scenario's other policies on that same world."""
     from .backtest import read_backtest, table_rows
     from .report.terminal import backtest_table
-    from .scenario import load_scenario
+    from .scenario import load_with_candidates
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     with user_errors():
-        loaded = load_scenario(scenario)
+        loaded = load_with_candidates(scenario, candidates)
         if loaded.scenario.backtest is None:
             raise InputError(Problem("backtest: missing: write the scenario with routesim import litellm-logs, "
                                      "which measures the logged figures to set the simulation against",

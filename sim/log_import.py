@@ -134,8 +134,10 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         fail_fast = t.fail_fast_s()
         if fail_fast is not None:
             spec["latency"]["fail_fast_s"] = _round(fail_fast)
+            said.append(f"a failure came back after {fail_fast:.3g} s on average (fail_fast_s)")
         windows = t.fault_windows(origin)
         for window in windows:
+            window.update(start_s=round(window["start_s"], 3), end_s=round(window["end_s"], 3))
             events.append(window)
             comments[f"event {len(events) - 1}"] = _window_words(t, window, origin_s)
         spec["error_rate"] = round(t.error_rate(), 6)
@@ -190,31 +192,51 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
 
 
 def _add_litellm_policy(scenario: dict, config: Path, notes: list[str]) -> None:
-    """The proxy's config as a ``litellm-router`` policy over the logged deployments: the config's
-    deployments are matched to the log's by ``model_info.id`` (what LiteLLM logs as model_id)."""
-    from .litellm_import import convert, read_config
+    """The proxy's config as a ``litellm-router`` policy (``routesim import litellm``'s mapping)
+    over the logged deployments: a config deployment is the log's deployment whose model_id is
+    its ``model_info.id`` (what LiteLLM logs); deployments without one, or not in the log, are
+    left out with a note."""
+    from .litellm_import import _chat_deployments, _settings, convert, read_config
 
     parsed = read_config(Path(config))
-    ids = {}
-    for entry in parsed.model_list:
-        found = (entry.model_info or {}).get("id")
-        if found is not None:
-            ids.setdefault(entry.model_name, []).append(str(found))
-    known = set(scenario["models"])
-    groups = {g: [d for d in ds if d in known] for g, ds in ids.items()}
-    groups = {g: ds for g, ds in groups.items() if ds}
-    if not groups:
+    converted, _, config_notes = convert(parsed, Path(config), datetime.fromisoformat(scenario["start"]))
+    # convert names the deployments in the order _chat_deployments lists them.
+    deployments = _chat_deployments(parsed, _settings(parsed), [], [])
+    logged = set(scenario["models"])
+    names: dict[str, str] = {}
+    for name, d in zip(converted["models"], deployments):
+        found = d.model_info.get("id")
+        if found is not None and str(found) in logged:
+            names[name] = str(found)
+        else:
+            notes.append(f"config deployment {d.model_name} ({d.litellm_params.model}): "
+                         + ("no model_info.id, so it cannot be matched to the log's model_id; left out" if found is None
+                            else f"model_info.id {found} is not in the log; left out"))
+    if not names:
         raise InputError(Problem("no deployment of the config is in the log: give each model_list entry the "
                                  "model_info.id the proxy logs as model_id", file=str(config)))
-    converted, _, config_notes = convert(parsed, Path(config), datetime.fromisoformat(scenario["start"]))
-    policy = converted["policies"]["litellm"]
-    policy["groups"] = groups
-    for key in ("litellm_metrics", "limits", "order", "tags"):
-        policy.pop(key, None)  # named by the config's own deployment names
-    policy["default_group"] = next(iter(groups))
-    scenario["policies"][LITELLM_POLICY] = {**policy, "router": {k: v for k, v in converted["router"].items()
-                                                                 if k in ("retry", "cooldown", "max_attempts")}}
-    notes.extend(f"config: {n}" for n in config_notes)
+    policy = dict(converted["policies"]["litellm"])
+    policy["groups"] = {g: [names[d] for d in ds if d in names] for g, ds in policy["groups"].items()}
+    policy["groups"] = {g: ds for g, ds in policy["groups"].items() if ds}
+    for key in ("litellm_metrics", "limits", "order", "tags"):  # keyed by deployment
+        if key in policy:
+            policy[key] = {names[d]: v for d, v in policy[key].items() if d in names}
+    if "fallbacks" in policy:
+        policy["fallbacks"] = {g: [t for t in ts if t in policy["groups"]] for g, ts in policy["fallbacks"].items()
+                               if g in policy["groups"]}
+    if policy["default_group"] not in policy["groups"]:
+        policy["default_group"] = next(iter(policy["groups"]))
+    router = {k: v for k, v in converted["router"].items() if k in ("retry", "cooldown", "max_attempts")}
+    single = router.get("cooldown", {}).get("single_deployment")
+    if single:
+        router["cooldown"] = {**router["cooldown"], "single_deployment": {names[d]: v for d, v in single.items()
+                                                                          if d in names}}
+    scenario["policies"][LITELLM_POLICY] = {**policy, "router": router}
+    for note in config_notes:  # model_info.id, which the config import leaves out, is used here
+        head, _, keys = note.rpartition(": ")
+        kept = [k for k in keys.split(", ") if k != "model_list[].model_info.id"]
+        if kept:
+            notes.append(f"config: {head}: {', '.join(kept)}" if head else f"config: {note}")
 
 
 # --------------------------------------------------------------------------- words
@@ -262,7 +284,7 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], where: st
         if key == "models":
             body.append("models:")
             for name, spec in value.items():
-                body.append(f"  # {comments[name]}")
+                body += _comment(comments[name], "  ")
                 body.append(f"  {_scalar(name)}:")
                 for field, v in spec.items():
                     body.append(f"    {field}: {_flow(v)}")
@@ -270,11 +292,17 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], where: st
             body.append("events:" if value else "events: []")
             for i, event in enumerate(value):
                 if f"event {i}" in comments:
-                    body.append(f"  # {comments[f'event {i}']}")
+                    body += _comment(comments[f"event {i}"], "  ")
                 body.append(f"  - {_flow(event)}")
         else:
             body.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False).rstrip())
     return "\n".join(head) + "\n" + "\n".join(body) + "\n"
+
+
+def _comment(text: str, indent: str) -> list[str]:
+    import textwrap
+
+    return [f"{indent}# {line}" for line in textwrap.wrap(text, 110 - len(indent))]
 
 
 def _flow(value) -> str:

@@ -10,6 +10,7 @@ errors does not hide the cross-reference problems of the others.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,6 +190,44 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     path = Path(path)
     data, lines = load_yaml(path)
     return scenario_from_data(data, path, lines)
+
+
+def load_with_candidates(path: str | Path, candidates: list[Path]) -> LoadedScenario:
+    """The scenario with more policies from each file of ``candidates`` (a mapping of policy
+    name -> policy, or a ``policies:`` section): a candidate compared on the scenario's world
+    without editing it. A problem in a candidate names the candidate's file and line."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("policies"), dict):
+        return scenario_from_data(data, path, lines)  # its own problems first
+    added: dict[str, Path] = {}
+    for file in candidates:
+        more, more_lines = load_yaml(Path(file))
+        prefix: FieldPath = ()
+        if isinstance(more, dict) and isinstance(more.get("policies"), dict):
+            more, prefix = more["policies"], ("policies",)
+        if not isinstance(more, dict) or not more:
+            raise InputError(Problem("a mapping of policy name -> policy (kind: ..., and its parameters)",
+                                     file=str(file), line=1))
+        for name, spec in more.items():
+            if name in data["policies"]:
+                raise InputError(Problem(f"policy '{name}' is already in {path}: give the candidate another name",
+                                         file=str(file), line=line_of(more_lines, prefix + (name,))))
+            data["policies"][name] = spec
+            added[str(name)] = Path(file)
+            for where, line in more_lines.items():
+                if where[:len(prefix) + 1] == prefix + (name,):
+                    lines[("policies",) + where[len(prefix):]] = line
+    try:
+        return scenario_from_data(data, path, lines)
+    except InputError as exc:
+        def placed(problem: Problem) -> Problem:
+            for name, file in added.items():
+                if problem.path == f"policies.{name}" or problem.path.startswith(f"policies.{name}."):
+                    return dataclasses.replace(problem, file=str(file))
+            return problem
+
+        raise InputError([placed(p) for p in exc.problems]) from None
 
 
 def scenario_from_data(data: Any, path: Path, lines: dict[FieldPath, int] | None = None) -> LoadedScenario:

@@ -51,5 +51,6 @@ def spend_log_rows(run_folder, policy: str, start: datetime, groups: dict[str, s
         "end_user": "", "status": np.where(ok, "success", "failure")})
     rows["total_tokens"] = rows.prompt_tokens + rows.completion_tokens
     rows = rows.sort_values(["startTime", "request_id"], kind="stable").reset_index(drop=True)
-    rows["startTime"] = rows.startTime.dt.tz_localize(None) if rows.startTime.dt.tz is not None else rows.startTime
+    for column in ("startTime", "endTime", "completionStartTime"):  # the proxy's TIMESTAMP(3): milliseconds
+        rows[column] = pd.to_datetime(rows[column]).dt.round("ms")
     return rows

@@ -34,7 +34,7 @@ OUTAGE = (1800.0, 2400.0)  # big-a down
 PRICE_CHANGE_S = 3600.0  # fast-a halves its prices
 MODELS = {  # name: provider, group, (input, output) price, ttft median, tokens/s median, error rate
     "fast-a": ("openai", "fast", (0.4, 1.6), 0.4, 90.0, 0.01),
-    "fast-b": ("anthropic", "fast", (0.8, 4.0), 0.6, 70.0, 0.005),
+    "fast-b": ("anthropic", "backup", (0.8, 4.0), 0.6, 70.0, 0.005),
     "big-a": ("openai", "big", (2.5, 10.0), 1.2, 50.0, 0.02),
 }
 SOURCE = f"""
@@ -88,15 +88,38 @@ def _routesim(*args, cwd):
     return subprocess.run([sys.executable, "-m", "sim", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+#: The proxy's config that routed as the source policy does: fast-a for "fast", big-a for "big", and
+#: the "backup" group (fast-b) as both groups' fallback; model_info.id is what the proxy logs as model_id.
+CONFIG = """
+model_list:
+  - model_name: fast
+    litellm_params: {model: openai/gpt-4o-mini}
+    model_info: {id: fast-a}
+  - model_name: backup
+    litellm_params: {model: anthropic/claude-3-5-haiku-20241022}
+    model_info: {id: fast-b}
+  - model_name: big
+    litellm_params: {model: openai/gpt-4o}
+    model_info: {id: big-a}
+  - model_name: embed
+    litellm_params: {model: openai/text-embedding-3-small}
+    model_info: {mode: embedding}
+router_settings:
+  num_retries: 0
+  fallbacks: [{fast: [backup]}, {big: [backup]}]
+"""
+
+
 @pytest.fixture(scope="module")
 def imported(logged, postgres_url):
     pytest.importorskip("litellm", reason="the table's schema comes from the litellm package (conformance extra)")
     folder, rows = logged
     _insert(postgres_url, rows)
+    (folder / "proxy_config.yaml").write_text(CONFIG)
     done = _routesim("import", "litellm-logs", postgres_url, "-o", folder / "backtest.yaml", "--trace",
-                     folder / "logged.parquet", cwd=folder)
+                     folder / "logged.parquet", "--config", folder / "proxy_config.yaml", cwd=folder)
     assert done.returncode == 0, done.stderr
-    assert "***" not in done.stdout or "//***@" in done.stdout
+    assert "wrote" in done.stdout and "routesim@" not in done.stdout + (folder / "backtest.yaml").read_text()
     return folder, rows, yaml.safe_load((folder / "backtest.yaml").read_text())
 
 
@@ -142,6 +165,11 @@ def test_the_import_recovers_the_logged_world(imported):
     trace = pd.read_parquet(folder / "logged.parquet")
     assert len(trace) == len(production) and (trace.logged_attempts == production.attempts.to_numpy()).all()
     assert scenario["policies"]["logged-routing"]["fallbacks"] == {"big-a": ["fast-b"], "fast-a": ["fast-b"]}
+    # The proxy's config as a policy over the logged deployments.
+    config_policy = scenario["policies"]["litellm-config"]
+    assert config_policy["kind"] == "litellm-router"
+    assert config_policy["groups"] == {"fast": ["fast-a"], "backup": ["fast-b"], "big": ["big-a"]}
+    assert config_policy["fallbacks"] == {"fast": ["backup"], "big": ["backup"]}
     # Every inferred model says where it came from.
     text = (folder / "backtest.yaml").read_text()
     for name in MODELS:
@@ -167,3 +195,57 @@ def test_the_backtest_reproduces_the_logged_totals(imported):
     assert "Backtest" in done.stdout and record["policy"] == "logged-routing"
     report = (folder / "bt" / "report.md").read_text()
     assert report.index("## Backtest") < report.index("## Decision")
+
+
+def test_an_export_of_the_table_imports_as_the_database_does(imported):
+    """The same rows as CSV and as Parquet: the same scenario (but for where it says it came
+    from) and the same trace."""
+    folder, rows, scenario = imported
+    rows.to_csv(folder / "spend_logs.csv", index=False)
+    rows.to_parquet(folder / "spend_logs.parquet", index=False)
+    for export in ("spend_logs.csv", "spend_logs.parquet"):
+        done = _routesim("import", "litellm-logs", export, "-o", f"{export}.yaml", "--trace", f"{export}.trace.parquet",
+                         "--config", "proxy_config.yaml", cwd=folder)
+        assert done.returncode == 0, done.stderr
+        again = yaml.safe_load((folder / f"{export}.yaml").read_text())
+        for key in ("models", "events", "router", "policies", "backtest"):
+            assert again[key] == scenario[key], (export, key)
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / f"{export}.trace.parquet"),
+                                      pd.read_parquet(folder / "logged.parquet"))
+
+
+def test_a_bad_row_stops_the_import_naming_it_and_writes_nothing(logged, tmp_path):
+    _, rows = logged
+    bad = rows.astype({"completion_tokens": object})
+    bad.loc[100, "completion_tokens"] = "lots"
+    bad.to_csv(tmp_path / "spend_logs.csv", index=False)
+    done = _routesim("import", "litellm-logs", "spend_logs.csv", "-o", "backtest.yaml", "--trace", "logged.parquet",
+                     cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: spend_logs.csv: request_id {rows.request_id[100]}: completion_tokens: "
+                                   "not a number >= 0 ('lots')")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spend_logs.csv"]
+
+
+def test_a_candidate_is_compared_on_the_calibrated_world(imported):
+    """routesim backtest --policy adds a candidate without touching the scenario; a problem in the
+    candidate's file names that file and line."""
+    folder, _, _ = imported
+    (folder / "candidate.yaml").write_text("cheap-first: {kind: static, model: fast-a, fallbacks: [fast-b]}\n")
+    before = (folder / "backtest.yaml").read_text()
+    done = _routesim("backtest", "backtest.yaml", "--policy", "candidate.yaml", "--out", "with-candidate",
+                     "-r", "2", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "backtest.yaml").read_text() == before
+    summary = json.loads((folder / "with-candidate" / "summary.json").read_text())
+    assert list(summary["policies"]) == ["logged-routing", "litellm-config", "cheap-first"]
+    requests = pd.read_parquet(folder / "with-candidate" / "requests.parquet")
+    cheap = requests[requests.policy == "cheap-first"]
+    assert set(cheap.model[cheap.status == "ok"]) <= {"fast-a", "fast-b"}
+    # Independently of the summary: the candidate's bill from its requests, against the replay's.
+    bill = requests.groupby("policy").cost_usd.sum()
+    assert bill["cheap-first"] < bill["logged-routing"] / 2  # big's traffic on a model ~6 times cheaper
+    assert summary["policies"]["cheap-first"]["cost_usd"]["mean"] == pytest.approx(bill["cheap-first"] / 2)
+    (folder / "broken.yaml").write_text("cheap-first-2:\n  kind: static\n  model: no-such-model\n")
+    done = _routesim("backtest", "backtest.yaml", "--policy", "broken.yaml", "--out", "broken", cwd=folder)
+    assert done.returncode == 2 and "broken.yaml:3: policies.cheap-first-2.model: unknown model 'no-such-model'" in done.stderr
