@@ -31,7 +31,7 @@ SOURCE_COLUMNS = ("request_id", "startTime", "endTime", "completionStartTime", "
                   "custom_llm_provider", "api_base", "prompt_tokens", "completion_tokens", "spend", "cache_hit",
                   "status", "metadata", "request_tags", "team_id", "end_user", "session_id")
 REQUIRED = ("request_id", "startTime", "endTime", "prompt_tokens", "completion_tokens", "spend")
-CHUNK_ROWS = 200_000  # rows per chunk: ~50 MB as a DataFrame
+CHUNK_ROWS = 50_000  # rows per chunk: ~15 MB as a DataFrame, ~150 MB while psycopg hands over its tuples
 _TIMES = ("startTime", "endTime", "completionStartTime")
 #: What routesim takes out of each row's metadata JSON, as the database query returns it: the error
 #: (error_information's code, or its class), the proxy's call id (shared by the rows of one client
