@@ -471,7 +471,7 @@ def import_litellm_logs_command(
                                         "instant, ISO 8601."),
     until: Optional[str] = typer.Option(None, "--until", help="Only calls that started before this instant."),
     workload: str = typer.Option("model_group", "--workload", help="What a request's workload is: model_group "
-                                 "(the group asked for), team or end_user."),
+                                 "(the group asked for), team, end_user or tag (the first of its request_tags)."),
     latency: str = typer.Option("quantiles", "--latency", help="The latency fit: quantiles (empirical, "
                                 "default) or lognormal."),
 ) -> None:

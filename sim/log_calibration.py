@@ -2,7 +2,9 @@
 (``spend_logs.read_spend_logs``) in bounded memory:
 
 - prices: the spend of answered, uncached calls fitted as
-  ``input_tokens × input price + output_tokens × output price`` by least squares
+  ``uncached input × input price + cached input × cached-input price +
+  output_tokens × output price`` by least squares (the cached-input price only
+  where the log has cached tokens, ``metadata.usage_object``)
   (sums only, so any number of rows), with the root-mean-square residual over the
   mean spend as the fit's quality: LiteLLM computes spend from a price table, so a
   fit that does not match to rounding means prices changed or something else is
@@ -38,6 +40,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,31 +60,39 @@ PRICE_TOLERANCE = 1e-6  # RMS residual / mean spend under which one price pair e
 PRICE_CUT_GAIN = 0.9  # a cut must remove this share of the squared residual left
 MIN_PRICED_CALLS = 20
 MAX_PRICE_SEGMENTS = 8
-#: Per-minute price sums: calls, Σi², Σi·o, Σo², Σi·y, Σo·y, Σy², Σy (i, o tokens; y spend).
-_SUMS = ("n", "ii", "io", "oo", "iy", "oy", "yy", "y")
+#: Per-minute price sums of the regressors x = (u, c, o): uncached input, cached input and output
+#: tokens, and y the spend: calls, the six products of XᵀX, the three of Xᵀy, Σy², Σy.
+_SUMS = ("n", "uu", "uc", "uo", "cc", "co", "oo", "uy", "cy", "oy", "yy", "y")
+_XX = ((1, 2, 3), (2, 4, 5), (3, 5, 6))  # positions in _SUMS of XᵀX's entries
+_XY = (7, 8, 9)
 
 
 def _fit(sums: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """(input and output price per token, residual sum of squares) of one stretch's sums, or
-    None when its calls do not tell the two prices apart."""
-    n, ii, io, oo, iy, oy, yy, _ = sums
-    xx = np.array([[ii, io], [io, oo]])
-    if n < 2 or abs(np.linalg.det(xx)) < 1e-9 * max(np.abs(xx).max(), 1.0) ** 2:
+    """(input, cached input and output price per token, residual sum of squares) of one stretch's
+    sums, or None when its calls do not tell the prices apart. Without cached tokens the cached
+    price is NaN (not measured)."""
+    used = [0, 1, 2] if sums[4] > 0 else [0, 2]
+    xx = np.array([[sums[_XX[r][c]] for c in used] for r in used])
+    if sums[0] < len(used) or abs(np.linalg.det(xx)) < 1e-9 * max(np.abs(xx).max(), 1.0) ** len(used):
         return None
-    xy = np.array([iy, oy])
+    xy = np.array([sums[_XY[r]] for r in used])
     beta = np.linalg.solve(xx, xy)
     # Σ(y − Xβ)² from the sums: Σy² − 2βᵀXᵀy + βᵀXᵀXβ.
-    return beta, max(yy - 2.0 * beta @ xy + beta @ xx @ beta, 0.0)
+    sse = max(sums[10] - 2.0 * beta @ xy + beta @ xx @ beta, 0.0)
+    prices = np.full(3, np.nan)
+    prices[used] = beta
+    return prices, sse
 
 
 def _relative_residual(sums: np.ndarray, sse: float) -> float:
-    mean = sums[7] / sums[0]
+    mean = sums[11] / sums[0]
     return float(np.sqrt(sse / sums[0]) / mean) if mean > 0 else 0.0
 
 
 def _same_prices(stretch: "PriceStretch", beta: np.ndarray) -> bool:
-    return bool(np.allclose([stretch.input_per_mtok, stretch.output_per_mtok], beta * 1e6, rtol=PRICE_TOLERANCE * 10,
-                            atol=1e-9))
+    before = [stretch.input_per_mtok, np.nan if stretch.cached_input_per_mtok is None
+              else stretch.cached_input_per_mtok, stretch.output_per_mtok]
+    return bool(np.allclose(before, beta * 1e6, rtol=PRICE_TOLERANCE * 10, atol=1e-9, equal_nan=True))
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class PriceStretch:
     output_per_mtok: float
     residual: float  # RMS residual / mean spend
     calls: int
+    cached_input_per_mtok: float | None = None  # None: no cached tokens logged to measure it by
 
 
 @dataclass
@@ -133,12 +145,13 @@ class DeploymentTally:
         failed = reached[~reached.ok]
         self.failed_seconds += float((failed.end - failed.start).dt.total_seconds().sum())
         paid = rows[rows.ok & ~rows.cache_hit]
-        i = paid.input_tokens.to_numpy(dtype=float)
+        c = paid.cached_tokens.to_numpy(dtype=float)
+        u = paid.input_tokens.to_numpy(dtype=float) - c
         o = paid.output_tokens.to_numpy(dtype=float)
         y = paid.spend_usd.to_numpy(dtype=float)
         sums = pd.DataFrame({"minute": ((paid.start - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(minutes=1)).to_numpy(),
-                             "n": 1.0, "ii": i * i, "io": i * o, "oo": o * o, "iy": i * y, "oy": o * y,
-                             "yy": y * y, "y": y}).groupby("minute").sum()
+                             "n": 1.0, "uu": u * u, "uc": u * c, "uo": u * o, "cc": c * c, "co": c * o, "oo": o * o,
+                             "uy": u * y, "cy": c * y, "oy": o * y, "yy": y * y, "y": y}).groupby("minute").sum()
         for m, row in zip(sums.index, sums.to_numpy()):
             before = self.price_minutes.get(int(m))
             self.price_minutes[int(m)] = row if before is None else before + row
@@ -169,7 +182,7 @@ class DeploymentTally:
         if fitted is None:
             return None
         beta, sse = fitted
-        return float(beta[0] * 1e6), float(beta[1] * 1e6), _relative_residual(sums, sse)
+        return float(beta[0] * 1e6), float(beta[2] * 1e6), _relative_residual(sums, sse)
 
     def price_stretches(self) -> list[PriceStretch]:
         """The log cut where its prices changed (module docstring), in time order; empty when
@@ -223,11 +236,11 @@ class DeploymentTally:
             changed_within = None
             if found and _same_prices(found[-1], beta):  # a cut that changed nothing (float noise): undone
                 last = found[-1]
-                found[-1] = PriceStretch(last.from_s, last.input_per_mtok, last.output_per_mtok,
-                                         max(last.residual, residual), last.calls + int(sums(lo, hi)[0]))
+                found[-1] = dataclasses.replace(last, residual=max(last.residual, residual),
+                                                calls=last.calls + int(sums(lo, hi)[0]))
                 continue
-            found.append(PriceStretch(start, float(beta[0] * 1e6), float(beta[1] * 1e6), residual,
-                                      int(sums(lo, hi)[0])))
+            found.append(PriceStretch(start, float(beta[0] * 1e6), float(beta[2] * 1e6), residual, int(sums(lo, hi)[0]),
+                                      None if np.isnan(beta[1]) else float(beta[1] * 1e6)))
         return found
 
     def fail_fast_s(self) -> float | None:

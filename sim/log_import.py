@@ -64,6 +64,12 @@ def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window 
     out, trace_out = Path(out), Path(trace_out)
     if out.resolve() == trace_out.resolve():
         raise InputError(Problem("the scenario and the trace must be two files", file=str(out)))
+    _refuse_others(out, trace_out)
+    parsed_config = None
+    if config is not None:  # a bad config fails before the long read
+        from .litellm_import import read_config
+
+        parsed_config = read_config(Path(config))
     where = _printable(source)
     tallies: dict[str, DeploymentTally] = {}
     spend_by_group: dict[str, float] = {}
@@ -78,12 +84,39 @@ def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window 
     logged = write_logged_trace(tallied(read_spend_logs(source, window)), trace_out, workload, where)
     scenario, comments, notes = calibrated_scenario(tallies, logged, spend_by_group, where, latency_kind)
     scenario["trace"] = {"path": os.path.relpath(trace_out.resolve(), out.resolve().parent)}
-    if config is not None:
-        _add_litellm_policy(scenario, config, notes)
+    if parsed_config is not None:
+        _add_litellm_policy(scenario, parsed_config, Path(config), notes)
     text = render(scenario, comments, notes, where, logged)
     with atomic_file(out, "scenario") as tmp:
         tmp.write_text(text, encoding="utf-8")
     return LogImport(logged, len(scenario["models"]), len(scenario["events"]), notes)
+
+
+HEADER = "# Calibrated by `routesim import litellm-logs`"
+
+
+def _refuse_others(out: Path, trace_out: Path) -> None:
+    """Replace only what an earlier import wrote: a scenario opening with HEADER, a trace
+    carrying log_trace's mark."""
+    from .log_trace import is_logged_trace
+
+    problems = []
+    if out.exists() and not (out.is_file() and _opens_with(out, HEADER)):
+        problems.append(Problem("exists and was not written by routesim import litellm-logs: not replaced; give "
+                                "another -o", file=str(out)))
+    if trace_out.exists() and not is_logged_trace(trace_out):
+        problems.append(Problem("exists and was not written by routesim import litellm-logs: not replaced; give "
+                                "another --trace", file=str(trace_out)))
+    if problems:
+        raise InputError(problems)
+
+
+def _opens_with(path: Path, text: str) -> bool:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            return f.readline().startswith(text)
+    except OSError:
+        return False
 
 
 def _printable(source: str) -> str:
@@ -109,12 +142,11 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         stretches = t.price_stretches()
         if stretches:
             first = stretches[0]
-            spec["price"] = {"input_per_mtok": _round(first.input_per_mtok), "output_per_mtok": _round(first.output_per_mtok)}
+            spec["price"] = _price(first)
             said.append(_price_words(first, stretches))
             for stretch in stretches[1:]:
                 events.append({"kind": "price", "model": name, "at_s": round(max(0.0, stretch.from_s - origin_s), 3),
-                               "input_per_mtok": _round(stretch.input_per_mtok),
-                               "output_per_mtok": _round(stretch.output_per_mtok)})
+                               **_price(stretch)})
                 comments[f"event {len(events) - 1}"] = (
                     f"{name}'s prices from {_when(stretch.from_s)}: fitted on {stretch.calls:,} answered calls, "
                     f"RMS residual {stretch.residual:.2%} of the mean spend")
@@ -191,14 +223,13 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
     return scenario, comments, notes
 
 
-def _add_litellm_policy(scenario: dict, config: Path, notes: list[str]) -> None:
+def _add_litellm_policy(scenario: dict, parsed, config: Path, notes: list[str]) -> None:
     """The proxy's config as a ``litellm-router`` policy (``routesim import litellm``'s mapping)
     over the logged deployments: a config deployment is the log's deployment whose model_id is
     its ``model_info.id`` (what LiteLLM logs); deployments without one, or not in the log, are
     left out with a note."""
-    from .litellm_import import _chat_deployments, _settings, convert, read_config
+    from .litellm_import import _chat_deployments, _settings, convert
 
-    parsed = read_config(Path(config))
     converted, _, config_notes = convert(parsed, Path(config), datetime.fromisoformat(scenario["start"]))
     # convert names the deployments in the order _chat_deployments lists them.
     deployments = _chat_deployments(parsed, _settings(parsed), [], [])
@@ -240,6 +271,13 @@ def _add_litellm_policy(scenario: dict, config: Path, notes: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- words
+def _price(stretch: PriceStretch) -> dict[str, float]:
+    price = {"input_per_mtok": _round(stretch.input_per_mtok), "output_per_mtok": _round(stretch.output_per_mtok)}
+    if stretch.cached_input_per_mtok is not None:
+        price["cached_input_per_mtok"] = _round(stretch.cached_input_per_mtok)
+    return price
+
+
 def _round(value: float) -> float:
     return float(f"{float(value):.6g}")
 
@@ -249,7 +287,7 @@ def _iso(stamp: pd.Timestamp) -> str:
 
 
 def _when(seconds: float) -> str:
-    return pd.Timestamp(seconds, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+    return pd.Timestamp(seconds, unit="s", tz="UTC").round("s").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _price_words(first: PriceStretch, stretches: list[PriceStretch]) -> str:
@@ -260,7 +298,7 @@ def _price_words(first: PriceStretch, stretches: list[PriceStretch]) -> str:
 
 
 def _window_words(t: DeploymentTally, window: dict, origin_s: float) -> str:
-    first, last = (int((origin_s + window[k]) // 60) for k in ("start_s", "end_s"))
+    first, last = (round((origin_s + window[k]) / 60) for k in ("start_s", "end_s"))  # whole minutes, as found
     calls = sum(t.minutes.get(m, [0, 0, 0])[0] for m in range(first, last))
     failed = sum(t.minutes.get(m, [0, 0, 0])[1] for m in range(first, last))
     return (f"{window['model']}: {failed:,} of {calls:,} calls failed from {_when(origin_s + window['start_s'])} to "
@@ -269,7 +307,7 @@ def _window_words(t: DeploymentTally, window: dict, origin_s: float) -> str:
 
 def render(scenario: dict, comments: dict[str, str], notes: list[str], where: str, logged: LoggedTrace) -> str:
     """The scenario as YAML with a comment on every inferred value."""
-    head = [f"# Calibrated by `routesim import litellm-logs` from {TABLE} at {where}:",
+    head = [f"{HEADER} from {TABLE} at {where}:",
             f"# {logged.rows:,} logged calls from {_iso(logged.first_start)} to {_iso(logged.last_start)}, grouped "
             f"into {logged.requests:,} requests",
             f"# ({logged.grouped:,} of several calls: rows sharing metadata.litellm_call_id within 10 minutes;",

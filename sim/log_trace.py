@@ -6,9 +6,13 @@ the proxy's call id (``metadata.litellm_call_id``), so rows with the same call
 id are grouped, in start order, as long as they start within
 ``GROUP_HORIZON_S`` of the first (a row with no call id is a request of its
 own). The request's arrival is its first row's start, relative to the
-log's first call; its tokens are as logged; its workload the model group the
+log's first call; its tokens are as logged (its first row's prompt, and of it
+the tokens read from the prompt cache as ``cached_input_tokens``, 0 where
+LiteLLM logged none); its workload the model group the
 client asked for (``metadata.original_model_group``, else the first row's
-group) by default, or the team or end user.
+group) by default, or the team, the end user or the first of its request tags
+(alphabetically). Its request tags are the trace's ``tags`` (a proxy with tag
+filtering routes by them).
 
 A request that failed everywhere has no logged answer length (LiteLLM logs 0
 completion tokens): it gets the mean answer length of its workload's answered
@@ -41,7 +45,9 @@ from .errors import InputError, Problem
 from .files import atomic_file
 
 #: What ``--workload`` may name: the log's column that becomes the workload.
-WORKLOAD_SOURCES = {"model_group": "requested_group", "team": "team_id", "end_user": "end_user"}
+WORKLOAD_SOURCES = {"model_group": "requested_group", "team": "team_id", "end_user": "end_user", "tag": "first_tag"}
+#: In the trace's Parquet metadata: marks a file a later import may replace.
+MARK = {b"routesim": b"litellm-logs trace"}
 GROUP_HORIZON_S = 600.0  # a retry or fallback logged later than this after its request's first row is a new request
 ROUTE_SEPARATOR = ";"
 
@@ -91,6 +97,8 @@ def grouped_requests(chunks: Iterable[pd.DataFrame], workload_column: str) -> It
     chunk = next(chunks, None)
     while chunk is not None:
         following = next(chunks, None)
+        if workload_column == "first_tag":
+            chunk = chunk.assign(first_tag=chunk.tags.str.split(ROUTE_SEPARATOR).str[0].fillna(""))
         rows = chunk if carry is None else pd.concat([carry, chunk], ignore_index=True)
         first = rows.groupby("call_id", sort=False).start.transform("min")
         if following is None:
@@ -109,12 +117,14 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
     single = rows[size == 1]
     out_single = pd.DataFrame({
         "request_id": single.call_id.to_numpy(), "start": single.start.to_numpy(),
-        "input_tokens": single.input_tokens.to_numpy(), "output_tokens": single.output_tokens.to_numpy(),
+        "input_tokens": single.input_tokens.to_numpy(), "cached_tokens": single.cached_tokens.to_numpy(),
+        "output_tokens": single.output_tokens.to_numpy(),
         "ok": single.ok.to_numpy(), "workload": single[workload_column].to_numpy(),
         "route": single.deployment.to_numpy(), "deployment": single.deployment.where(single.ok, "").to_numpy(),
         "attempts": np.ones(len(single), dtype=np.int64), "end": single.end.to_numpy(),
         "longest_call_s": (single.end - single.start).dt.total_seconds().to_numpy(),
-        "spend_usd": single.spend_usd.to_numpy(), "cache_hit": single.cache_hit.to_numpy()})
+        "spend_usd": single.spend_usd.to_numpy(), "cache_hit": single.cache_hit.to_numpy(),
+        "tags": single.tags.to_numpy()})
     several = rows[size > 1]
     if len(several):
         answered = several.deployment.where(several.ok, "")
@@ -124,13 +134,15 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
         out_several = pd.DataFrame({
             "request_id": groups.call_id.first().to_numpy(), "start": groups.start.min().to_numpy(),
             "input_tokens": groups.input_tokens.first().to_numpy(),
+            "cached_tokens": groups.cached_tokens.first().to_numpy(),
             "output_tokens": groups._answer_tokens.max().to_numpy(), "ok": groups.ok.any().to_numpy(),
             "workload": groups[workload_column].first().to_numpy(),
             "route": groups.deployment.agg(ROUTE_SEPARATOR.join).to_numpy(),
             "deployment": groups._answered.max().to_numpy(),
             "attempts": groups.size().to_numpy().astype(np.int64), "end": groups.end.max().to_numpy(),
             "longest_call_s": groups._seconds.max().to_numpy(),
-            "spend_usd": groups.spend_usd.sum().to_numpy(), "cache_hit": groups.cache_hit.any().to_numpy()})
+            "spend_usd": groups.spend_usd.sum().to_numpy(), "cache_hit": groups.cache_hit.any().to_numpy(),
+            "tags": groups.tags.first().to_numpy()})
         out = pd.concat([out_single, out_several], ignore_index=True)
     else:
         out = out_single
@@ -175,8 +187,10 @@ def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str 
                     "request_id": pa.array(requests.request_id, type=pa.string()),
                     "arrival_s": pa.array((starts - summary.first_start).dt.total_seconds().to_numpy()),
                     "input_tokens": pa.array(requests.input_tokens.to_numpy(np.int64)),
+                    "cached_input_tokens": pa.array(requests.cached_tokens.to_numpy(np.int64)),
                     "output_tokens": pa.array(output),
                     "workload": pa.array(names, type=pa.string()),
+                    "tags": pa.array(requests.tags, type=pa.string()),
                     "logged_route": pa.array(requests.route, type=pa.string()),
                     "logged_deployment": pa.array(requests.deployment, type=pa.string()),
                     "logged_ok": pa.array(requests.ok.to_numpy(bool)),
@@ -188,7 +202,7 @@ def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str 
                     "logged_output_known": pa.array(requests.ok.to_numpy(bool)),
                 })
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
+                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(MARK))
                 writer.write_table(table)
                 summary.requests += len(requests)
         finally:
@@ -197,6 +211,14 @@ def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str 
         if summary.requests == 0:
             raise InputError(Problem("no logged calls in the period asked for", file=source))
     return summary
+
+
+def is_logged_trace(path: Path) -> bool:
+    """Whether ``path`` is a trace this module wrote (and a later import may replace)."""
+    try:
+        return (pq.read_schema(path).metadata or {}).get(b"routesim") == MARK[b"routesim"]
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def _fill_unknown_output(requests: pd.DataFrame, names: pd.Series, sums: dict[str, list[int]]) -> np.ndarray:

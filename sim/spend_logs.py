@@ -13,6 +13,7 @@ tokens) is an input error naming its request_id and field.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ CHUNK_ROWS = 50_000  # rows per chunk: ~15 MB as a DataFrame, ~150 MB while psyc
 _TIMES = ("startTime", "endTime", "completionStartTime")
 #: What routesim takes out of each row's metadata JSON, as the database query returns it: the error
 #: (error_information's code, or its class), the proxy's call id (shared by the rows of one client
-#: request: its retries and fallbacks) and the model group the client asked for before any fallback.
-METADATA_COLUMNS = ("error_code", "call_id", "original_group")
+#: request: its retries and fallbacks), the model group the client asked for before any fallback, and
+#: the prompt tokens read from the provider's prompt cache (usage_object.prompt_tokens_details).
+METADATA_COLUMNS = ("error_code", "call_id", "original_group", "cached_tokens")
+TAGS_TEXT = "request_tags_text"  # request_tags as JSON text, as the database query returns it
 
 #: Prisma scalar types -> PostgreSQL, as prisma migrate maps them.
 _PRISMA_TYPES = {"String": "TEXT", "Int": "INTEGER", "BigInt": "BIGINT", "Float": "DOUBLE PRECISION",
@@ -164,7 +167,9 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
     columns = ", ".join(f'EXTRACT(EPOCH FROM "{c}")::float8' if c in _TIMES else f'"{c}"' for c in plain) + (
         ", COALESCE(\"metadata\"->'error_information'->>'error_code', "
         "\"metadata\"->'error_information'->>'error_class', ''), "
-        "COALESCE(\"metadata\"->>'litellm_call_id', ''), COALESCE(\"metadata\"->>'original_model_group', '')")
+        "COALESCE(\"metadata\"->>'litellm_call_id', ''), COALESCE(\"metadata\"->>'original_model_group', ''), "
+        "COALESCE(\"metadata\"->'usage_object'->'prompt_tokens_details'->>'cached_tokens', ''), "
+        "COALESCE(\"request_tags\"::text, '')")
     query = (f'SELECT {columns} FROM "{TABLE}"' + (f" WHERE {' AND '.join(where)}" if where else "")
              + ' ORDER BY "startTime", "request_id"')
     where_from = re.sub(r"//[^@/]*@", "//***@", url)  # never print a password
@@ -175,7 +180,8 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
                 cursor.itersize = chunk_rows
                 cursor.execute(query, params)
                 while rows := cursor.fetchmany(chunk_rows):
-                    yield normalize(pd.DataFrame(rows, columns=plain + list(METADATA_COLUMNS)), where_from)
+                    yield normalize(pd.DataFrame(rows, columns=plain + list(METADATA_COLUMNS) + [TAGS_TEXT]),
+                                    where_from)
     except psycopg.Error as exc:
         raise InputError(Problem(f"cannot read {TABLE}: {str(exc).strip().splitlines()[0]}", file=where_from)) from None
 
@@ -211,28 +217,61 @@ def _numbers(values: pd.Series, field: str, ids: pd.Series, source: str) -> np.n
     return numbers
 
 
-def _from_metadata(metadata) -> tuple[str, str, str]:
-    """(error, call id, original model group) from a row's metadata (a dict or its JSON text):
-    what ``METADATA_COLUMNS`` holds when the database reads it."""
+def _from_metadata(metadata) -> tuple[str, str, str, str]:
+    """(error, call id, original model group, cached prompt tokens) from a row's metadata (a dict
+    or its JSON text), as text: what ``METADATA_COLUMNS`` holds when the database reads it."""
     if metadata is None or metadata == "" or (isinstance(metadata, float) and np.isnan(metadata)):
-        return "", "", ""
+        return "", "", "", ""
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except json.JSONDecodeError:
-            return "", "", ""
+            return "", "", "", ""
     if not isinstance(metadata, dict):
-        return "", "", ""
+        return "", "", "", ""
     info = metadata.get("error_information")
     error = str(info.get("error_code") or info.get("error_class") or "") if isinstance(info, dict) else ""
-    return error, str(metadata.get("litellm_call_id") or ""), str(metadata.get("original_model_group") or "")
+    usage = metadata.get("usage_object")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return (error, str(metadata.get("litellm_call_id") or ""), str(metadata.get("original_model_group") or ""),
+            "" if cached is None else str(cached))
+
+
+def _tags(cell) -> str:
+    """A row's request_tags (a JSON list, as text or parsed) as sorted ``;``-separated text."""
+    if isinstance(cell, str):
+        if not cell.strip():
+            return ""
+        try:
+            cell = json.loads(cell)
+        except json.JSONDecodeError:
+            return ""
+    if isinstance(cell, (list, tuple, np.ndarray)):
+        return ";".join(sorted({str(t).strip() for t in cell if str(t).strip()}))
+    return ""
+
+
+def _tag_column(frame: pd.DataFrame) -> pd.Series:
+    column = TAGS_TEXT if TAGS_TEXT in frame.columns else "request_tags" if "request_tags" in frame.columns else None
+    if column is None:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].map(lambda cell: _tags_text(cell) if isinstance(cell, str) else _tags(cell))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags_text(cell: str) -> str:
+    """``_tags`` of JSON text: most rows share a handful of tag lists, each parsed once."""
+    return _tags(cell)
 
 
 def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """The columns routesim reads, checked: request_id, call_id (the client request the row is an
     attempt of), start, end, first_token (UTC; NaT when the log has none), model_group (that served
-    or failed the call), requested_group (the one the client asked for), deployment, provider, input_tokens, output_tokens, spend_usd,
-    cache_hit, ok, error, team_id, end_user."""
+    or failed the call), requested_group (the one the client asked for), deployment, provider,
+    input_tokens, cached_tokens (of them, read from the prompt cache; 0 when not logged),
+    output_tokens, spend_usd, cache_hit, ok, error, team_id, end_user, tags (the request_tags,
+    sorted, ``;``-separated)."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(Problem(f"not an export of {TABLE}: missing column(s) {', '.join(missing)}", file=source))
@@ -251,13 +290,21 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     deployment = text("model_id").where(text("model_id") != "", text("model"))
     status = text("status").str.lower()
     if METADATA_COLUMNS[0] in frame.columns:  # taken out of the metadata by the database
-        error, call_id, original_group = (text(c) for c in METADATA_COLUMNS)
+        error, call_id, original_group, cached = (text(c) for c in METADATA_COLUMNS)
     elif "metadata" in frame.columns:
         fields = [_from_metadata(m) for m in frame["metadata"]]
-        error, call_id, original_group = (pd.Series([f[k] for f in fields], index=frame.index, dtype=object)
-                                          for k in range(3))
+        error, call_id, original_group, cached = (pd.Series([f[k] for f in fields], index=frame.index, dtype=object)
+                                                  for k in range(4))
     else:
-        error = call_id = original_group = pd.Series("", index=frame.index)
+        error = call_id = original_group = cached = pd.Series("", index=frame.index)
+    input_tokens = _numbers(frame["prompt_tokens"], "prompt_tokens", ids, source).astype(np.int64)
+    # Unknown cached tokens are none; more than the prompt is a bad row.
+    cached_tokens = _numbers(cached.where(cached != "", "0"), "metadata.usage_object.prompt_tokens_details."
+                             "cached_tokens", ids, source).astype(np.int64)
+    over = np.flatnonzero(cached_tokens > input_tokens)
+    if len(over):
+        raise InputError(Problem(f"request_id {ids.iloc[over[0]]}: cached_tokens {cached_tokens[over[0]]} is more "
+                                 f"than prompt_tokens {input_tokens[over[0]]}", file=source))
     out = pd.DataFrame({
         "request_id": ids,
         # Rows without a call id are requests of their own.
@@ -270,7 +317,8 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         "requested_group": original_group.where(original_group != "", model_group),
         "deployment": deployment,
         "provider": text("custom_llm_provider"),
-        "input_tokens": _numbers(frame["prompt_tokens"], "prompt_tokens", ids, source).astype(np.int64),
+        "input_tokens": input_tokens,
+        "cached_tokens": cached_tokens,
         "output_tokens": _numbers(frame["completion_tokens"], "completion_tokens", ids, source).astype(np.int64),
         "spend_usd": _numbers(frame["spend"], "spend", ids, source),
         "cache_hit": text("cache_hit").str.lower().isin(["true", "1", "t"]),
@@ -279,6 +327,7 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         "error": error,
         "team_id": text("team_id"),
         "end_user": text("end_user"),
+        "tags": _tag_column(frame),
     })
     before = np.flatnonzero((out.end < out.start).to_numpy())
     if len(before):

@@ -17,9 +17,12 @@ ERROR_CLASSES = {"500": "InternalServerError", "429": "RateLimitError", "408": "
 
 
 def spend_log_rows(run_folder, policy: str, start: datetime, groups: dict[str, str],
-                   providers: dict[str, str], replication: int = 0) -> pd.DataFrame:
+                   providers: dict[str, str], cache_share: dict[str, float] | None = None,
+                   replication: int = 0) -> pd.DataFrame:
     """The run's attempts for ``policy`` as LiteLLM_SpendLogs rows; ``groups``: deployment ->
-    the model group it serves; ``start``: the instant the run's second 0 stands for (naive UTC)."""
+    the model group it serves; ``start``: the instant the run's second 0 stands for (naive UTC);
+    ``cache_share``: the scenario's workloads' cache_hit_share (the prompt tokens read from the
+    provider's cache, as routesim bills them: input × share, rounded)."""
     where = [("policy", "=", policy), ("replication", "=", replication)]
     requests = pq.read_table(run_folder / "requests.parquet", filters=where).to_pandas().set_index("request_id")
     attempts = pq.read_table(run_folder / "attempts.parquet", filters=where).to_pandas()
@@ -30,9 +33,12 @@ def spend_log_rows(run_folder, policy: str, start: datetime, groups: dict[str, s
     first_token = origin + pd.to_timedelta(request.arrival_s.to_numpy() + request.ttft_s.to_numpy(), unit="s")
     code = attempts.outcome.map(STATUS_CODES).fillna("").to_numpy()
     asked = request.workload.to_numpy()  # the workload names the model group the client asked for
+    share = np.array([(cache_share or {}).get(w, 0.0) for w in asked])
+    cached = np.rint(request.input_tokens.to_numpy() * share).astype(int)
     metadata = [json.dumps({"litellm_call_id": rid, "original_model_group": group, "attempted_fallbacks": int(n),
+                            "usage_object": {"prompt_tokens_details": {"cached_tokens": int(k)}},
                             **({} if c == "" else {"error_information": {"error_code": c, "error_class": ERROR_CLASSES[c]}})})
-                for rid, group, n, c in zip(attempts.request_id, asked, attempts.attempt, code)]
+                for rid, group, n, c, k in zip(attempts.request_id, asked, attempts.attempt, code, cached)]
     starts = origin + pd.to_timedelta(attempts.start_s.to_numpy(), unit="s")
     ends = origin + pd.to_timedelta(attempts.end_s.to_numpy(), unit="s")
     rows = pd.DataFrame({

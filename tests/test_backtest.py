@@ -1,10 +1,11 @@
 """The backtest's round trip: a routesim run of a known scenario (two model groups with
-fallbacks, an outage, a price change) is written as a LiteLLM proxy logs it into a real
+fallbacks, an outage, a price change, prompt caching) is written as a LiteLLM proxy logs it into a real
 PostgreSQL's LiteLLM_SpendLogs; `routesim import litellm-logs` must recover the scenario's
 parameters within stated tolerances, and `routesim backtest` must reproduce the logged totals.
 
 Tolerances, and why (the log is one replication of 2 hours, ~14,000 requests):
-- prices: to float rounding (LiteLLM bills from a price table), a price change to the minute;
+- prices (input, cached input, output): to float rounding (LiteLLM bills from a price table), a
+  price change to the minute;
 - outage window: its start and end to the minute (faults are found per minute);
 - error rates: within 0.4 points (binomial noise on ~5,000 calls per deployment);
 - latency: the fitted medians (time to first token, tokens per second) within three standard
@@ -25,7 +26,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
 from litellm_logs import spend_log_rows
 
 START = datetime(2026, 11, 2, 9, 0, 0)  # naive UTC, as the proxy stores it
@@ -37,6 +37,8 @@ MODELS = {  # name: provider, group, (input, output) price, ttft median, tokens/
     "fast-b": ("anthropic", "backup", (0.8, 4.0), 0.6, 70.0, 0.005),
     "big-a": ("openai", "big", (2.5, 10.0), 1.2, 50.0, 0.02),
 }
+CACHED = {"big-a": 1.25}  # cached-input price (the others bill cached tokens at the input price)
+CACHE_SHARE = {"big": 0.3}  # of a "big" request's prompt, read from the provider's prompt cache
 SOURCE = f"""
 name: logged-production
 seed: 7
@@ -48,10 +50,13 @@ trace:
     workloads: {{fast: 0.6, big: 0.4}}
     input_tokens: {{median: 800, p95: 4000}}
     output_tokens: {{median: 200, p95: 1000}}
+workloads:
+  fast: {{}}
+  big: {{cache_hit_share: {CACHE_SHARE["big"]}}}
 models:
 """ + "".join(f"""  {name}:
     provider: {provider}
-    price: {{input_per_mtok: {price[0]}, output_per_mtok: {price[1]}}}
+    price: {{input_per_mtok: {price[0]}, output_per_mtok: {price[1]}, cached_input_per_mtok: {CACHED.get(name, price[0])}}}
     latency: {{ttft_s: {{median: {ttft}, p95: {ttft * 2.5}}}, tokens_per_s: {{median: {speed}, p5: {speed / 2.5}}}}}
     quality: {{default: 1.0}}
     error_rate: {error}
@@ -74,7 +79,7 @@ def logged(tmp_path_factory):
                            str(folder / "run"), "--no-report"], capture_output=True, text=True, cwd=folder)
     assert done.returncode == 0, done.stderr
     rows = spend_log_rows(folder / "run", "production", START, {m: v[1] for m, v in MODELS.items()},
-                          {m: v[0] for m, v in MODELS.items()})
+                          {m: v[0] for m, v in MODELS.items()}, CACHE_SHARE)
     return folder, rows
 
 
@@ -133,6 +138,10 @@ def test_the_import_recovers_the_logged_world(imported):
         assert spec["provider"] == provider and scenario["backtest"]["groups"][name] == group
         assert spec["price"]["input_per_mtok"] == pytest.approx(price[0], rel=1e-6)
         assert spec["price"]["output_per_mtok"] == pytest.approx(price[1], rel=1e-6)
+        if name != "fast-a":  # fast-a serves only "fast", whose requests read nothing from the cache
+            assert spec["price"]["cached_input_per_mtok"] == pytest.approx(CACHED.get(name, price[0]), rel=1e-6)
+        else:
+            assert "cached_input_per_mtok" not in spec["price"]
         assert spec["error_rate"] == pytest.approx(error, abs=0.004)
         # Latency: the fitted median against the logged calls' own (pandas), and against the scenario's
         # median within three standard errors of a sample median (1.2533 σ / √n, σ of the lognormal).
@@ -174,6 +183,11 @@ def test_the_import_recovers_the_logged_world(imported):
     text = (folder / "backtest.yaml").read_text()
     for name in MODELS:
         assert f"# {name} (model group {MODELS[name][1]}): " in text
+    failed_in_outage = rows[(rows.model_id == "big-a") & (rows.startTime >= pd.Timestamp(START) + pd.Timedelta(
+        seconds=OUTAGE[0])) & (rows.startTime < pd.Timestamp(START) + pd.Timedelta(seconds=OUTAGE[1]))]
+    assert (failed_in_outage.status == "failure").all()
+    assert (f"# big-a: {len(failed_in_outage)} of {len(failed_in_outage)} calls failed from 2026-11-02 09:30:00 UTC "
+            "to 2026-11-02 09:40:00 UTC") in text
 
 
 def test_the_backtest_reproduces_the_logged_totals(imported):
@@ -231,14 +245,24 @@ def test_a_candidate_is_compared_on_the_calibrated_world(imported):
     """routesim backtest --policy adds a candidate without touching the scenario; a problem in the
     candidate's file names that file and line."""
     folder, _, _ = imported
-    (folder / "candidate.yaml").write_text("cheap-first: {kind: static, model: fast-a, fallbacks: [fast-b]}\n")
+    (folder / "candidate.yaml").write_text("cheap-first: {kind: static, model: fast-a, fallbacks: [fast-b]}\n"
+                                           "peek: {kind: 'peeking:Peek'}\n")
+    # A policy that declares no `reads` is never given production's logged route.
+    (folder / "peeking.py").write_text(
+        "from sim.policies import Decision\n"
+        "class Peek:\n"
+        "    def route(self, request, view):\n"
+        "        return Decision(('fast-a',), f'saw {len(request.logged_route)} logged calls')\n")
     before = (folder / "backtest.yaml").read_text()
     done = _routesim("backtest", "backtest.yaml", "--policy", "candidate.yaml", "--out", "with-candidate",
                      "-r", "2", cwd=folder)
     assert done.returncode == 0, done.stderr
     assert (folder / "backtest.yaml").read_text() == before
     summary = json.loads((folder / "with-candidate" / "summary.json").read_text())
-    assert list(summary["policies"]) == ["logged-routing", "litellm-config", "cheap-first"]
+    assert list(summary["policies"]) == ["logged-routing", "litellm-config", "cheap-first", "peek"]
+    decisions = pd.read_parquet(folder / "with-candidate" / "decisions.parquet", columns=["policy", "reason"])
+    assert set(decisions.reason[decisions.policy == "peek"]) == {"saw 0 logged calls"}
+    assert set(decisions.reason[decisions.policy == "logged-routing"]) == {"replay: as logged"}
     requests = pd.read_parquet(folder / "with-candidate" / "requests.parquet")
     cheap = requests[requests.policy == "cheap-first"]
     assert set(cheap.model[cheap.status == "ok"]) <= {"fast-a", "fast-b"}
@@ -249,3 +273,22 @@ def test_a_candidate_is_compared_on_the_calibrated_world(imported):
     (folder / "broken.yaml").write_text("cheap-first-2:\n  kind: static\n  model: no-such-model\n")
     done = _routesim("backtest", "backtest.yaml", "--policy", "broken.yaml", "--out", "broken", cwd=folder)
     assert done.returncode == 2 and "broken.yaml:3: policies.cheap-first-2.model: unknown model 'no-such-model'" in done.stderr
+
+
+def test_files_the_import_did_not_write_are_never_replaced(logged, tmp_path):
+    """-o or --trace naming a file of the user's (here their own trace and notes) is refused, and the
+    file is left as it was; what an earlier import wrote is replaced."""
+    _, rows = logged
+    rows.iloc[:2000].to_csv(tmp_path / "spend_logs.csv", index=False)
+    (tmp_path / "notes.yaml").write_text("my notes\n")
+    rows.iloc[:10].to_parquet(tmp_path / "mine.parquet")
+    for out, trace in (("notes.yaml", "new.parquet"), ("new.yaml", "mine.parquet")):
+        done = _routesim("import", "litellm-logs", "spend_logs.csv", "-o", out, "--trace", trace, cwd=tmp_path)
+        assert done.returncode == 2 and "was not written by routesim import litellm-logs: not replaced" in done.stderr
+    assert (tmp_path / "notes.yaml").read_text() == "my notes\n"
+    assert len(pd.read_parquet(tmp_path / "mine.parquet")) == 10
+    assert not (tmp_path / "new.yaml").exists() and not (tmp_path / "new.parquet").exists()
+    for _ in range(2):  # the second time replaces the first's files
+        done = _routesim("import", "litellm-logs", "spend_logs.csv", "-o", "new.yaml", "--trace", "new.parquet",
+                         cwd=tmp_path)
+        assert done.returncode == 0, done.stderr

@@ -35,6 +35,7 @@ def synthetic_log(n: int = 20_000, seed: int = 3, price_change_at: int | None = 
     first_token = pd.Series(start + pd.to_timedelta(ttft, unit="s")).where(~failed & (k % 7 != 3))  # some not streamed
     return pd.DataFrame({"request_id": [f"r{i}" for i in k], "start": start, "end": end, "first_token": first_token,
                          "model_group": "g", "deployment": deployment, "provider": "openai", "input_tokens": inputs,
+                         "cached_tokens": 0,
                          "output_tokens": np.where(failed, 0, outputs), "spend_usd": spend, "cache_hit": cache,
                          "ok": ~failed, "error": np.where(failed, "503", ""), "team_id": "", "end_user": "",
                          "_ttft": ttft, "_speed": speed})
@@ -122,3 +123,25 @@ def test_bursts_of_failures_become_outage_and_storm_windows():
         "kind": "partial_outage", "model": "dep-b", "start_s": 1800.0, "end_s": 2400.0, "status": 429}
     reached = (log.deployment == "dep-b") & (t >= 1800) & (t < 2400) & ~log.cache_hit
     assert window["error_rate"] == pytest.approx((~log.ok[reached]).mean(), abs=1e-4)  # dep-b's usual share is 0
+
+
+def test_a_cached_input_price_is_fitted_where_the_log_has_cached_tokens():
+    """dep-b's calls read a third of their prompt from the provider's cache at a tenth of the
+    input price (as metadata.usage_object logs it): the three prices are recovered; dep-a, with
+    no cached tokens logged, has no cached price."""
+    from sim.log_calibration import tally
+
+    log = synthetic_log()
+    b = log.deployment == "dep-b"
+    log.loc[b, "cached_tokens"] = log.input_tokens[b] // 3
+    price_in, price_out = PRICES["dep-b"]
+    paid = b & log.ok & ~log.cache_hit
+    log.loc[paid, "spend_usd"] = ((log.input_tokens - log.cached_tokens) * price_in + log.cached_tokens * price_in / 10
+                                  + log.output_tokens * price_out)[paid] / 1e6
+    tallies = tally(_chunks(log))
+    (stretch,) = tallies["dep-b"].price_stretches()
+    assert stretch.input_per_mtok == pytest.approx(price_in, rel=1e-6)
+    assert stretch.cached_input_per_mtok == pytest.approx(price_in / 10, rel=1e-6)
+    assert stretch.output_per_mtok == pytest.approx(price_out, rel=1e-6) and stretch.residual < 1e-6
+    (plain,) = tallies["dep-a"].price_stretches()
+    assert plain.cached_input_per_mtok is None and plain.input_per_mtok == pytest.approx(PRICES["dep-a"][0], rel=1e-6)

@@ -40,6 +40,10 @@ def test_the_trace_reads_back_as_the_log_says(tmp_path):
     assert logged.logged_spend_usd.tolist() == list(calls.spend)
     by_team = write_logged_trace(_normalized(calls), tmp_path / "teams.parquet", workload="team")
     assert by_team.workloads == {"team-a": 6}
+    # The request tags (a JSON list in the table) are the trace's routing tags, and may be the workload.
+    assert trace.tag_sets == [("prod",)] and set(trace.tags) == {0}
+    by_tag = write_logged_trace(_normalized(calls), tmp_path / "tags.parquet", workload="tag")
+    assert by_tag.workloads == {"prod": 6}
 
 
 def test_an_export_out_of_order_is_refused_and_leaves_nothing(tmp_path):

@@ -4,8 +4,8 @@ Each request goes first to the deployments production tried for it, in order
 (``Request.logged_route``, from a trace made by ``routesim import litellm-logs``),
 then to the deployments the logs show production falling back to after the last
 of those failed (``fallbacks``, counted over the whole log by the importer). A
-deployment retried in the logs is tried once here: the scenario's
-``router.retry`` retries it, as the proxy's ``num_retries`` did.
+deployment retried in the logs is tried once here; a scenario whose proxy
+retried gives the router a ``router.retry``.
 
 It decides nothing itself: it is the yardstick the simulator is checked against
 (a backtest reproduces the logged bill, failures and latencies with it) before
@@ -23,8 +23,11 @@ class ReplayParams(PolicyParams):
     fallbacks: dict[str, list[str]] = {}
 
     def referenced_models(self):
-        return [(m, ("fallbacks", d)) for d in self.fallbacks for m in [d]] + [
-            (m, ("fallbacks", d, i)) for d, ms in self.fallbacks.items() for i, m in enumerate(ms)]
+        refs = []
+        for deployment, after in self.fallbacks.items():
+            refs.append((deployment, ("fallbacks", deployment)))
+            refs += [(m, ("fallbacks", deployment, i)) for i, m in enumerate(after)]
+        return refs
 
 
 @register("replay")
