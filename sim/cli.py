@@ -147,9 +147,15 @@ def backtest(
     typer.echo(f"Backtest of {record['policy']} against {record['logged_requests']:,} logged requests "
                f"({record['since']} to {record['until']}):")
     typer.echo(backtest_table(table_rows(record)))
-    typer.echo("the simulation reproduces the logs within every target" if record["matched"] else
-               "NOT MATCHED: the figures marked MISS are off their targets; read the calibration comments in "
-               f"{scenario} before trusting the comparison below")
+    noisy = [r["figure"] for r in record["rows"] if r["verdict"] == "noisy"]
+    if not record["matched"]:
+        typer.echo("NOT MATCHED: the figures marked MISS are off their targets; read the calibration comments in "
+                   f"{scenario} before trusting the comparison below")
+    elif noisy:
+        typer.echo(f"matched, but {', '.join(noisy)} spread wider than the target between replications (too noisy to "
+                   "judge: a longer log or more replications will tell)")
+    else:
+        typer.echo("the simulation reproduces the logs within every target")
     typer.echo("\n" + comparison_table(result))
     typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
     _update_index(out)

@@ -18,8 +18,9 @@ written:
   longest logged call, and a response cache answering the logged share of
   cache hits;
 - ``policies``: ``logged-routing`` (``replay``: production's logged routes and
-  fallbacks), the baseline; with ``--config``, the proxy's config as
-  ``litellm-router`` too (``routesim import litellm``'s mapping);
+  fallbacks), production's policy and the baseline; with ``--config``, the
+  proxy's config as ``litellm-router`` (``routesim import litellm``'s mapping),
+  which then is production's policy and the baseline, the replay beside it;
 - ``backtest``: what the log measured, for ``routesim backtest``.
 
 Everything inferred carries a comment saying where it came from (counts, dates,
@@ -44,7 +45,7 @@ from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
 from .log_trace import LoggedTrace, write_logged_trace
 from .spend_logs import TABLE, Window, is_database_url, read_spend_logs
 
-PRODUCTION = "logged-routing"
+REPLAY = "logged-routing"
 LITELLM_POLICY = "litellm-config"
 PLACEHOLDER_LATENCY = {"ttft_s": {"median": 1.0, "p95": 3.0}, "tokens_per_s": {"median": 50.0, "p5": 20.0}}
 
@@ -195,7 +196,7 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
                  for d, after in sorted(logged.fallback_next.items())}
     groups = {name: t.model_group for name, t in sorted(tallies.items())}
     backtest = {
-        "policy": PRODUCTION,
+        "policy": REPLAY,
         "groups": groups,
         "logged": {
             "since": _iso(logged.first_start), "until": _iso(logged.last_start), "rows": logged.rows,
@@ -216,8 +217,8 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         "models": models,
         "events": events,
         "router": router,
-        "policies": {PRODUCTION: {"kind": "replay", "fallbacks": fallbacks}},
-        "baseline": PRODUCTION,
+        "policies": {REPLAY: {"kind": "replay", "fallbacks": fallbacks}},
+        "baseline": REPLAY,
         "backtest": backtest,
     }
     return scenario, comments, notes
@@ -263,6 +264,8 @@ def _add_litellm_policy(scenario: dict, parsed, config: Path, notes: list[str]) 
         router["cooldown"] = {**router["cooldown"], "single_deployment": {names[d]: v for d, v in single.items()
                                                                           if d in names}}
     scenario["policies"][LITELLM_POLICY] = {**policy, "router": router}
+    # The config is how production routed: it is the policy the backtest checks, and the baseline.
+    scenario["backtest"]["policy"] = scenario["baseline"] = LITELLM_POLICY
     for note in config_notes:  # model_info.id, which the config import leaves out, is used here
         head, _, keys = note.rpartition(": ")
         kept = [k for k in keys.split(", ") if k != "model_list[].model_info.id"]
@@ -313,7 +316,9 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], where: st
             f"# ({logged.grouped:,} of several calls: rows sharing metadata.litellm_call_id within 10 minutes;",
             f"# {logged.unknown_output:,} failed everywhere and got their workload's mean answer length).",
             "# Check the comments before trusting the backtest: `routesim backtest` sets the simulation of",
-            f"# {PRODUCTION} against the figures under backtest.logged.",
+            f"# {scenario['backtest']['policy']} against the figures under backtest.logged"
+            + (f" ({REPLAY}, the logged routes replayed, beside it)." if scenario["backtest"]["policy"] != REPLAY
+               else "."),
             "# quality: a log says nothing of answer quality; every model's is 0 (put in your evaluations",
             "# before comparing policies on quality)."]
     head += [f"# note: {n}" for n in notes]

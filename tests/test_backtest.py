@@ -174,7 +174,8 @@ def test_the_import_recovers_the_logged_world(imported):
     trace = pd.read_parquet(folder / "logged.parquet")
     assert len(trace) == len(production) and (trace.logged_attempts == production.attempts.to_numpy()).all()
     assert scenario["policies"]["logged-routing"]["fallbacks"] == {"big-a": ["fast-b"], "fast-a": ["fast-b"]}
-    # The proxy's config as a policy over the logged deployments.
+    # The proxy's config as a policy over the logged deployments: production's, so the one backtested.
+    assert scenario["backtest"]["policy"] == scenario["baseline"] == "litellm-config"
     config_policy = scenario["policies"]["litellm-config"]
     assert config_policy["kind"] == "litellm-router"
     assert config_policy["groups"] == {"fast": ["fast-a"], "backup": ["fast-b"], "big": ["big-a"]}
@@ -206,7 +207,7 @@ def test_the_backtest_reproduces_the_logged_totals(imported):
             assert abs(simulated / figures[f"p{q}_s"] - 1) <= 0.10, (deployment, q)
     summary = {r["figure"]: (r["simulated"], r["logged"], r["error"]) for r in record["rows"]}
     print(json.dumps(summary, indent=1))  # the measured errors, for the issue note (pytest -s)
-    assert "Backtest" in done.stdout and record["policy"] == "logged-routing"
+    assert "Backtest" in done.stdout and record["policy"] == "litellm-config"
     report = (folder / "bt" / "report.md").read_text()
     assert report.index("## Backtest") < report.index("## Decision")
 
@@ -244,7 +245,7 @@ def test_a_bad_row_stops_the_import_naming_it_and_writes_nothing(logged, tmp_pat
 def test_a_candidate_is_compared_on_the_calibrated_world(imported):
     """routesim backtest --policy adds a candidate without touching the scenario; a problem in the
     candidate's file names that file and line."""
-    folder, _, _ = imported
+    folder, rows, _ = imported
     (folder / "candidate.yaml").write_text("cheap-first: {kind: static, model: fast-a, fallbacks: [fast-b]}\n"
                                            "peek: {kind: 'peeking:Peek'}\n")
     # A policy that declares no `reads` is never given production's logged route.
@@ -263,6 +264,21 @@ def test_a_candidate_is_compared_on_the_calibrated_world(imported):
     decisions = pd.read_parquet(folder / "with-candidate" / "decisions.parquet", columns=["policy", "reason"])
     assert set(decisions.reason[decisions.policy == "peek"]) == {"saw 0 logged calls"}
     assert set(decisions.reason[decisions.policy == "logged-routing"]) == {"replay: as logged"}
+    # Without --config the replay of the logged routes is production's policy, and it too matches the logs.
+    rows.to_parquet(folder / "replayed-logs.parquet", index=False)
+    done = _routesim("import", "litellm-logs", "replayed-logs.parquet", "-o", "replayed.yaml", "--trace", "replayed.parquet",
+                     cwd=folder)
+    assert done.returncode == 0, done.stderr
+    replayed = yaml.safe_load((folder / "replayed.yaml").read_text())
+    assert replayed["backtest"]["policy"] == replayed["baseline"] == "logged-routing"
+    assert set(replayed["policies"]) == {"logged-routing"}
+    done = _routesim("backtest", "replayed.yaml", "--out", "replayed", "-r", "3", "--require-match", cwd=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = json.loads((folder / "replayed" / "backtest.json").read_text())
+    assert record["policy"] == "logged-routing" and record["matched"]
+    for row in record["rows"]:  # a figure off its target passes only as too noisy to judge, by its own interval
+        lo, hi = row["ci95"]
+        assert row["within"] or (row["verdict"] == "noisy" and lo <= row["logged"] <= hi), row
     requests = pd.read_parquet(folder / "with-candidate" / "requests.parquet")
     cheap = requests[requests.policy == "cheap-first"]
     assert set(cheap.model[cheap.status == "ok"]) <= {"fast-a", "fast-b"}

@@ -163,7 +163,8 @@ def backtest_section(folder) -> dict | None:
         return None
     return {"policy": record["policy"], "since": record["since"], "until": record["until"],
             "requests": f"{record['logged_requests']:,}", "matched": record["matched"],
-            "rows": table_rows(record), "missed": [r["figure"] for r in record["rows"] if not r["within"]]}
+            "rows": table_rows(record), "missed": [r["figure"] for r in record["rows"] if r["verdict"] == "miss"],
+            "noisy": [r["figure"] for r in record["rows"] if r["verdict"] == "noisy"]}
 
 
 def report_context(run, figures: dict[str, str]) -> dict:

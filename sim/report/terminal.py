@@ -20,11 +20,15 @@ _COLUMNS = (  # (title, metric); formats follow the registry's units
 )
 
 
+#: How a backtest figure's verdict reads in a table.
+VERDICT_WORDS = {"ok": "ok", "noisy": "too noisy to judge", "miss": "MISS"}
+
+
 def backtest_table(rows: list[dict]) -> str:
     """The backtest's figures (``backtest.table_rows``), aligned, a MISS where one is off its target."""
     lines = [["Figure", "Logged", "Simulated", "95% CI", "Error", "Target", ""]]
     lines += [[r["figure"], r["logged"], r["simulated"], r["interval"], r["error"], r["target"],
-               "ok" if r["within"] else "MISS"] for r in rows]
+               VERDICT_WORDS[r["verdict"]]] for r in rows]
     return _aligned(lines)
 
 
