@@ -16,11 +16,10 @@ from typing import Mapping, Sequence
 from .catalog import Catalog
 from .defences import OPEN, CircuitBreaker, Cooldown
 from .metrics import ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, ATTEMPT_RATE_LIMITED
-from .policies.base import ModelStatus, RouterView
+from .policies.base import EWMA_ALPHA, ModelStatus, RouterView
 from .price_book import PriceBook
 from .schema.routing import RouterSpec
 
-EWMA_ALPHA = 0.1  # weight of the newest observation in the router's moving averages
 RECENT = 200  # successful latencies kept per model, for percentiles (hedging)
 MIN_FOR_PERCENTILE = 20
 INF = float("inf")

@@ -46,6 +46,11 @@ class Request(NamedTuple):
     logged_route: tuple[str, ...] = ()
 
 
+#: The weight of the newest observation in ModelStatus's moving averages (latency, time to first
+#: token, speed, error rate): the simulated router and a live one (sim.integrations) use the same.
+EWMA_ALPHA = 0.1
+
+
 class ModelStatus(NamedTuple):
     """A read-only snapshot of one deployment as the router sees it."""
 
