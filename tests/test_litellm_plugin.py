@@ -260,3 +260,26 @@ def test_the_adapter_never_imports_the_simulator():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_models_name_deployments_by_id_or_by_their_litellm_model():
+    """``models`` maps routesim's names to deployments: by model_info.id or by a
+    litellm_params.model only one deployment has; anything else is refused, naming it."""
+    pytest.importorskip("litellm", reason="the real router (the conformance extra)")
+    from sim.integrations.litellm import RoutesimStrategy
+
+    _Mock()
+    router = _router()
+    policy = _policy({"kind": "static", "model": "cheap", "fallbacks": ["strong"]})
+    strategy = RoutesimStrategy(policy, router, models={"cheap": "mock/mini", "strong": "big"}).install()
+    loop = asyncio.new_event_loop()
+    try:
+        answer = loop.run_until_complete(router.acompletion(model="code", messages=_messages(1)))
+    finally:
+        strategy.uninstall()
+        close_loop(loop)
+    assert answer._hidden_params.get("model_id") == "mini"
+    assert [m.name for m in strategy.observations.view(0.0).models] == ["cheap", "strong"]
+    assert strategy.observations.facts["strong"].input_per_mtok == _prices()["big"][0]
+    with pytest.raises(ValueError, match=r"models\['x'\] = 'mock/none': no deployment has that model_info.id"):
+        RoutesimStrategy(policy, router, models={"x": "mock/none"})
