@@ -133,7 +133,7 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
     origin_s = origin.value / 1e9
     models: dict[str, dict] = {}
     comments: dict[str, str] = {}
-    events: list[dict] = []
+    events: list[tuple[dict, str]] = []  # each with its comment, until they are in time order
     notes: list[str] = []
     latency_figures: dict[str, dict] = {}
     for name, t in sorted(tallies.items()):
@@ -146,11 +146,10 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
             spec["price"] = _price(first)
             said.append(_price_words(first, stretches))
             for stretch in stretches[1:]:
-                events.append({"kind": "price", "model": name, "at_s": round(max(0.0, stretch.from_s - origin_s), 3),
-                               **_price(stretch)})
-                comments[f"event {len(events) - 1}"] = (
-                    f"{name}'s prices from {_when(stretch.from_s)}: fitted on {stretch.calls:,} answered calls, "
-                    f"RMS residual {stretch.residual:.2%} of the mean spend")
+                events.append(({"kind": "price", "model": name,
+                                "at_s": round(max(0.0, stretch.from_s - origin_s), 3), **_price(stretch)},
+                               f"{name}'s prices from {_when(stretch.from_s)}: fitted on {stretch.calls:,} answered "
+                               f"calls, RMS residual {stretch.residual:.2%} of the mean spend"))
         else:
             spec["price"] = {"input_per_mtok": 0.0, "output_per_mtok": 0.0}
             said.append("prices: TODO too few answered calls of different sizes to fit them (0 written)")
@@ -171,8 +170,7 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         windows = t.fault_windows(origin)
         for window in windows:
             window.update(start_s=round(window["start_s"], 3), end_s=round(window["end_s"], 3))
-            events.append(window)
-            comments[f"event {len(events) - 1}"] = _window_words(t, window, origin_s)
+            events.append((window, _window_words(t, window, origin_s)))
         spec["error_rate"] = round(t.error_rate(), 6)
         said.append(f"error rate {t.error_rate():.3%} outside its {len(windows)} fault window(s)")
         spec["quality"] = {"default": 0.0}
@@ -182,7 +180,8 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         if len(e2e):
             latency_figures[name] = {"calls": int(len(e2e)), **{f"p{q}_s": _round(float(np.quantile(e2e, q / 100)))
                                                                  for q in (50, 95, 99)}}
-    events.sort(key=lambda e: e.get("start_s", e.get("at_s", 0.0)))
+    events.sort(key=lambda pair: pair[0].get("start_s", pair[0].get("at_s", 0.0)))
+    comments.update({f"event {i}": comment for i, (_, comment) in enumerate(events)})
     cache_hits = sum(t.cache_hits for t in tallies.values())
     longest = max(logged.longest_s, 1.0)
     router: dict[str, Any] = {
@@ -215,7 +214,7 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         "start": _iso(origin),
         "trace": None,
         "models": models,
-        "events": events,
+        "events": [event for event, _ in events],
         "router": router,
         "policies": {REPLAY: {"kind": "replay", "fallbacks": fallbacks}},
         "baseline": REPLAY,

@@ -189,6 +189,12 @@ def test_the_import_recovers_the_logged_world(imported):
     assert (failed_in_outage.status == "failure").all()
     assert (f"# big-a: {len(failed_in_outage)} of {len(failed_in_outage)} calls failed from 2026-11-02 09:30:00 UTC "
             "to 2026-11-02 09:40:00 UTC") in text
+    # Each event's comment sits just above it.
+    lines = text.splitlines()
+    for said, event in (("# big-a: ", "- {kind: outage, model: big-a,"), ("# fast-a's prices from", "- {kind: price, model: fast-a,")):
+        at = next(k for k, line in enumerate(lines) if line.strip().startswith(said))
+        following = next(line for line in lines[at:] if not line.strip().startswith("#"))
+        assert following.strip().startswith(event), (said, following)
 
 
 def test_the_backtest_reproduces_the_logged_totals(imported):
