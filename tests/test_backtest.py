@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -216,6 +217,11 @@ def test_the_backtest_reproduces_the_logged_totals(imported):
     assert "Backtest" in done.stdout and record["policy"] == "litellm-config"
     report = (folder / "bt" / "report.md").read_text()
     assert report.index("## Backtest") < report.index("## Decision")
+    html = (folder / "bt" / "report.html").read_text()
+    assert html.index('id="backtest"') < html.index('id="decision"')
+    table = re.search(r'<table id="backtest-figures" data-matched="(\w+)">(.*?)</table>', html, re.S)
+    assert table.group(1) == "true"
+    assert re.findall(r'<tr><td class="name">(.*?)</td>', table.group(2)) == [r["figure"] for r in record["rows"]]
 
 
 def test_an_export_of_the_table_imports_as_the_database_does(imported):

@@ -283,3 +283,21 @@ def test_models_name_deployments_by_id_or_by_their_litellm_model():
     assert strategy.observations.facts["strong"].input_per_mtok == _prices()["big"][0]
     with pytest.raises(ValueError, match=r"models\['x'\] = 'mock/none': no deployment has that model_info.id"):
         RoutesimStrategy(policy, router, models={"x": "mock/none"})
+
+
+def test_the_synchronous_path_routes_the_same_way():
+    """router.completion (LiteLLM's synchronous path) asks the strategy's synchronous pick: the
+    policy's first candidate, then its second when the first fails."""
+    pytest.importorskip("litellm", reason="the real router (the conformance extra)")
+    from sim.integrations.litellm import RoutesimStrategy
+
+    mock = _Mock()
+    mock.failing = {"haiku"}
+    router = _router(num_retries=2, disable_cooldowns=True)
+    strategy = RoutesimStrategy(_policy({"kind": "static", "model": "haiku", "fallbacks": ["big"]}), router).install()
+    try:
+        answer = router.completion(model="support", messages=_messages(3))
+    finally:
+        strategy.uninstall()
+    assert answer._hidden_params.get("model_id") == "big" and mock.calls == ["haiku", "big"]
+    assert strategy.decision_us()["decisions"] == 1 and strategy.policy_errors == 0
