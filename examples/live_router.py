@@ -3,7 +3,9 @@
 The same policy object routesim simulates is called here with a ``RouterView``
 built from the wall clock and the router's own observations of real calls. The
 provider calls are plain functions (fakes in the demo below; an HTTP client in
-production). Nothing here imports the simulator or simpy.
+production). Nothing here imports the simulator or simpy. A team on LiteLLM does not need
+this: ``sim.integrations.litellm.RoutesimStrategy(policy, router).install()`` runs the policy
+inside its ``litellm.Router`` (docs/policies.md).
 
     python examples/live_router.py
 """
