@@ -8,7 +8,10 @@ system's Python, before or after the README's ``pip install -e .`` into
 install (``python -m venv .venv`` and ``pip install -e .``) when the checkout
 has none. That install takes a minute or two; one that was cut off (a shell's
 timeout kills it) is finished by the next run, which the marker it leaves in
-``.venv`` tells apart from a .venv of the user's. Only when that cannot be done (not a checkout, no network to the
+``.venv`` tells apart from a .venv of the user's. Run from the checkout's
+``.venv`` itself without the dependencies (routesim installed there with
+``--no-deps``, or an install that failed halfway), it completes the README's
+``pip install -e .`` there. Only when that cannot be done (not a checkout, no network to the
 package index) does it stop, with exit 2 (an installation problem the user
 fixes, not a bug of ours), naming a missing package and the command that
 installs them.
@@ -59,15 +62,38 @@ def ensure(root: Path | None = None) -> None:
     if not gone:
         return
     root = Path(__file__).resolve().parent.parent if root is None else root
-    if not os.environ.get(_MOVED):
-        python = checkout_python(root)
+    python = checkout_python(root)
+    if python is not None and Path(sys.prefix).resolve() == python.parent.parent.resolve():
+        # This is the checkout's .venv, routesim in it without its dependencies (pip install
+        # --no-deps, an install cut off): finish the README's install there and run again.
+        if complete_checkout_venv(root, gone):
+            os.environ[_MOVED] = "1"
+            os.execv(sys.executable, [sys.executable, "-m", "sim", *sys.argv[1:]])
+    elif not os.environ.get(_MOVED):
         if python is None or (root / ".venv" / INSTALLING).exists():
             python = install_into_checkout(root, gone)
         if python is not None and Path(sys.prefix).resolve() != python.parent.parent.resolve():
             os.environ[_MOVED] = "1"
             os.execv(str(python), [str(python), "-m", "sim", *sys.argv[1:]])
-    sys.stderr.write(MISSING_DEPENDENCY.format(gone[0]) + "\n")
+    sys.stderr.write(MISSING_DEPENDENCY.format(gone[0]) + f" (this Python: {sys.executable})\n")
     raise SystemExit(MISSING_EXIT)
+
+
+def complete_checkout_venv(root: Path, gone: list[str]) -> bool:
+    """``pip install -e root`` into the running Python (the checkout's .venv), once: whether it
+    now has everything. Never twice in a row (a failed install is reported, not retried)."""
+    if os.environ.get(_MOVED):
+        return False
+    sys.stderr.write(f"routesim: the checkout's .venv ({sys.prefix}) lacks {', '.join(gone)}; completing the "
+                     "README's install there (pip install -e .; a minute or two) ...\n")
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
+                        str(root)], check=True, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as exc:
+        output = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()
+        sys.stderr.write(f"routesim: the install failed: {output[-1] if output else exc}\n")
+        return False
+    return True
 
 
 def install_into_checkout(root: Path, gone: list[str]) -> Path | None:

@@ -54,7 +54,8 @@ def test_a_fresh_checkout_run_with_a_bare_python_installs_itself_once_and_runs(t
     README's .venv in the checkout (a real venv and pip install), then runs the command
     there. A first run cut off during the install (a shell's timeout, as a user's harness
     did) leaves the install unfinished; the next run finishes it: validate says OK (exit 0)
-    and a malformed scenario is bad input (exit 2)."""
+    and a malformed scenario is bad input (exit 2). A dependency missing from that .venv later
+    is installed again by the .venv's own routesim."""
     import shutil
     import signal
     import time
@@ -90,3 +91,12 @@ def test_a_fresh_checkout_run_with_a_bare_python_installs_itself_once_and_runs(t
     second = routesim("validate", "bad.yaml")
     assert second.returncode == 2, second.stderr
     assert "installing" not in second.stderr and "bad.yaml" in second.stderr + second.stdout
+    # The checkout's .venv itself, routesim in it but a dependency gone (pip install --no-deps,
+    # an install that failed halfway): its own routesim command completes the install and runs.
+    venv_python = checkout / ".venv" / "bin" / "python"
+    subprocess.run([str(venv_python), "-m", "pip", "uninstall", "-y", "-q", "typer"], check=True, env=env)
+    third = subprocess.run([str(checkout / ".venv" / "bin" / "routesim"), "validate", "scenarios/compare.yaml"],
+                           cwd=checkout, capture_output=True, text=True, env=env, timeout=900)
+    assert third.returncode == 0, third.stderr
+    assert "completing the README's install there" in third.stderr and "OK" in third.stdout
+    assert subprocess.run([str(venv_python), "-c", "import typer"], env=env).returncode == 0
