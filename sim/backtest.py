@@ -19,7 +19,8 @@ than the target and the logged value lies inside its 95% interval: then it is
 "too noisy" to judge (a p99 over a few hundred calls moves by more than 10%
 between replications), said as such, and does not count against the match.
 
-The result is ``backtest.json`` in the run folder; the report shows it first.
+The result is ``backtest.json`` in the run folder; the report shows it first
+(``report.format.backtest_cells`` writes its cells).
 """
 
 from __future__ import annotations
@@ -131,32 +132,3 @@ def read_backtest(folder: Path) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def format_value(unit: str, value: float) -> str:
-    if value != value:
-        return "n/a"
-    if unit == "usd":
-        return f"${value:,.4f}" if value < 100 else f"${value:,.2f}"
-    if unit == "share":
-        return f"{value:.2%}"
-    return f"{value:.3f} s"
-
-
-def format_error(unit: str, error: float) -> str:
-    if error != error:
-        return "n/a"
-    return f"{error * 100:+.2f} pts" if unit == "share" else f"{error:+.2%}"
-
-
-def table_rows(record: dict) -> list[dict]:
-    """The backtest's rows as text cells, for the terminal and the report."""
-    out = []
-    for r in record["rows"]:
-        unit = r["unit"]
-        target = f"±{r['target'] * 100:g} pts" if unit == "share" else f"±{r['target']:.0%}"
-        out.append({"figure": r["figure"], "logged": format_value(unit, r["logged"]),
-                    "simulated": format_value(unit, r["simulated"]),
-                    "interval": f"[{format_value(unit, r['ci95'][0])}, {format_value(unit, r['ci95'][1])}]",
-                    "error": format_error(unit, r["error"]), "target": target, "verdict": r["verdict"]})
-    return out

@@ -90,20 +90,8 @@ def run(
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # clean up the partial output on kill
     with user_errors():
         loaded = load_scenario(scenario)  # first: a bad file fails before the heavy imports below
-        from .report.terminal import comparison_table
-        from .runner import run_to_folder
-
-        out = out or Path("reports") / loaded.scenario.name
-        runs = (replications or loaded.scenario.replications) * len(loaded.scenario.policies)
-        with _progress_bar(_interactive(), total=runs) as progress:
-            result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
-                                   report=not no_report, jobs=jobs)
-    if not (out / "summary.json").is_file():  # never exit 0 without the outputs
-        raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
-    warn(result.warnings)
-    typer.echo(comparison_table(result))
-    typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
-    _update_index(out)
+        result, out = _run_loaded(loaded, out, seed=seed, replications=replications, report=not no_report, jobs=jobs)
+    _show_run(result, out)
 
 
 @app.command()
@@ -122,8 +110,8 @@ def backtest(
 ) -> None:
     """Simulate production's policy on the world calibrated from its logs, set it against the logs (first in
     the report), and compare the scenario's other policies on that same world."""
-    from .backtest import read_backtest, table_rows
-    from .report.terminal import backtest_table
+    from .backtest import read_backtest
+    from .report.terminal import backtest_text
     from .scenario import load_with_candidates
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -133,34 +121,41 @@ def backtest(
             raise InputError(Problem("backtest: missing: write the scenario with routesim import litellm-logs, "
                                      "which measures the logged figures to set the simulation against",
                                      file=str(scenario)))
-        from .report.terminal import comparison_table
-        from .runner import run_to_folder
-
-        out = out or Path("reports") / loaded.scenario.name
-        runs = (replications or loaded.scenario.replications) * len(loaded.scenario.policies)
-        with _progress_bar(_interactive(), total=runs) as progress:
-            result = run_to_folder(loaded, out, replications=replications, progress=progress, jobs=jobs)
+        result, out = _run_loaded(loaded, out, replications=replications, jobs=jobs)
     record = read_backtest(out)
-    if record is None or not (out / "summary.json").is_file():
-        raise RuntimeError(f"the backtest finished but {out} lacks its backtest.json or summary.json")
-    warn(result.warnings)
-    typer.echo(f"Backtest of {record['policy']} against {record['logged_requests']:,} logged requests "
-               f"({record['since']} to {record['until']}):")
-    typer.echo(backtest_table(table_rows(record)))
-    noisy = [r["figure"] for r in record["rows"] if r["verdict"] == "noisy"]
-    if not record["matched"]:
-        typer.echo("NOT MATCHED: the figures marked MISS are off their targets; read the calibration comments in "
-                   f"{scenario} before trusting the comparison below")
-    elif noisy:
-        typer.echo(f"matched, but {', '.join(noisy)} spread wider than the target between replications (too noisy to "
-                   "judge: a longer log or more replications will tell)")
-    else:
-        typer.echo("the simulation reproduces the logs within every target")
-    typer.echo("\n" + comparison_table(result))
-    typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
-    _update_index(out)
+    if record is None:  # never exit 0 without the outputs
+        raise RuntimeError(f"the backtest finished but {out} lacks its backtest.json")
+    _show_run(result, out, first=backtest_text(record, str(scenario)))
     if require_match and not record["matched"]:
         raise typer.Exit(1)
+
+
+def _run_loaded(loaded, out: Path | None, *, seed: int | None = None, replications: int | None = None,
+                report: bool = True, jobs: int | None = None):
+    """(result, run folder) of a loaded scenario, with a progress bar on a terminal."""
+    from .runner import run_to_folder
+
+    out = out or Path("reports") / loaded.scenario.name
+    runs = (replications or loaded.scenario.replications) * len(loaded.scenario.policies)
+    with _progress_bar(_interactive(), total=runs) as progress:
+        result = run_to_folder(loaded, out, seed=seed, replications=replications, progress=progress,
+                               report=report, jobs=jobs)
+    if not (out / "summary.json").is_file():  # never exit 0 without the outputs
+        raise RuntimeError(f"the run finished but {out / 'summary.json'} is missing")
+    return result, out
+
+
+def _show_run(result, out: Path, first: str | None = None) -> None:
+    """The run's warnings, ``first`` (the backtest's figures), the comparison table, what was
+    written; then the index of runs."""
+    from .report.terminal import comparison_table
+
+    warn(result.warnings)
+    if first:
+        typer.echo(first + "\n")
+    typer.echo(comparison_table(result))
+    typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
+    _update_index(out)
 
 
 def _update_index(out: Path) -> None:

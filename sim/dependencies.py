@@ -75,7 +75,7 @@ def ensure(root: Path | None = None) -> None:
         if python is not None and Path(sys.prefix).resolve() != python.parent.parent.resolve():
             os.environ[_MOVED] = "1"
             os.execv(str(python), [str(python), "-m", "sim", *sys.argv[1:]])
-    sys.stderr.write(MISSING_DEPENDENCY.format(gone[0]) + f" (this Python: {sys.executable})\n")
+    sys.stderr.write(MISSING_DEPENDENCY.format(gone[0]) + "\n")
     raise SystemExit(MISSING_EXIT)
 
 

@@ -40,7 +40,7 @@ import pandas as pd
 import yaml
 
 from .errors import InputError, Problem
-from .files import atomic_file
+from .files import atomic_file, first_line_is
 from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
 from .log_trace import LoggedTrace, write_logged_trace
 from .spend_logs import TABLE, Window, is_database_url, read_spend_logs
@@ -93,7 +93,7 @@ def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window 
     return LogImport(logged, len(scenario["models"]), len(scenario["events"]), notes)
 
 
-HEADER = "# Calibrated by `routesim import litellm-logs`"
+HEADER = "# Calibrated by `routesim import litellm-logs`."  # the first line of every scenario it writes
 
 
 def _refuse_others(out: Path, trace_out: Path) -> None:
@@ -102,7 +102,7 @@ def _refuse_others(out: Path, trace_out: Path) -> None:
     from .log_trace import is_logged_trace
 
     problems = []
-    if out.exists() and not (out.is_file() and _opens_with(out, HEADER)):
+    if out.exists() and not first_line_is(out, HEADER):
         problems.append(Problem("exists and was not written by routesim import litellm-logs: not replaced; give "
                                 "another -o", file=str(out)))
     if trace_out.exists() and not is_logged_trace(trace_out):
@@ -110,14 +110,6 @@ def _refuse_others(out: Path, trace_out: Path) -> None:
                                 "another --trace", file=str(trace_out)))
     if problems:
         raise InputError(problems)
-
-
-def _opens_with(path: Path, text: str) -> bool:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as f:
-            return f.readline().startswith(text)
-    except OSError:
-        return False
 
 
 def _printable(source: str) -> str:
@@ -309,7 +301,7 @@ def _window_words(t: DeploymentTally, window: dict, origin_s: float) -> str:
 
 def render(scenario: dict, comments: dict[str, str], notes: list[str], where: str, logged: LoggedTrace) -> str:
     """The scenario as YAML with a comment on every inferred value."""
-    head = [f"{HEADER} from {TABLE} at {where}:",
+    head = [HEADER, f"# From {TABLE} at {where}:",
             f"# {logged.rows:,} logged calls from {_iso(logged.first_start)} to {_iso(logged.last_start)}, grouped "
             f"into {logged.requests:,} requests",
             f"# ({logged.grouped:,} of several calls: rows sharing metadata.litellm_call_id within 10 minutes;",

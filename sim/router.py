@@ -52,8 +52,8 @@ from .feedback import verdict
 from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, CPU_SAMPLE, OUTCOME_NAMES,
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
-from .policies.base import ANSWER_FEEDBACK, LOGGED_ROUTING, POLICY_FAILURES, BasePolicy, Decision, Feedback, Judge, \
-    Outcome, Request, knowledge_read_by
+from .policies.base import ANSWER_FEEDBACK, LOGGED_ROUTING, POLICY_FAILURES, Decision, Feedback, Judge, Outcome, \
+    Request, knowledge_read_by, observer_of
 from .provider import Providers
 from .schema.routing import RouterSpec
 from .world import World
@@ -142,7 +142,7 @@ class Router:
         self._timeout_s = spec.timeout_s
         self._deadline_s = INF if spec.deadline_s is None else spec.deadline_s
         self._max_attempts = spec.max_attempts
-        self._observe = self._observer(policy)
+        self._observe = observer_of(policy)
         # Feedback on answers goes only to a policy that observes and reads it.
         wants_feedback = self._observe is not None and ANSWER_FEEDBACK in knowledge_read_by(policy)
         self._feedback = beliefs.feedback if wants_feedback else []
@@ -157,14 +157,6 @@ class Router:
         """The longest a verdict on an answer may reach the policy after the request ended
         (None: no verdict ever does)."""
         return max((channel.delay_s for channel in self._feedback), default=None)
-
-    @staticmethod
-    def _observer(policy):
-        observe = getattr(policy, "observe", None)
-        # Skip the call entirely when the policy keeps the base class's no-op.
-        if observe is None or getattr(type(policy), "observe", None) is BasePolicy.observe:
-            return None
-        return observe
 
     # ------------------------------------------------------------------ decisions
     def on_arrival(self, i: int) -> None:

@@ -52,7 +52,7 @@ import litellm
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
-from ..policies.base import DIFFICULTY_SIGNAL, POLICY_FAILURES, BasePolicy, Outcome, Request, knowledge_read_by
+from ..policies.base import DIFFICULTY_SIGNAL, POLICY_FAILURES, Outcome, Request, knowledge_read_by, observer_of
 from .live_view import LiveObservations, PublishedFacts
 
 STATE = "routesim_request"  # the request's metadata key holding its token (text: metadata is logged as JSON)
@@ -69,9 +69,7 @@ class _RequestState:
 
     request: Request
     candidates: tuple[str, ...]  # deployment ids, the policy's order (empty: LiteLLM's default routing)
-    group: str
     tried: list[str] = field(default_factory=list)  # deployment ids sent to, in order
-    ended: bool = False
 
 
 class RoutesimStrategy(CustomRoutingStrategyBase):
@@ -97,9 +95,7 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
                  for name, i in self._id_of.items()}
         self.observations = LiveObservations(facts)
         self._reads_difficulty = DIFFICULTY_SIGNAL in knowledge_read_by(policy)
-        observe = getattr(policy, "observe", None)
-        self._observe = None if observe is None or getattr(type(policy), "observe", None) is BasePolicy.observe \
-            else observe
+        self._observe = observer_of(policy)
         self._decision_ns: deque[int] = deque(maxlen=DECISIONS_KEPT)
         self._states: OrderedDict[str, _RequestState] = OrderedDict()  # by the token in the request's metadata
         self.decisions = 0
@@ -140,14 +136,14 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
     def _pick(self, group: str, messages, input, request_kwargs) -> dict:
         metadata = _metadata(request_kwargs)
         state = self._state(metadata.get(STATE))
+        cooled = self._cooled_down()
         if state is None:
-            state = self._decide(group, messages, input, metadata, request_kwargs)
+            state = self._decide(group, messages, input, metadata, request_kwargs, cooled)
             token = metadata[STATE] = uuid.uuid4().hex
             with self._lock:
                 self._states[token] = state
                 while len(self._states) > STATES_KEPT:
                     self._states.popitem(last=False)
-        cooled = self._cooled_down()
         left = [c for c in state.candidates if c not in state.tried]
         usable = [c for c in left if c not in cooled] or left[-1:]
         chosen = usable[0] if usable else self._default_pick(group, cooled)
@@ -158,7 +154,7 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
                 self.observations.started(name)
         return self._deployments[chosen]
 
-    def _decide(self, group: str, messages, input, metadata: dict, request_kwargs) -> _RequestState:
+    def _decide(self, group: str, messages, input, metadata: dict, request_kwargs, cooled: set[str]) -> _RequestState:
         """The policy's decision for a new request, as deployment ids (none: LiteLLM's routing)."""
         now = self._clock()
         kwargs = request_kwargs if isinstance(request_kwargs, dict) else {}
@@ -168,9 +164,9 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
         request = Request(request_id, now, str(metadata.get(WORKLOAD_KEY) or group), _tokens(group, messages, input),
                           None if difficulty is None else float(difficulty), (),
                           tuple(sorted(str(t) for t in tags)) if isinstance(tags, (list, tuple)) else ())
+        unhealthy = frozenset(self._name_of[i] for i in cooled if i in self._name_of)
         with self._lock:
-            view = self.observations.view(now, frozenset(self._name_of[i] for i in self._cooled_down()
-                                                         if i in self._name_of))
+            view = self.observations.view(now, unhealthy)
         start = perf_counter_ns()
         try:
             decision = self.policy.route(request, view)
@@ -195,7 +191,7 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
             with self._lock:
                 self.policy_errors += 1
             log.warning("routesim policy error on request %s (LiteLLM's routing serves it): %s", request_id, error)
-        return _RequestState(request, candidates, group)
+        return _RequestState(request, candidates)
 
     def _state(self, token) -> _RequestState | None:
         with self._lock:
@@ -236,11 +232,10 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
         if name is not None:
             with self._lock:
                 self.observations.finished(name, ok, duration, self._clock(), ttft, output_tokens)
-        if state is None or state.ended:
+        if state is None:  # not a request of this strategy's, or one already over
             return
         if not ok and not _final_failure(kwargs, state, self.router):
             return
-        state.ended = True
         with self._lock:
             self._states.pop(token, None)
             self.ended += 1

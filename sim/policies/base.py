@@ -216,6 +216,15 @@ class BasePolicy:
         The default ignores both."""
 
 
+def observer_of(policy):
+    """The policy's ``observe``, or None when it has none or keeps the base class's no-op (a
+    router then skips the call entirely)."""
+    observe = getattr(policy, "observe", None)
+    if observe is None or getattr(type(policy), "observe", None) is BasePolicy.observe:
+        return None
+    return observe
+
+
 def sigmoid(x: float) -> float:
     """Probability of an acceptable answer for ability minus difficulty ``x``."""
     if x >= 0:

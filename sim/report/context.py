@@ -156,14 +156,15 @@ RESILIENCE_SHOWN = ("fault_success_rate", "failed_in_faults", "time_to_failover_
 def backtest_section(folder) -> dict | None:
     """The backtest's figures (backtest.json), shown first: how well the simulation of production
     matched its logs decides how far the comparison after it can be trusted."""
-    from ..backtest import read_backtest, table_rows
+    from ..backtest import read_backtest
+    from .format import backtest_cells
 
     record = read_backtest(folder)
     if record is None:
         return None
     return {"policy": record["policy"], "since": record["since"], "until": record["until"],
             "requests": f"{record['logged_requests']:,}", "matched": record["matched"],
-            "rows": table_rows(record), "missed": [r["figure"] for r in record["rows"] if r["verdict"] == "miss"],
+            "rows": backtest_cells(record), "missed": [r["figure"] for r in record["rows"] if r["verdict"] == "miss"],
             "noisy": [r["figure"] for r in record["rows"] if r["verdict"] == "noisy"]}
 
 

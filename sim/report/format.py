@@ -36,6 +36,30 @@ def fmt_named(entries: dict, name: str, with_ci: bool = True) -> str:
     return fmt_metric(entries[name], BY_NAME[name].unit, with_ci)
 
 
+#: How a backtest figure's verdict (``backtest.BacktestRow.verdict``) reads.
+VERDICT_WORDS = {"ok": "ok", "noisy": "too noisy to judge", "miss": "MISS"}
+_BACKTEST_KINDS = {"usd": "usd", "share": "pct", "seconds": "seconds"}  # a backtest unit -> fmt_value's kind
+
+
+def backtest_cells(record: dict) -> list[dict]:
+    """A backtest record's rows (backtest.json) as text cells, for the terminal and the report."""
+
+    def value(unit: str, x: float) -> str:
+        text = fmt_value(x, _BACKTEST_KINDS[unit])
+        return f"{text} s" if unit == "seconds" and text != "n/a" else text
+
+    cells = []
+    for r in record["rows"]:
+        unit, error = r["unit"], r["error"]
+        cells.append({
+            "figure": r["figure"], "logged": value(unit, r["logged"]), "simulated": value(unit, r["simulated"]),
+            "interval": f"[{value(unit, r['ci95'][0])}, {value(unit, r['ci95'][1])}]",
+            "error": "n/a" if error != error else f"{error * 100:+.2f} pts" if unit == "share" else f"{error:+.2%}",
+            "target": f"±{r['target'] * 100:g} pts" if unit == "share" else f"±{r['target']:.0%}",
+            "verdict": r["verdict"], "verdict_words": VERDICT_WORDS[r["verdict"]]})
+    return cells
+
+
 def policy_label(result, name: str, short: bool = False) -> str:
     """A policy's name as tables show it: the baseline and any upper bound marked."""
     if name == result.baseline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .format import fmt_named, policy_label
+from .format import backtest_cells, fmt_named, policy_label
 from .notes import run_warnings
 
 _COLUMNS = (  # (title, metric); formats follow the registry's units
@@ -20,16 +20,23 @@ _COLUMNS = (  # (title, metric); formats follow the registry's units
 )
 
 
-#: How a backtest figure's verdict reads in a table.
-VERDICT_WORDS = {"ok": "ok", "noisy": "too noisy to judge", "miss": "MISS"}
-
-
-def backtest_table(rows: list[dict]) -> str:
-    """The backtest's figures (``backtest.table_rows``), aligned, a MISS where one is off its target."""
-    lines = [["Figure", "Logged", "Simulated", "95% CI", "Error", "Target", ""]]
-    lines += [[r["figure"], r["logged"], r["simulated"], r["interval"], r["error"], r["target"],
-               VERDICT_WORDS[r["verdict"]]] for r in rows]
-    return _aligned(lines)
+def backtest_text(record: dict, scenario: str) -> str:
+    """The backtest's figures (backtest.json) for the terminal: what was compared, the aligned
+    table (a MISS where a figure is off its target), and the verdict."""
+    rows = [["Figure", "Logged", "Simulated", "95% CI", "Error", "Target", ""]]
+    rows += [[c["figure"], c["logged"], c["simulated"], c["interval"], c["error"], c["target"], c["verdict_words"]]
+             for c in backtest_cells(record)]
+    noisy = [r["figure"] for r in record["rows"] if r["verdict"] == "noisy"]
+    if not record["matched"]:
+        verdict = ("NOT MATCHED: the figures marked MISS are off their targets; read the calibration comments in "
+                   f"{scenario} before trusting the comparison below")
+    elif noisy:
+        verdict = (f"matched, but {', '.join(noisy)} spread wider than the target between replications (too noisy to "
+                   "judge: a longer log or more replications will tell)")
+    else:
+        verdict = "the simulation reproduces the logs within every target"
+    return (f"Backtest of {record['policy']} against {record['logged_requests']:,} logged requests "
+            f"({record['since']} to {record['until']}):\n{_aligned(rows)}\n{verdict}")
 
 
 def _aligned(rows: list[list[str]]) -> str:
