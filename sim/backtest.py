@@ -105,6 +105,8 @@ def _row(figure: str, unit: str, logged: float, values: list[float]) -> Backtest
                            "miss")
     summary = mean_ci(finite)
     mean, (lo, hi) = summary["mean"], summary["ci95"]
+    if lo is None or hi is None:  # one replication: no interval, so never "too noisy to judge"
+        lo = hi = float("nan")
     if unit == "share":
         error, target = mean - logged, SHARE_TARGET
     else:
@@ -113,7 +115,7 @@ def _row(figure: str, unit: str, logged: float, values: list[float]) -> Backtest
     within = bool(abs(error) <= target)
     # The interval's half-width in the error's own terms: points for shares, relative otherwise.
     spread = (hi - lo) / 2 if unit == "share" else ((hi - lo) / 2 / logged if logged > 0 else float("inf"))
-    noisy = not within and lo <= logged <= hi and spread > target
+    noisy = not within and lo <= logged <= hi and spread > target  # False when there is no interval (NaN)
     return BacktestRow(figure, unit, float(logged), float(mean), (float(lo), float(hi)), float(error), target,
                        within, "ok" if within else "noisy" if noisy else "miss")
 

@@ -53,7 +53,7 @@ from .metrics import (ATTEMPT_CANCELLED, ATTEMPT_CONTEXT_OVERFLOW, ATTEMPT_OK, C
                       REQUEST_FAILED, REQUEST_OK, REQUEST_REJECTED, STATUS_NAMES, RunRecorder)
 from .observed import Observations
 from .policies.base import ANSWER_FEEDBACK, LOGGED_ROUTING, POLICY_FAILURES, Decision, Feedback, Judge, Outcome, \
-    Request, knowledge_read_by, observer_of
+    Request, candidate_names, knowledge_read_by, observer_of
 from .provider import Providers
 from .schema.routing import RouterSpec
 from .world import World
@@ -197,7 +197,7 @@ class Router:
                 rec.score(i, score)
             elif judge is None and type(decision) is Decision and type(decision.candidates) is tuple:
                 self._last_decision, self._last_checked = decision, (candidates, judge)
-        rec.decision(decision_us, None if decision is None else getattr(decision, "reason", None), candidates)
+        rec.decision(decision_us, decision.reason if type(decision) is Decision else _reason_of(decision), candidates)
         flight = _Flight(i, request, candidates, now + self._deadline_s, judge)
         if self.budget is not None:
             self.budget.active_requests += 1
@@ -212,12 +212,15 @@ class Router:
         request to the router's default model alone (or rejects it when there is none)."""
         candidates = judge = None
         score = math.nan
-        if error is None:
-            candidates, error = self._candidates(decision)
-        if error is None:
-            judge, error = self._judge(decision)
-        if error is None and getattr(decision, "score", None) is not None:
-            score, error = self._score(decision.score)
+        try:  # a decision of the policy's own type may raise on any field read
+            if error is None:
+                candidates, error = self._candidates(decision)
+            if error is None:
+                judge, error = self._judge(decision)
+            if error is None and getattr(decision, "score", None) is not None:
+                score, error = self._score(decision.score)
+        except POLICY_FAILURES as exc:
+            error = f"the decision could not be read ({type(exc).__name__}: {exc})"
         if error is not None:
             candidates, judge, score = () if self._default is None else (self._default,), None, math.nan
         return candidates, judge, score, error
@@ -228,19 +231,17 @@ class Router:
 
     def _candidates(self, decision) -> tuple[tuple[int, ...] | None, str | None]:
         """Model numbers for the decision's candidates, or a policy-error message."""
-        names = getattr(decision, "candidates", None)
-        if names is None:
-            return None, f"route() returned {type(decision).__name__}, not a Decision"
-        cached = self._candidate_cache.get(names) if type(names) is tuple else None
+        names = decision.candidates if type(decision) is Decision else None
+        try:
+            cached = self._candidate_cache.get(names) if type(names) is tuple else None
+        except TypeError:  # a tuple holding something unhashable: checked below
+            cached = None
         if cached is not None:
             return cached, None
-        if isinstance(names, str):
-            return None, "Decision.candidates is a string; give a tuple of model names"
-        try:
-            names = tuple(names)
-            unknown = [n for n in names if n not in self._index]
-        except TypeError as exc:  # not iterable, or items that cannot be model names
-            return None, f"Decision.candidates is not a sequence of model names ({exc})"
+        names, error = candidate_names(decision)
+        if error is not None:
+            return None, error
+        unknown = [n for n in names if n not in self._index]
         if unknown:
             return None, f"unknown model(s) {', '.join(map(str, unknown))}"
         if not names:
@@ -478,3 +479,10 @@ class Router:
         except POLICY_FAILURES as exc:  # feedback errors are policy errors too, not run failures
             self.rec.policy_error(i, f"{type(exc).__name__}: {exc}", "observe")
 
+
+def _reason_of(decision) -> object:
+    """A decision's reason when it is not a ``Decision``: None if it has none, or if reading it raises."""
+    try:
+        return getattr(decision, "reason", None)
+    except POLICY_FAILURES:
+        return None

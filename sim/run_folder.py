@@ -101,15 +101,12 @@ def _own_partials(folder: Path) -> list[Path]:
 
 
 def _remove_stale_partials(folder: Path) -> None:
-    """Partial folders of killed runs. Only called under the folder's lock, so no live run owns them."""
+    """Partial folders of killed runs, inside the output folder and proven routesim's by the
+    marker it writes in them. Only called under the folder's lock, so no live run owns them.
+    Nothing outside the output folder is ever removed: a folder beside it that looks like an
+    older routesim's partial may be the user's."""
     for partial in _own_partials(folder):
         shutil.rmtree(partial, ignore_errors=True)
-    # Earlier routesim versions wrote ``.NAME.<random>.partial`` beside the folder; remove
-    # those that hold nothing but routesim's own outputs.
-    known = set(RUN_FILES) | {"report.md", "report.html"}
-    for partial in folder.parent.glob(f".{folder.name}.*.partial"):
-        if partial.is_dir() and all(p.is_file() and (p.name in known or p.suffix == ".png") for p in partial.iterdir()):
-            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _check_replaceable(folder: Path, will_write: Iterable[str], what: str) -> list[str]:
@@ -134,8 +131,12 @@ def _check_replaceable(folder: Path, will_write: Iterable[str], what: str) -> li
                                  f"move it or choose another {what}", file=str(folder)))
     for name in listed:
         path = folder / name
-        if path.is_file() or path.is_symlink():
+        if path.is_symlink() or path.is_file():
             _probe_replaceable(path)
+        elif path.exists():  # routesim writes files only: the manifest was edited, or the entry replaced
+            raise InputError(Problem(f"{MANIFEST} lists {name}, which is a folder (or not a regular file), not a "
+                                     f"file routesim wrote; nothing was touched: move it or choose another {what}",
+                                     file=str(folder)))
     return listed
 
 
@@ -191,13 +192,18 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
             listed = _check_replaceable(out, will_write, what)  # again, now that we hold the lock
             try:
                 partial = Path(tempfile.mkdtemp(prefix=f"{_PARTIAL_PREFIX}{os.getpid()}-", dir=out))
-                (partial / _PARTIAL_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
             except OSError as exc:
                 raise _os_problem(out, "write in the output folder", exc) from None
             try:
-                yield partial
-                with _signals_held():
-                    _move_into_place(partial, out, listed)
+                (partial / _PARTIAL_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            except OSError as exc:  # a full disk: the folder we just made goes again
+                shutil.rmtree(partial, ignore_errors=True)
+                raise _os_problem(out, "write in the output folder", exc) from None
+            try:
+                with _device_errors_as_input(out):
+                    yield partial
+                    with _signals_held():
+                        _move_into_place(partial, out, listed)
             finally:
                 shutil.rmtree(partial, ignore_errors=True)
     except BaseException:
@@ -212,6 +218,12 @@ def new_run(out: Path, will_write: Iterable[str], what: str = "--out") -> Iterat
 
 def _move_into_place(partial: Path, out: Path, earlier: list[str]) -> None:
     new = sorted(p.name for p in partial.iterdir() if p.name != _PARTIAL_MARKER)
+    # Everything that could stop the move is checked before the earlier run loses a file.
+    blocked = sorted(n for n in set(new) | set(earlier) if (out / n).is_dir() and not (out / n).is_symlink())
+    if blocked:
+        raise InputError(Problem(f"{', '.join(blocked)} in the folder is a folder, where routesim writes a file; "
+                                 "nothing of the earlier run was changed: move it or choose another --out",
+                                 file=str(out)))
     try:
         # While files move, the manifest lists old and new, so the folder stays provably ours.
         _write_manifest(out, set(earlier) | set(new), partial)
@@ -235,10 +247,27 @@ def updating_run(folder: Path, will_write: Iterable[str]) -> Iterator[Path]:
     if read_manifest(folder) is None:
         raise InputError(Problem(f"has no {MANIFEST}: written by an older routesim or not by routesim, so its files "
                                  "cannot be proven routesim's; run the scenario again", file=str(folder)))
-    with locked_folder(folder, "run folder"):
+    with locked_folder(folder, "run folder"), _device_errors_as_input(folder):
         listed = _check_replaceable(folder, will_write, "run folder")
         yield folder
         _write_manifest(folder, set(listed) | set(will_write), folder)
+
+
+#: What the machine, not routesim, is to blame for when a write fails: a full disk or quota, a
+#: file-size limit, a read-only or failing device.
+DEVICE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+@contextlib.contextmanager
+def _device_errors_as_input(folder: Path) -> Iterator[None]:
+    """A write that fails for the device (``DEVICE_ERRORS``) is exit 2 naming the folder, not a bug."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DEVICE_ERRORS:
+            raise
+        raise InputError(Problem(f"cannot write the outputs: {os.strerror(exc.errno)}; the earlier files in the "
+                                 "folder are as they were", file=str(folder))) from None
 
 
 # --------------------------------------------------------------------------- reading a run back

@@ -32,3 +32,14 @@ def test_verdicts(unit, logged, values, verdict):
     error = mean - logged if unit == "share" else mean / logged - 1
     assert row.error == pytest.approx(error)
     assert row.verdict == verdict and row.within == (verdict == "ok")
+
+
+def test_one_replication_has_no_interval_and_is_never_too_noisy():
+    """``backtest -r 1``: a figure without an interval is ok within its target and a miss
+    outside it; it cannot be "too noisy to judge" (that needs the replications' spread)."""
+    from sim.backtest import _row
+
+    near, far = _row("spend", "usd", 10.0, [10.05]), _row("spend", "usd", 10.0, [13.0])
+    assert (near.verdict, far.verdict) == ("ok", "miss")
+    assert far.error == pytest.approx(0.3) and near.error == pytest.approx(0.005)
+    assert all(v != v for v in near.ci95 + far.ci95)  # NaN: no interval from one value

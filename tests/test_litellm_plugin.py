@@ -301,3 +301,115 @@ def test_the_synchronous_path_routes_the_same_way():
         strategy.uninstall()
     assert answer._hidden_params.get("model_id") == "big" and mock.calls == ["haiku", "big"]
     assert strategy.decision_us()["decisions"] == 1 and strategy.policy_errors == 0
+
+
+class _CandidatesRaise:
+    """A decision of the policy's own type whose ``candidates`` property raises."""
+
+    @property
+    def candidates(self):
+        raise RuntimeError("candidates property broke")
+
+
+def _raising_generator():
+    yield "mini"
+    raise RuntimeError("candidates generator broke")
+
+
+#: Decisions a policy may return that are not a sequence of deployment names.
+MALFORMED = {
+    "an int": lambda: _decision(3),
+    "nested lists": lambda: _decision([["mini"], ["big"]]),
+    "a tuple holding a list": lambda: _decision((["mini"],)),
+    "a string": lambda: _decision("mini"),
+    "bytes": lambda: _decision(b"mini"),
+    "None": lambda: _decision(None),
+    "a mapping of ints": lambda: _decision({1: 2}),
+    "a raising property": lambda: _CandidatesRaise(),
+    "a raising generator": lambda: _decision(_raising_generator()),
+    "not a decision": lambda: "mini",
+    "no candidates": lambda: _decision(()),
+}
+
+
+def _decision(candidates):
+    from sim.policies import Decision
+
+    return Decision(candidates, "malformed on purpose")
+
+
+@pytest.mark.parametrize("shape", list(MALFORMED))
+def test_a_malformed_decision_never_fails_a_request(shape, caplog):
+    """Whatever a policy returns, the real router answers every request (from the group asked
+    for, by LiteLLM's routing) and each bad decision is one policy error."""
+    pytest.importorskip("litellm", reason="the real router (the conformance extra)")
+
+    class Malformed:
+        def route(self, request, view):
+            return MALFORMED[shape]()
+
+    served, _, strategy = _live(Malformed(), _Mock(), [10] * REQUESTS, seed=5)
+    assert [DEPLOYMENTS[s][0] for s in served] == [_workload(i) for i in range(REQUESTS)]
+    assert strategy.policy_errors == REQUESTS and strategy.decision_timeouts == 0
+    assert caplog.text.count("routesim policy error on request") == REQUESTS
+
+
+def test_a_slow_policy_is_abandoned_at_the_decision_budget():
+    """route() takes 2 s: with a 50 ms budget each request waits about 50 ms, not 2 s, for
+    LiteLLM's routing to serve it, and is counted as a decision timeout; while the late call
+    runs, later requests go to LiteLLM's routing at once. A fast policy is unaffected."""
+    pytest.importorskip("litellm", reason="the real router (the conformance extra)")
+    import threading
+    import time
+
+    from sim.integrations.litellm import RoutesimStrategy
+    from sim.policies import Decision
+
+    release = threading.Event()
+    calls = []
+
+    class Slow:
+        def route(self, request, view):
+            calls.append(request.request_id)
+            release.wait(2.0)
+            return Decision(("big",), "slow")
+
+    _Mock()
+    router = _router(num_retries=0)
+    strategy = RoutesimStrategy(Slow(), router, decision_budget_s=0.05).install()
+    loop = asyncio.new_event_loop()
+    took, served = [], []
+    try:
+        for i in range(6):
+            start = time.perf_counter()
+            answer = loop.run_until_complete(router.acompletion(model="support", messages=_messages(i)))
+            took.append(time.perf_counter() - start)
+            served.append(answer._hidden_params.get("model_id"))
+    finally:
+        release.set()
+        strategy.uninstall()
+        close_loop(loop)
+    assert set(served) <= {"mini", "haiku"}  # the support group, by LiteLLM's routing, never "big"
+    assert strategy.decision_timeouts == 6 and strategy.policy_errors == 0
+    assert len(calls) == 1  # the later requests did not queue behind the stuck call
+    assert took[0] >= 0.05 and max(took) < 1.0, took  # nobody waited the policy's 2 s
+    assert sorted(took)[len(took) // 2] < 0.5
+
+    fast = RoutesimStrategy(_policy({"kind": "static", "model": "big"}), router, decision_budget_s=0.05).install()
+    loop = asyncio.new_event_loop()
+    try:
+        answer = loop.run_until_complete(router.acompletion(model="support", messages=_messages(1)))
+    finally:
+        fast.uninstall()
+        close_loop(loop)
+    assert answer._hidden_params.get("model_id") == "big" and fast.decision_timeouts == 0
+
+
+def test_the_decision_budget_must_be_a_positive_number():
+    pytest.importorskip("litellm", reason="the real router (the conformance extra)")
+    from sim.integrations.litellm import RoutesimStrategy
+
+    _Mock()
+    for bad in (0, -1, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="decision_budget_s must be a number of seconds > 0 or None"):
+            RoutesimStrategy(_policy({"kind": "static", "model": "big"}), _router(), decision_budget_s=bad)

@@ -3,6 +3,7 @@ never writes where nobody asked, and refuses an output it cannot write before si
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -203,19 +204,107 @@ def test_an_unwritable_figure_path_is_refused_before_reading_the_trace(cli, tmp_
     assert result.exit_code == 2 and "is a folder; give a file name for the figure" in result.output
 
 
-def test_partial_folders_left_by_older_versions_are_removed_but_not_lookalikes(cli, tmp_path):
-    # Before this version a run wrote `.NAME.<random>.partial` beside the output folder.
+def test_nothing_beside_the_output_folder_is_removed_however_it_is_named(cli, tmp_path):
+    # Older versions wrote `.NAME.<random>.partial` beside the output folder, and a rerun removed
+    # folders named so that held only files named like routesim's: a user's folder among them.
     path = write_scenario(tmp_path, scenario(replications=1))
-    stale = tmp_path / ".out.k3j2.partial"
-    stale.mkdir()
-    (stale / "requests.parquet").write_bytes(b"half")
-    (stale / "latency_cdf.png").write_bytes(b"half")
-    lookalike = tmp_path / ".out.mine.partial"
-    lookalike.mkdir()
-    (lookalike / "draft.txt").write_text("not routesim's")
-    assert cli("run", path, "--out", tmp_path / "out", "--no-report").exit_code == 0
-    assert not stale.exists()
-    assert (lookalike / "draft.txt").read_text() == "not routesim's"
+    beside = {}
+    for name, files in {".out.k3j2.partial": {"requests.parquet": b"half", "latency_cdf.png": b"half"},
+                        ".out.mine.partial": {"summary.json": b'{"mine": 1}', "report.md": b"my notes",
+                                              "chart.png": b"my chart"},
+                        ".out.draft.partial": {"draft.txt": b"not routesim's"}}.items():
+        (tmp_path / name).mkdir()
+        for file, data in files.items():
+            (tmp_path / name / file).write_bytes(data)
+            beside[f"{name}/{file}"] = data
+    for _ in range(2):  # a first run and a rerun
+        assert cli("run", path, "--out", tmp_path / "out", "--no-report").exit_code == 0
+    assert {key: (tmp_path / key).read_bytes() for key in beside} == beside
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_manifest_that_names_a_folder_changes_nothing(cli, tmp_path):
+    """The manifest lists a folder (edited by hand, or a file replaced by a folder): the rerun
+    refuses before simulating, and every file of the earlier run is still there."""
+    path = write_scenario(tmp_path, scenario(replications=1))
+    out = tmp_path / "out"
+    assert cli("run", path, "--out", out, "--no-report").exit_code == 0
+    doc = json.loads((out / "routesim-manifest.json").read_text())
+    doc["files"].append("mydata")
+    (out / "routesim-manifest.json").write_text(json.dumps(doc))
+    (out / "mydata").mkdir()
+    (out / "mydata" / "precious.csv").write_text("a,b\n1,2\n")
+    before = _files(out)
+    for command in (("run", path, "--out", out, "--seed", "9", "--no-report"), ("report", out)):
+        result = cli(*command)
+        assert result.exit_code == 2, result.output
+        assert f"{out}: routesim-manifest.json lists mydata, which is a folder" in result.output
+        assert _files(out) == before and (out / "mydata" / "precious.csv").read_text() == "a,b\n1,2\n"
+    # A file of the run replaced by a folder, the manifest untouched: the same.
+    (out / "mydata" / "precious.csv").unlink()
+    (out / "mydata").rmdir()
+    (out / "routesim-manifest.json").write_text(json.dumps({**doc, "files": doc["files"][:-1]}))
+    (out / "faults.csv").unlink()
+    (out / "faults.csv").mkdir()
+    before = _files(out)
+    result = cli("run", path, "--out", out, "--seed", "9", "--no-report")
+    assert result.exit_code == 2 and "lists faults.csv, which is a folder" in result.output
+    assert _files(out) == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB file system of its own (tmpfs), to be filled by the test; skipped where it cannot
+    be mounted (mounting needs root, which CI has)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
+                                                       capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _fill(disk, leave: int = 0) -> None:
+    """Fill ``disk`` but for about ``leave`` bytes."""
+    free = shutil.disk_usage(disk).free - leave
+    with open(disk / "filler", "wb") as f:
+        with contextlib.suppress(OSError):
+            while free > 0:
+                f.write(b"\0" * min(free, 1 << 16))
+                free -= 1 << 16
+
+
+BACKTEST = {"policy": "static-big", "groups": {"big": "g"},
+            "logged": {"since": "2025-01-01T00:00:00Z", "until": "2025-01-01T00:10:00Z", "rows": 1200,
+                       "requests": 1200, "spend_usd": 1.0, "spend_by_group": {"g": 1.0}, "success_rate": 1.0,
+                       "failover_rate": 0.0}}
+
+
+@pytest.mark.parametrize("command", ["run", "backtest"])
+def test_a_full_disk_is_exit_2_and_keeps_the_earlier_run(cli, tmp_path, small_disk, command):
+    path = write_scenario(tmp_path, scenario(replications=1, backtest=BACKTEST))
+    out = small_disk / "out"
+    _fill(small_disk)
+    result = cli(command, path, "--out", out, "--no-report" if command == "run" else "-r1")
+    assert result.exit_code == 2, result.output
+    assert f"{out}: cannot write" in result.output and "No space left on device" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+    (small_disk / "filler").unlink()
+    assert cli(command, path, "--out", out, "--no-report" if command == "run" else "-r1").exit_code == 0
+    before = _files(out)
+    _fill(small_disk, leave=20_000)  # the rerun's tables no longer fit
+    result = cli(command, path, "--out", out, "--seed", "3") if command == "run" else \
+        cli(command, path, "--out", out, "-r2")
+    assert result.exit_code == 2, result.output
+    assert "No space left on device; the earlier files in the folder are as they were" in result.output
+    assert _files(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".routesim-partial")]
 
 
 def test_an_output_folder_under_proc_is_refused_before_simulating(cli, tmp_path):

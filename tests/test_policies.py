@@ -144,6 +144,33 @@ PLUGIN = textwrap.dedent('''
         def route(self, request, view):
             return Decision([["big"]], "a list inside")
 
+    class ListInTuple:
+        def route(self, request, view):
+            return Decision((["big"],), "a list inside a tuple")
+
+    class Number:
+        def route(self, request, view):
+            return Decision(3, "an int")
+
+    class RaisingProperty:
+        @property
+        def candidates(self):
+            raise RuntimeError("candidates broke")
+
+        @property
+        def reason(self):
+            raise RuntimeError("reason broke")
+
+        def route(self, request, view):
+            return self
+
+    class RaisingGenerator:
+        def route(self, request, view):
+            def names():
+                yield "big"
+                raise RuntimeError("generator broke")
+            return Decision(names(), "raises halfway")
+
     class Recorder:
         """Keeps what it was shown, to test what policies can see."""
         seen = []
@@ -190,6 +217,10 @@ def plugin(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("cls, message", [("Raises", "RuntimeError: boom"), ("Unknown", "unknown model(s) no-such-model"),
                                           ("Garbage", "not a sequence of model names"),
+                                          ("ListInTuple", "not a sequence of model names"),
+                                          ("Number", "not a sequence of model names (TypeError"),
+                                          ("RaisingProperty", "RuntimeError: candidates broke"),
+                                          ("RaisingGenerator", "RuntimeError: generator broke"),
                                           ("NotADecision", "route() returned str, not a Decision")])
 def test_policy_errors_fall_back_to_the_default_model(tmp_path, plugin, cls, message):
     data = scenario(router={"timeout_s": 60, "max_attempts": 3, "default_model": "small"},

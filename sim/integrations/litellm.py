@@ -28,9 +28,16 @@ Per request (LiteLLM calls the strategy for each attempt; the first call decides
   LiteLLM does not retry (a 400-class error) ends the request at that candidate.
   When the candidates run out, LiteLLM's default routing picks (simple-shuffle
   among the group's deployments not in cooldown, by weight, rpm or tpm);
-- a policy that raises, or names no deployment the router has, is logged and
-  counted, and LiteLLM's default routing serves that request: a policy's bug never
-  becomes an error in the caller's request.
+- a policy that raises, returns a decision whose candidates cannot be read as
+  model names (an int, nested lists, a ``candidates`` property or generator that
+  raises), or names no deployment the router has, is logged and counted
+  (``policy_errors``), and LiteLLM's default routing serves that request: a
+  policy's bug never becomes an error in the caller's request;
+- ``route()`` runs on a thread of the strategy's own, given ``decision_budget_s``
+  (100 ms by default, the simulator's default decision-time objective): past it
+  LiteLLM's default routing serves and the timeout is counted
+  (``decision_timeouts``); while a late call still runs, later requests go to
+  LiteLLM's routing at once (one thread: a policy's calls never overlap).
 
 The strategy measures each decision's wall-clock time (``decision_us()``: p50 and p99,
 as the simulator reports them). It imports no simulator and no simpy.
@@ -39,11 +46,16 @@ as the simulator reports them). It imports no simulator and no simpy.
 from __future__ import annotations
 
 import logging
+import math
+import queue
 import random
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict, deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable, Mapping
@@ -52,7 +64,8 @@ import litellm
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
-from ..policies.base import DIFFICULTY_SIGNAL, POLICY_FAILURES, Outcome, Request, knowledge_read_by, observer_of
+from ..policies.base import (DIFFICULTY_SIGNAL, POLICY_FAILURES, Outcome, Request, candidate_names, knowledge_read_by,
+                             observer_of)
 from .live_view import LiveObservations, PublishedFacts
 
 STATE = "routesim_request"  # the request's metadata key holding its token (text: metadata is logged as JSON)
@@ -60,6 +73,7 @@ STATES_KEPT = 100_000  # requests whose attempts may still come (the oldest is f
 WORKLOAD_KEY, DIFFICULTY_KEY = "routesim_workload", "routesim_difficulty"
 NOT_RETRIED = (400, 401, 403, 404, 422)  # status codes LiteLLM's router does not retry
 DECISIONS_KEPT = 10_000  # decision times kept for the percentiles
+DECISION_BUDGET_S = 0.1  # route() slower than this: LiteLLM's routing serves (the simulator's default slo.decision_p99_ms)
 log = logging.getLogger("routesim.litellm")
 
 
@@ -76,13 +90,18 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
     def __init__(self, policy: Any, router: Any, models: Mapping[str, str] | None = None, *,
                  quality: Mapping[str, Mapping[str, float]] | None = None,
                  priors: Mapping[str, Mapping[str, float]] | None = None, seed: int | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, decision_budget_s: float | None = DECISION_BUDGET_S):
         """``models``: routesim model name -> the deployment (its ``model_info.id``, or its
         ``litellm_params.model``); by default every deployment under its id. ``quality``:
         name -> the quality priors by workload (as the scenario's ``quality_prior``);
         ``priors``: name -> ``ttft_s``, ``tokens_per_s`` (published medians) and any of
         ``input_per_mtok``, ``output_per_mtok``, ``context_window`` to override what LiteLLM
-        knows. ``seed``: LiteLLM's default routing's shuffle, when it serves."""
+        knows. ``seed``: LiteLLM's default routing's shuffle, when it serves.
+        ``decision_budget_s``: how long a request waits for ``route()`` before LiteLLM's
+        routing serves it (None: no budget, ``route()`` runs on the caller's thread)."""
+        if decision_budget_s is not None and not (isinstance(decision_budget_s, (int, float))
+                                                  and 0 < decision_budget_s < math.inf):
+            raise ValueError(f"decision_budget_s must be a number of seconds > 0 or None, not {decision_budget_s!r}")
         self.policy = policy
         self.router = router
         self._clock = clock
@@ -100,6 +119,10 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
         self._states: OrderedDict[str, _RequestState] = OrderedDict()  # by the token in the request's metadata
         self.decisions = 0
         self.policy_errors = 0
+        self.decision_timeouts = 0  # decisions abandoned at the budget (LiteLLM's routing served)
+        self._budget_s = decision_budget_s
+        self._policy_thread = None if decision_budget_s is None else _PolicyThread(self)
+        self._late: Future | None = None  # a route() call still running past its budget
         self.ended = 0  # requests whose end LiteLLM has reported
         self.observer = _Observer(self)
 
@@ -168,30 +191,44 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
         with self._lock:
             view = self.observations.view(now, unhealthy)
         start = perf_counter_ns()
-        try:
-            decision = self.policy.route(request, view)
-            error = None
-        except POLICY_FAILURES as exc:  # a policy's bug must not fail the caller's request
-            decision, error = None, f"{type(exc).__name__}: {exc}"
+        names, error = self._ask_policy(request, view)
         elapsed = perf_counter_ns() - start
         with self._lock:
             self._decision_ns.append(elapsed)
             self.decisions += 1
         candidates: tuple[str, ...] = ()
         if error is None:
-            names = tuple(getattr(decision, "candidates", ()) or ())
             unknown = [n for n in names if n not in self._id_of]
             if not names:
                 error = "the decision names no model"
             elif unknown:
-                error = f"unknown model(s) {', '.join(map(str, unknown))} (the router has {', '.join(self._id_of)})"
+                error = f"unknown model(s) {', '.join(unknown)} (the router has {', '.join(self._id_of)})"
             else:
                 candidates = tuple(dict.fromkeys(self._id_of[n] for n in names))
         if error is not None:
             with self._lock:
-                self.policy_errors += 1
+                if error.startswith(TIMEOUT):
+                    self.decision_timeouts += 1
+                else:
+                    self.policy_errors += 1
             log.warning("routesim policy error on request %s (LiteLLM's routing serves it): %s", request_id, error)
         return _RequestState(request, candidates)
+
+    def _ask_policy(self, request: Request, view) -> tuple[tuple[str, ...] | None, str | None]:
+        """The policy's candidates (routesim names), or why LiteLLM's routing serves instead:
+        its error, a decision that cannot be read, or the budget spent."""
+        if self._policy_thread is None:
+            return _guarded_route(self.policy, request, view)
+        with self._lock:
+            if self._late is not None and not self._late.done():
+                return None, f"{TIMEOUT}: route() is still deciding an earlier request, past its budget"
+            asked = self._policy_thread.submit(request, view)
+        try:
+            return asked.result(timeout=self._budget_s)
+        except FutureTimeout:
+            with self._lock:
+                self._late = asked
+            return None, f"{TIMEOUT}: route() took longer than the decision budget ({self._budget_s * 1000:g} ms)"
 
     def _state(self, token) -> _RequestState | None:
         with self._lock:
@@ -266,6 +303,42 @@ class RoutesimStrategy(CustomRoutingStrategyBase):
             return (times[lo] + (times[hi] - times[lo]) * (k - lo)) / 1000.0
 
         return {"p50": quantile(0.5), "p99": quantile(0.99), "decisions": self.decisions}
+
+
+TIMEOUT = "decision timeout"  # how a policy error caused by the budget begins
+
+
+def _guarded_route(policy, request: Request, view) -> tuple[tuple[str, ...] | None, str | None]:
+    """``policy.route`` and the decision's candidates read under guard: (names, None) or (None, error)."""
+    try:
+        decision = policy.route(request, view)
+    except POLICY_FAILURES as exc:  # a policy's bug must not fail the caller's request
+        return None, f"{type(exc).__name__}: {exc}"
+    return candidate_names(decision)
+
+
+class _PolicyThread:
+    """The one thread that runs a strategy's ``route()`` calls, so that a slow call can be
+    abandoned at its budget. A daemon, so a policy stuck for good never keeps the process
+    from exiting; it ends when its strategy is garbage-collected."""
+
+    def __init__(self, strategy: RoutesimStrategy):
+        self._asked: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._work, args=(self._asked, strategy.policy), name="routesim-policy",
+                         daemon=True).start()
+        weakref.finalize(strategy, self._asked.put, None)
+
+    def submit(self, request: Request, view) -> Future:
+        asked: Future = Future()
+        self._asked.put((asked, request, view))
+        return asked
+
+    @staticmethod
+    def _work(asked: queue.SimpleQueue, policy) -> None:
+        while (job := asked.get()) is not None:
+            future, request, view = job
+            if future.set_running_or_notify_cancel():
+                future.set_result(_guarded_route(policy, request, view))
 
 
 class _Observer(CustomLogger):

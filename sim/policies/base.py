@@ -142,6 +142,27 @@ class Decision(NamedTuple):
     wait_s: float = 0.0
 
 
+def candidate_names(decision: Any) -> tuple[tuple[str, ...] | None, str | None]:
+    """(the decision's candidates as a tuple of model names, None) or (None, the policy error
+    that makes them unusable). Read under guard, since a policy's decision may be any object:
+    a ``candidates`` property or generator that raises, an int, nested lists; in production
+    (the LiteLLM plug-in) as in the simulator, such a decision is a policy error, never a
+    failed request."""
+    try:
+        names = getattr(decision, "candidates", None)
+        if names is None:
+            return None, f"route() returned {type(decision).__name__}, not a Decision"
+        if isinstance(names, (str, bytes)):
+            return None, "Decision.candidates is a string; give a tuple of model names"
+        names = tuple(names)
+    except POLICY_FAILURES as exc:  # not iterable, or a property or generator of the policy's that raised
+        return None, f"Decision.candidates is not a sequence of model names ({type(exc).__name__}: {exc})"
+    wrong = next((n for n in names if not isinstance(n, str)), None)
+    if wrong is not None:
+        return None, f"Decision.candidates is not a sequence of model names (holds {wrong!r})"
+    return names, None
+
+
 class Outcome(NamedTuple):
     """What the router reports back after a request ends (``Policy.observe``)."""
 
