@@ -43,7 +43,8 @@ from .errors import InputError, Problem
 from .files import atomic_file, first_line_is
 from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
 from .log_trace import LoggedTrace, write_logged_trace
-from .spend_logs import TABLE, Window, is_database_url, read_spend_logs
+from .database_url import is_database_url, printable
+from .spend_logs import TABLE, Window, read_spend_logs
 
 REPLAY = "logged-routing"
 LITELLM_POLICY = "litellm-config"
@@ -113,9 +114,7 @@ def _refuse_others(out: Path, trace_out: Path) -> None:
 
 
 def _printable(source: str) -> str:
-    import re
-
-    return re.sub(r"//[^@/]*@", "//***@", source) if is_database_url(source) else str(source)
+    return printable(source) if is_database_url(source) else str(source)
 
 
 def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace, spend_by_group: dict[str, float],

@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from .database_url import check_database_url, is_database_url, printable, scrub
 from .errors import InputError, Problem
 
 TABLE = "LiteLLM_SpendLogs"
@@ -107,10 +108,6 @@ class Window:
     until: datetime | None = None
 
 
-def is_database_url(source: str) -> bool:
-    return source.startswith(("postgresql://", "postgres://"))
-
-
 def read_spend_logs(source: str | Path, window: Window = Window(),
                     chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The log's calls that started within ``window``, in chunks in start-time order (a
@@ -148,10 +145,8 @@ def read_spend_logs(source: str | Path, window: Window = Window(),
 
 def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """A server-side cursor over the window, ordered by start time, in a read-only transaction."""
-    try:
-        import psycopg
-    except ImportError:
-        raise InputError(Problem("reading a PostgreSQL database needs psycopg: pip install -e '.[logs]'")) from None
+    check_database_url(url)  # before anything connects: a URL libpq would misread is refused, unshown
+    import psycopg
     where, params = [], []
     # The proxy stores UTC without a zone: compare with naive UTC, whatever the session's time zone.
     if window.since is not None:
@@ -172,7 +167,7 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
         "COALESCE(\"request_tags\"::text, '')")
     query = (f'SELECT {columns} FROM "{TABLE}"' + (f" WHERE {' AND '.join(where)}" if where else "")
              + ' ORDER BY "startTime", "request_id"')
-    where_from = re.sub(r"//[^@/]*@", "//***@", url)  # never print a password
+    where_from = printable(url)  # never print a password
     try:
         with psycopg.connect(url) as connection:
             connection.read_only = True
@@ -182,8 +177,9 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
                 while rows := cursor.fetchmany(chunk_rows):
                     yield normalize(pd.DataFrame(rows, columns=plain + list(METADATA_COLUMNS) + [TAGS_TEXT]),
                                     where_from)
-    except psycopg.Error as exc:
-        raise InputError(Problem(f"cannot read {TABLE}: {str(exc).strip().splitlines()[0]}", file=where_from)) from None
+    except psycopg.Error as exc:  # libpq's words may quote the URL, or the host a misread password became
+        message = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        raise InputError(Problem(f"cannot read {TABLE}: {message}", file=where_from)) from None
 
 
 def _times(values: pd.Series, field: str, ids: pd.Series, source: str, required: bool) -> pd.Series:

@@ -11,6 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 from sim.errors import InputError
@@ -176,3 +178,68 @@ def test_a_near_miss_header_is_listed_to_help(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("arrival,input_tokens,output_tokens\n0,1,1\n")
     _refused(path, "missing required column(s) arrival_s (found: arrival, input_tokens, output_tokens)")
+
+
+# --------------------------------------------------------------------------- a proxy's log database (issue 25)
+SEGMENT = st.text(alphabet="ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz23456789", min_size=6, max_size=8)
+SPECIAL = st.sampled_from(["@", "/", "%", "%2", "%zz", ":", "?", "&", "#", "=", " ", "+", "%40", "%2F", "'", '"', "é"])
+
+
+@st.composite
+def passwords(draw):
+    """Passwords of distinctive segments joined by the characters that break URL parsing."""
+    segments = draw(st.lists(SEGMENT, min_size=1, max_size=3, unique=True))
+    joiners = draw(st.lists(SPECIAL, min_size=len(segments) - 1, max_size=len(segments) - 1))
+    text = segments[0] + "".join(j + s for j, s in zip(joiners, segments[1:]))
+    return text + draw(st.sampled_from(["", "@", "/", "%"])), segments
+
+
+URL_FORMS = {
+    "raw user info": "postgresql://routesim:{raw}@127.0.0.1:1/litellm",
+    "encoded user info": "postgresql://routesim:{encoded}@127.0.0.1:1/litellm",
+    "raw parameter": "postgresql://routesim@127.0.0.1:1/litellm?password={raw}",
+    "encoded parameter": "postgres://127.0.0.1:1/litellm?sslmode=disable&password={encoded}",
+    "libpq cannot parse": "postgresql://routesim:{encoded}@[::1/litellm",
+    "bad port": "postgresql://routesim:{encoded}@127.0.0.1:99999/litellm",
+    "bad option": "postgresql://routesim:{encoded}@127.0.0.1:1/litellm?sslmode=bogus",
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=passwords(), form=st.sampled_from(sorted(URL_FORMS)))
+def test_a_database_password_is_never_printed(tmp_path, password, form):
+    """Whatever the password holds and wherever the URL puts it, no piece of it appears in the
+    error (nothing listens on port 1: libpq's own connection error is scrubbed too), nor in the
+    printable form the scenario would carry."""
+    pytest.importorskip("psycopg", reason="psycopg is not installed (the logs extra)")
+    from urllib.parse import quote
+
+    from sim.database_url import printable
+    from sim.log_import import import_litellm_logs
+
+    text, segments = password
+    url = URL_FORMS[form].format(raw=text, encoded=quote(text, safe=""))
+    with pytest.raises(InputError) as caught:
+        import_litellm_logs(url, tmp_path / "s.yaml", tmp_path / "t.parquet")
+    shown = str(caught.value) + "\n" + printable(url)
+    for segment in segments:
+        assert segment not in shown, (url, shown)
+    assert not (tmp_path / "s.yaml").exists() and not (tmp_path / "t.parquet").exists()
+
+
+def test_a_password_that_libpq_would_misread_is_refused_before_connecting(tmp_path):
+    """'u:pa/ss@host' is host 'u', port 'pa', database 'ss@host' to libpq: refused with the fix,
+    exit 2, the URL not shown; an encoded one reaches the server (refused there, still masked)."""
+    for url in ("postgresql://routesim:Kx7p2Q/m4Tz9W@127.0.0.1:1/litellm",
+                "postgresql://routesim:Kx7p2Q@m4Tz9W@127.0.0.1:1/litellm"):
+        done = subprocess.run([sys.executable, "-m", "sim", "import", "litellm-logs", url, "-o", "s.yaml",
+                               "--trace", "t.parquet"], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "percent-encoded (%40, %2F)" in done.stderr and "the URL is not shown" in done.stderr
+        assert "Kx7p2Q" not in done.stderr + done.stdout and "m4Tz9W" not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "sim", "import", "litellm-logs",
+                           "postgresql://routesim:Kx7p2Q%2Fm4Tz9W@127.0.0.1:1/litellm", "-o", "s.yaml",
+                           "--trace", "t.parquet"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "postgresql://127.0.0.1:1/litellm: cannot read LiteLLM_SpendLogs" in done.stderr
+    assert "Kx7p2Q" not in done.stderr and "m4Tz9W" not in done.stderr
