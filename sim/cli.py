@@ -25,7 +25,7 @@ import typer  # noqa: E402
 from .cli_common import state, user_errors, warn
 from .cli_trace import trace_app
 from .errors import InputError, Problem
-from .limits import MAX_REPLICATIONS
+from .limits import MAX_REPLICATIONS, MAX_SEED
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulate LLM routing policies on request traces before a rollout.")
@@ -74,7 +74,7 @@ def _terminate_as_interrupt(signum, frame):  # pragma: no cover - exercised by a
 def run(
     scenario: Path = typer.Argument(..., help="Scenario YAML file."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default reports/<scenario name>/)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Override the scenario's seed."),
     replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, max=MAX_REPLICATIONS,
                                                help="Override the replications."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip report.html/report.md and the figures "
@@ -211,6 +211,18 @@ def sweep(
     typer.echo(f"wrote {out}/ (sweep.parquet, sweep.md, figures; cells/ keeps each run's result)")
 
 
+def _tune_folder(scenario_name: str, policy: str) -> Path:
+    """reports/tune/<scenario>-<policy>/, refused when that is not one plain folder name (a policy
+    may be named like a path: the default folder must stay under reports/)."""
+    from .schema.common import SAFE_NAME, SAFE_NAME_RULE
+
+    name = f"{scenario_name}-{policy}"
+    if not SAFE_NAME.fullmatch(name):
+        raise InputError(Problem(f"--policy {policy!r}: the default folder reports/tune/<scenario>-<policy>/ must be "
+                                 f"one plain folder name ({SAFE_NAME_RULE}; got {name!r}): give --out"))
+    return Path("reports") / "tune" / name
+
+
 @app.command()
 def tune(
     scenario: Path = typer.Argument(..., help="The scenario, with a gates: section (the checks to pass)."),
@@ -234,7 +246,7 @@ def tune(
         if search not in ("grid", "optuna"):
             raise InputError(Problem(f"--search {search}: grid or optuna"))
         found = setup(scenario, policy, param, search)
-        out = out or Path("reports") / "tune" / f"{found.base.get('name', scenario.stem)}-{policy}"
+        out = out or _tune_folder(found.base.get("name", scenario.stem), policy)
         from .pools import cores
 
         with _progress_bar(_interactive(), unit="candidates") as progress:

@@ -10,6 +10,7 @@ import typer
 
 from .cli_common import user_errors
 from .errors import InputError, Problem
+from .limits import MAX_SEED
 
 trace_app = typer.Typer(no_args_is_help=True, help="Generate and inspect request traces.")
 
@@ -18,7 +19,7 @@ trace_app = typer.Typer(no_args_is_help=True, help="Generate and inspect request
 def trace_generate(
     scenario: Path = typer.Argument(..., help="Scenario whose trace.synthetic block describes the traffic."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv, .jsonl or .parquet)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Override the scenario's seed."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Override the scenario's seed."),
     replication: int = typer.Option(0, "--replication", min=0, help="Which replication's trace to write."),
 ) -> None:
     """Write the synthetic trace a scenario would simulate."""
@@ -57,7 +58,7 @@ def trace_transform(
     sample: Optional[float] = typer.Option(None, "--sample", help="Keep each request with this probability (second)."),
     speedup: Optional[float] = typer.Option(None, "--speedup", help="Divide every gap by this (last)."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Scale time to this mean rate, req/s (last)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the sampling."),
 ) -> None:
     """Replay a real trace at another scale, keeping its shape: window, sample, speed up."""
     from . import transforms
@@ -106,7 +107,7 @@ def trace_labels(
     model: list[str] = typer.Option(..., "--model", help="SCENARIO_MODEL=COLUMN: that model's 0/1 column "
                                     "(repeatable), e.g. --model gpt-4=gpt_4_1106_correct."),
     rate: float = typer.Option(1.0, "--rate", min=1e-9, help="Poisson arrival rate, req/s."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the arrivals."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the arrivals."),
     chars_per_token: float = typer.Option(4.0, "--chars-per-token", min=0.1, help="For input tokens from prompt_chars."),
     output_tokens: int = typer.Option(1, "--output-tokens", min=0, help="Output tokens of every request."),
     workload_column: Optional[str] = typer.Option(None, "--workload-column", help="Column to use as the workload "
@@ -143,7 +144,7 @@ def trace_import(
     workload_from: str = typer.Option("model", "--workload-from", help="BurstGPT: model, log_type or model+log_type."),
     jitter_s: Optional[float] = typer.Option(None, "--jitter-s", min=0, help="Mooncake: spread rounded timestamps "
                                              "uniformly over this many seconds (3 matches its rounding)."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the jitter."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the jitter."),
     chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1, help="Rows read at a time (bounds memory)."),
     sort: bool = typer.Option(False, "--sort", help="Sort by time (a source whose clock restarts, or unsorted rows): "
                               "in memory, up to 20 million rows."),

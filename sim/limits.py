@@ -10,3 +10,4 @@ MAX_YAML_NODES = 200_000  # YAML nodes with every alias expanded (a scenario has
 MAX_SORT_ROWS = 20_000_000  # rows ``routesim trace import --sort`` sorts in memory (about 2 GB at that size)
 MAX_PRICE_PER_MTOK = 1_000_000.0  # USD per million tokens ($1 a token): beyond it, sums of costs overflow
 MAX_CARBON_G_PER_MTOK = 1e9  # grams CO2e per million tokens, for the same reason
+MAX_SEED = 2**62 - 1  # a seed: fits the tables' signed 64-bit columns, with room for tune's fresh-seed offset

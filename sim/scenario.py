@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +18,9 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, Problem, describe_error, error_location
-from .limits import MAX_REPLICATIONS
+from .limits import MAX_REPLICATIONS, MAX_SEED
 from .schema.backtest import BacktestSpec
-from .schema.common import Strict
+from .schema.common import SAFE_NAME, SAFE_NAME_RULE, Strict
 from .schema.deployments import ModelSpec
 from .schema.faults import Event, ProviderSpec
 from .schema.knowledge import KnowledgeSpec
@@ -31,14 +30,10 @@ from .yamlio import FieldPath, format_path, line_of, load_yaml
 
 
 # --------------------------------------------------------------------------- scenario
-#: One folder name: the default output folder is reports/<name>/, so a name must not be a path.
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-
-
 class Scenario(Strict):
     name: Annotated[str, Field(min_length=1)]
     description: str | None = None
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] = 5
     trace: TraceSpec
     workloads: dict[str, WorkloadSpec] = Field(default_factory=dict)
@@ -61,8 +56,7 @@ class Scenario(Strict):
     def _one_folder_name(cls, value):
         if not SAFE_NAME.fullmatch(value):
             raise ValueError(f"must be a plain folder name (it names the default output folder reports/<name>/): "
-                             f"letters, digits, '-', '_' and '.', starting with a letter or digit, at most 100 "
-                             f"characters (got {value!r})")
+                             f"{SAFE_NAME_RULE} (got {value!r})")
         return value
 
     @model_validator(mode="before")

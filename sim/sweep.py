@@ -2,7 +2,8 @@
 and a seed), on local processes or a Dask cluster, resumable.
 
 Each cell is identified by a hash of what it runs (the overridden scenario, its
-seed and replications, routesim's version), and its result is written to
+seed and replications, routesim's version, and the content of every file it
+reads: its trace, its plug-in policies' modules), and its result is written to
 ``cells/<id>.json`` the moment it lands, atomically. Rerunning a sweep skips
 every cell whose file is there, so a killed sweep loses at most the cells in
 flight. The outputs are made from the cell files alone, in the sweep's order,
@@ -21,16 +22,17 @@ first), and a non-empty folder without it is refused untouched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import ValidationError
 
 from . import __version__
-from .errors import InputError, Problem
+from .errors import InputError, Problem, describe_error
 from .files import atomic_file
 from .metric_registry import SUMMARY_METRICS
 from .overrides import OverrideError, apply_overrides
@@ -52,11 +54,12 @@ class SweepCell:
     seed: int
     data: dict  # the scenario it runs
     replications: int
+    inputs: dict[str, str] = field(default_factory=dict)  # every file it reads -> the sha256 of its content
 
     @property
     def id(self) -> str:
         text = json.dumps({"scenario": self.data, "seed": self.seed, "replications": self.replications,
-                           "routesim": __version__}, sort_keys=True, default=str)
+                           "routesim": __version__, "inputs": self.inputs}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
@@ -82,7 +85,7 @@ def load_sweep(path: Path) -> LoadedSweep:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise InputError([Problem(e["msg"], file=str(path), line=line_of(lines, tuple(e["loc"])),
+        raise InputError([Problem(describe_error(e), file=str(path), line=line_of(lines, tuple(e["loc"])),
                                   path=format_path(tuple(e["loc"]))) for e in exc.errors()]) from None
     base_path = (path.parent / spec.base).resolve()
     base, _ = load_yaml(base_path)
@@ -104,29 +107,61 @@ def load_sweep(path: Path) -> LoadedSweep:
             where = ("grid" if spec.grid else "cells",) + (() if spec.grid else (k,))
             problems.append(Problem(str(exc), file=str(path), line=line_of(lines, where), path=format_path(where)))
             continue
-        found = cell_problems(data, base_path, f"cell {k} ({{overrides}})", overrides, str(path))
+        loaded, found = checked_cell(data, base_path, f"cell {k} ({{overrides}})", overrides, str(path))
         if found:
             problems += found
             continue
+        inputs = input_digests(loaded)
         for seed in seeds:
-            cells.append(SweepCell(len(cells), overrides, seed, data, replications))
+            cells.append(SweepCell(len(cells), overrides, seed, data, replications, inputs))
     if problems:
         raise InputError(problems)
     return LoadedSweep(spec, path, base_path, cells)
 
 
-def cell_problems(data: dict, base_path: Path, what: str, overrides: dict, file: str) -> list[Problem]:
-    """What is wrong with a cell's scenario, each problem naming the cell by ``what`` (its
-    ``{overrides}`` filled in as ``path = value, ...``)."""
+def checked_cell(data: dict, base_path: Path, what: str, overrides: dict, file: str):
+    """(the cell's loaded scenario, []) or (None, what is wrong with it), each problem naming the
+    cell by ``what`` (its ``{overrides}`` filled in as ``path = value, ...``)."""
     from .scenario import scenario_from_data
 
     try:
-        scenario_from_data(data, base_path)
+        return scenario_from_data(data, base_path), []
     except InputError as exc:
         label = ", ".join(f"{p} = {v!r}" for p, v in overrides.items())
         named = what.format(overrides=label)
-        return [Problem(f"{named}: {p.message}", file=file or p.file, path=p.path) for p in exc.problems]
-    return []
+        return None, [Problem(f"{named}: {p.message}", file=file or p.file, path=p.path) for p in exc.problems]
+
+
+def input_digests(loaded) -> dict[str, str]:
+    """The sha256 of every file a scenario reads (its trace, the modules of its ``module:Class``
+    policies), by path: a cell is run again when one of them changes, even at the same path."""
+    from importlib.util import find_spec
+
+    files = [loaded.trace_path()] if loaded.trace_path() is not None else []
+    for spec in loaded.scenario.policies.values():
+        module = spec.kind.partition(":")[0] if ":" in spec.kind else None
+        try:
+            origin = find_spec(module).origin if module else None
+        except (ImportError, ValueError, AttributeError):
+            origin = None  # not importable from here: its import error is the scenario's problem
+        if origin and origin not in ("built-in", "frozen"):
+            files.append(Path(origin))
+    return {str(Path(f).resolve()): _digest(Path(f)) for f in files}
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: each file read once per process
+
+
+def _digest(path: Path) -> str:
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _DIGESTS:
+            with path.open("rb") as f:
+                _DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()
+        return _DIGESTS[key]
+    except OSError as exc:
+        raise InputError(Problem(f"cannot read it: {exc.strerror or exc}", file=str(path))) from None
 
 
 # --------------------------------------------------------------------------- one cell
@@ -152,12 +187,9 @@ def metric_columns(summary: dict, metrics) -> dict[str, Any]:
 def run_sweep(sweep: LoadedSweep, out: Path, workers: int = 1, dask: str | None = None,
               progress: Progress | None = None) -> tuple[int, int]:
     """Run the cells not yet done and write the outputs; returns (cells run now, cells reused)."""
-    from .run_folder import locked_folder
-
     out = Path(out)
     check_dask(dask)
-    claim_folder(out, sweep.spec.name, sweep.path)
-    with locked_folder(out, "--out"):
+    with claimed_folder(out, sweep.spec.name, sweep.path):
         ran, reused = run_cells(sweep.cells, sweep.base_path, out, run_cell, workers, dask, progress)
         write_outputs(sweep, out)
     return ran, reused
@@ -167,7 +199,11 @@ def run_cells(cells: list[SweepCell], base_path: Path, out: Path, function: Call
               workers: int, dask: str | None, progress: Progress | None) -> tuple[int, int]:
     """Run ``function(data, base_path, seed, replications)`` for each cell not recorded in
     ``out/cells`` yet, recording each result as it lands; returns (cells run, cells reused)."""
-    (out / CELLS).mkdir(exist_ok=True)
+    cells_folder = out / CELLS
+    if cells_folder.is_symlink() or (cells_folder.exists() and not cells_folder.is_dir()):
+        raise InputError(Problem(f"{CELLS} is a link or a file, not a folder of this sweep's results; nothing was "
+                                 "written: remove it or choose another --out", file=str(out)))
+    cells_folder.mkdir(exist_ok=True)
     todo = [cell for cell in cells if not (out / CELLS / f"{cell.id}.json").is_file()]
     reused = len(cells) - len(todo)
     if progress:
@@ -179,8 +215,13 @@ def run_cells(cells: list[SweepCell], base_path: Path, out: Path, function: Call
     return len(todo), reused
 
 
-def claim_folder(out: Path, name: str, source: Path) -> None:
-    """Make ``out`` a sweep folder (or check that it is one); refuse a folder routesim did not make."""
+@contextlib.contextmanager
+def claimed_folder(out: Path, name: str, source: Path) -> Iterator[None]:
+    """Make ``out`` a sweep folder (or check that it is one; a folder routesim did not make is
+    refused) and hold its lock; the marker names this sweep only once the lock is held, so a
+    sweep refused for the lock changes nothing."""
+    from .run_folder import locked_folder
+
     marker = out / MARKER
     if out.exists():
         if not out.is_dir():
@@ -188,10 +229,23 @@ def claim_folder(out: Path, name: str, source: Path) -> None:
         if not marker.is_file() and any(out.iterdir()):
             raise InputError(Problem(f"not empty and not a routesim sweep folder (no {MARKER}); nothing was "
                                      "touched: choose another --out", file=str(out)))
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"sweep": name, "file": str(Path(source).resolve()), "routesim_version": __version__}
-    with atomic_file(marker, "sweep marker") as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(Problem(f"cannot create the folder: {exc.strerror or exc}", file=str(out))) from None
+    held = False  # only the process that held the lock may remove the folder it made
+    try:
+        with locked_folder(out, "--out"):
+            held = True
+            doc = {"sweep": name, "file": str(Path(source).resolve()), "routesim_version": __version__}
+            with atomic_file(marker, "sweep marker") as tmp:
+                tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            yield
+    except BaseException:
+        if created and held and not any(out.iterdir()):  # nothing in it: the folder we made goes again
+            out.rmdir()
+        raise
 
 
 def _record(out: Path, cell: SweepCell, rows: list[dict]) -> None:
@@ -248,6 +302,9 @@ def _connect(address: str):
         return _distributed().Client(address, timeout="5s")
     except OSError as exc:
         raise InputError(Problem(f"cannot reach the Dask scheduler at {address}: {exc}")) from None
+    except (ValueError, TypeError) as exc:  # distributed's words for an address it cannot parse
+        raise InputError(Problem(f"--dask {address!r}: not a scheduler address ({exc}); give 'local' or "
+                                 "tcp://HOST:PORT")) from None
 
 
 def _on_dask(cells: list[SweepCell], args: list[tuple], function, address: str, workers: int):

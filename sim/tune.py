@@ -27,11 +27,14 @@ import yaml
 from .errors import InputError, Problem
 from .gate import evaluate, gate_thresholds
 from .files import atomic_file
-from .sweep import SweepCell, cell_problems, cell_rows, check_dask, claim_folder, metric_columns, run_cells
+from .sweep import (SweepCell, cell_rows, check_dask, checked_cell, claimed_folder, input_digests, metric_columns,
+                    run_cells)
 
 #: What tune.parquet keeps of each candidate's summary, beside its gate checks.
 TUNE_METRICS = ("cost_per_1k_requests_usd", "savings_vs_baseline", "mean_quality", "quality_delta_vs_baseline",
                 "success_rate")
+MAX_CANDIDATES = 10_000
+MAX_VALUES = 1_000  # values of one parameter
 #: The fresh seed a choice is validated on: far from any seed a scenario is likely to use.
 VALIDATION_SEED_OFFSET = 1_000_003
 
@@ -50,6 +53,7 @@ class TuneSetup:
     seed: int
     replications: int
     spaces: dict[str, tuple] = field(default_factory=dict)  # path -> its Optuna search space (parse_space)
+    inputs: dict[str, str] = field(default_factory=dict)  # the files the scenario reads -> their sha256
 
     def cells(self, seed: int | None = None) -> list[SweepCell]:
         """The grid's candidates, in order (the last parameter varies fastest)."""
@@ -64,7 +68,7 @@ class TuneSetup:
             data = apply_overrides(self._two_policies(), overrides)
         except OverrideError as exc:
             raise InputError(Problem(f"--param: {exc}", file=str(self.scenario_path))) from None
-        return SweepCell(number, overrides, self.seed if seed is None else seed, data, self.replications)
+        return SweepCell(number, overrides, self.seed if seed is None else seed, data, self.replications, self.inputs)
 
     def _two_policies(self) -> dict:
         """The scenario with only the tuned policy and the baseline: nothing else is needed."""
@@ -76,34 +80,60 @@ class TuneSetup:
 
 
 def parse_values(text: str) -> list[Any]:
-    """``0.1,0.2,0.5`` or ``lo:hi:step`` (both ends included) into candidate values."""
+    """``0.1,0.2,0.5`` or ``lo:hi:step`` (both ends included) into candidate values; ValueError
+    naming what is wrong (not a number, not finite, too many values, YAML that does not parse)."""
     if text.count(":") == 2:
-        lo, hi, step = (float(x) for x in text.split(":"))
+        lo, hi, step = _numbers(text)
         if step <= 0 or hi < lo:
             raise ValueError(f"'{text}': lo:hi:step needs lo <= hi and step > 0")
-        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
-        if count > 1000:
-            raise ValueError(f"'{text}': {count} values; at most 1,000")
+        steps = (hi - lo) / step
+        if not math.isfinite(steps) or steps > MAX_VALUES:
+            raise ValueError(f"'{text}': more than {MAX_VALUES:,} values")
+        count = int(math.floor(steps + 1e-9)) + 1
+        if count > MAX_VALUES:
+            raise ValueError(f"'{text}': {count} values; at most {MAX_VALUES:,}")
         return [round(lo + k * step, 12) for k in range(count)]
     values = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             raise ValueError(f"'{text}': an empty value")
-        values.append(yaml.safe_load(part))
+        try:
+            value = yaml.safe_load(part)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"'{part}': not a value ({str(exc).splitlines()[0]})") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"'{part}': not a finite number")
+        values.append(value)
+    if len(values) > MAX_VALUES:
+        raise ValueError(f"'{text}': {len(values):,} values; at most {MAX_VALUES:,}")
     return values
+
+
+def _numbers(text: str) -> list[float]:
+    """The ``:``-separated finite numbers of a range."""
+    numbers = []
+    for part in text.split(":"):
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValueError(f"'{text}': '{part.strip()}' is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"'{text}': '{part.strip()}' is not a finite number")
+        numbers.append(number)
+    return numbers
 
 
 def parse_space(text: str) -> tuple:
     """A parameter's search space for Optuna: ``lo:hi`` (any number between), ``lo:hi:step``
     (a step grid) or a list (one of its values)."""
     if text.count(":") == 1:
-        lo, hi = (float(x) for x in text.split(":"))
+        lo, hi = _numbers(text)
         if hi <= lo:
             raise ValueError(f"'{text}': lo:hi needs lo < hi")
         return ("float", lo, hi)
     if text.count(":") == 2:
-        lo, hi, step = (float(x) for x in text.split(":"))
+        lo, hi, step = _numbers(text)
         parse_values(text)  # the same checks as the grid's
         return ("step", lo, hi, step)
     return ("choice", parse_values(text))
@@ -154,13 +184,13 @@ def setup(scenario_path: Path, policy: str, params: list[str], search: str = "gr
     if not parameters:
         raise InputError(Problem("give at least one --param PATH=VALUES (a path under the policy, e.g. weights.cost)"))
     base, _ = load_yaml(scenario_path)
+    count = math.prod(len(values) for values in parameters.values())  # counted before any is built
+    if count > MAX_CANDIDATES:
+        raise InputError(Problem(f"{count:,} candidates: at most {MAX_CANDIDATES:,}; narrow the ranges"))
     tune = TuneSetup(Path(scenario_path), base, policy, baseline, thresholds, parameters, sc.seed, sc.replications,
-                     spaces)
-    cells = tune.cells()  # for Optuna: every combination of the ranges' ends
-    if len(cells) > 10_000:
-        raise InputError(Problem(f"{len(cells):,} candidates: at most 10,000; narrow the ranges"))
-    for cell in cells:  # every candidate is a valid scenario
-        problems = cell_problems(cell.data, tune.scenario_path, "candidate {overrides}", cell.overrides, "")
+                     spaces, input_digests(loaded))
+    for cell in tune.cells():  # every candidate is a valid scenario (for Optuna: every combination of the ends)
+        _, problems = checked_cell(cell.data, tune.scenario_path, "candidate {overrides}", cell.overrides, "")
         if problems:
             raise InputError(problems)
     return tune
@@ -195,12 +225,9 @@ def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .run_folder import locked_folder
-
     out = Path(out)
     check_dask(dask)
-    claim_folder(out, f"tune {tune.policy}", tune.scenario_path)
-    with locked_folder(out, "--out"):
+    with claimed_folder(out, f"tune {tune.policy}", tune.scenario_path):
         names = [f"policies.{tune.policy}.{p}" for p in tune.parameters]
         if trials is None:
             cells = tune.cells()

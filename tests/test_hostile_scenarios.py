@@ -9,6 +9,8 @@ import sys
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, scenario, write_scenario
 
@@ -137,3 +139,113 @@ def test_an_event_after_the_trace_ends_is_warned_about(cli, tmp_path):
         "it never applies"]
     result = cli("run", path, "--out", tmp_path / "out", "--no-report")
     assert result.exit_code == 0 and result.output.count("warning:") == 2
+
+
+# --------------------------------------------------------------------------- sweep files and tune ranges (issue 25)
+def _sweep(tmp_path, **spec):
+    write_scenario(tmp_path, scenario(replications=1), "base.yaml")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": "base.yaml", **spec}))
+    return path
+
+
+def _allocated_mib(call) -> float:
+    """The most memory Python allocated while ``call`` ran (tracemalloc's peak), in MiB."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - the caller checks what it raised
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_a_sweep_grid_past_the_cap_is_refused_without_building_its_cells(cli, tmp_path):
+    """3 axes of 1,000 values are a billion cells: refused from the axes' lengths, in a few MiB."""
+    from sim.sweep import load_sweep
+
+    values = [round(0.001 * k, 3) for k in range(1000)]
+    path = _sweep(tmp_path, grid={"models.big.error_rate": values, "models.small.error_rate": values,
+                                  "models.big.price.input_per_mtok": values})
+    result = cli("sweep", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "1,000,000,000 runs (cells x seeds): at most 10,000" in result.output
+    assert not (tmp_path / "out").exists()
+    assert _allocated_mib(lambda: load_sweep(path)) < 50
+
+
+def test_a_tune_grid_past_the_cap_is_refused_without_building_its_candidates(cli, tmp_path):
+    from sim.tune import setup
+
+    data = scenario(replications=1, gates={"min_success_rate": 0.5},
+                    policies={"static-big": {"kind": "static", "model": "big"},
+                              "w": {"kind": "weighted", "weights": {"cost": 0.1, "quality": 1.0}}})
+    path = write_scenario(tmp_path, data, "tune.yaml")
+    fine = ["--param", "weights.cost=0:0.999:0.001", "--param", "weights.quality=0:0.999:0.001"]
+    result = cli("tune", path, "--policy", "w", *fine, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "1,000,000 candidates: at most 10,000" in result.output
+    assert not (tmp_path / "out").exists()
+    assert _allocated_mib(lambda: setup(path, "w", fine[1::2])) < 50
+
+
+RANGE_TOKENS = ["0", "1", "0.1", "-2", "1e400", "-1e400", "inf", "-inf", "nan", ".inf", "1e-400", "9" * 400, "[", "]",
+                "{", "}", "[1, 2", "{a: 1", ":", ",", " ", "'", '"', "&x", "*x", "!!python/object:os.system", "|", ""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(RANGE_TOKENS), min_size=1, max_size=6).map("".join))
+def test_tune_ranges_are_values_or_a_clear_refusal(text):
+    """Whatever follows PARAM=, the grid's and Optuna's parsers give finite values, or a
+    ValueError (exit 2) that quotes what was given; never another exception (exit 3)."""
+    import math
+
+    from sim.tune import parse_space, parse_values
+
+    for parse in (parse_values, parse_space):
+        try:
+            parsed = parse(text)
+        except ValueError as exc:
+            assert "'" in str(exc)  # it quotes the text or its part
+            continue
+        flat = parsed if parse is parse_values else (parsed[1] if parsed[0] == "choice" else list(parsed[1:]))
+        assert all(math.isfinite(v) for v in flat if isinstance(v, float)), (text, parsed)
+        assert len(flat) <= 1000
+
+
+@pytest.mark.parametrize("text", ["0:inf:0.1", "0:1e400:1", "[1,2", "{a: 1", ".nan,1", "0:1:1e-400", "nan,1"])
+def test_a_bad_tune_range_is_exit_2(cli, tmp_path, text):
+    data = scenario(replications=1, gates={"min_success_rate": 0.5},
+                    policies={"static-big": {"kind": "static", "model": "big"},
+                              "w": {"kind": "weighted", "weights": {"cost": 0.1, "quality": 1.0}}})
+    path = write_scenario(tmp_path, data, "tune.yaml")
+    result = cli("tune", path, "--policy", "w", "--param", f"weights.cost={text}", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "--param weights.cost:" in result.output or "candidate policies.w.weights.cost = 'nan': must be a number" \
+        in result.output  # 'nan' is text in YAML: the candidate's scenario refuses it
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("address", ["tcp://", "foo bar", "tcp://host:notaport", "tcp://[::1", "::::", "tls://:"])
+def test_a_dask_address_that_does_not_parse_is_exit_2(cli, tmp_path, address):
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    path = _sweep(tmp_path, grid={"models.big.error_rate": [0.0]})
+    result = cli("sweep", path, "--out", tmp_path / "out", "--dask", address)
+    assert result.exit_code == 2, result.output
+    assert "not a scheduler address" in result.output or "cannot reach the Dask scheduler" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_seed_beyond_64_bits_is_exit_2_and_leaves_nothing(cli, tmp_path):
+    huge = 2**70
+    path = _sweep(tmp_path, seeds=[huge], grid={"models.big.error_rate": [0.0]})
+    result = cli("sweep", path, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "seeds[0]: must be <= 4611686018427387903" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+    base = write_scenario(tmp_path, scenario(replications=1, seed=huge), "big-seed.yaml")
+    result = cli("run", base, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "seed: must be <= 4611686018427387903" in result.output, result.output
+    result = cli("run", tmp_path / "base.yaml", "--seed", str(huge), "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "not in the range" in result.output
+    assert not (tmp_path / "run").exists()

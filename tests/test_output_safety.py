@@ -312,3 +312,101 @@ def test_an_output_folder_under_proc_is_refused_before_simulating(cli, tmp_path)
     result = cli("run", path, "--out", "/proc/routesim-cannot-be-here")
     assert result.exit_code == 2
     assert "/proc/routesim-cannot-be-here: cannot create the output folder:" in result.output
+
+
+# --------------------------------------------------------------------------- sweeps and tuning (issue 25)
+def _sweep_base(tmp_path, trace_rows=60):
+    """A base scenario replaying trace.csv, and a two-cell sweep of it."""
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame({"arrival_s": [2.0 * i for i in range(trace_rows)], "input_tokens": [400] * trace_rows,
+                  "output_tokens": [100] * trace_rows}).to_csv(tmp_path / "trace.csv", index=False)
+    data = scenario(replications=2, trace={"path": "trace.csv"})
+    write_scenario(tmp_path, data, "base.yaml")
+    return _sweep_file(tmp_path, "s")
+
+
+def _sweep_file(tmp_path, name, **spec):
+    import yaml
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": "base.yaml",
+                                    **(spec or {"grid": {"models.big.price.input_per_mtok": [2.0, 4.0]}})}))
+    return path
+
+
+def test_a_sweep_reruns_its_cells_when_an_input_file_changes_at_the_same_path(cli, tmp_path):
+    """The cell key holds the trace's content: a trace rewritten in place (twice the requests)
+    is run again, not answered from the old cells."""
+    import pandas as pd
+
+    path = _sweep_base(tmp_path, trace_rows=60)
+    out = tmp_path / "out"
+    assert "2 now, 0 reused" in cli("sweep", path, "--out", out, "-w", "1").output
+    assert "0 now, 2 reused" in cli("sweep", path, "--out", out, "-w", "1").output
+    first = pd.read_parquet(out / "sweep.parquet")
+    _sweep_base(tmp_path, trace_rows=120)  # same path, new content
+    result = cli("sweep", path, "--out", out, "-w", "1")
+    assert "2 now, 0 reused" in result.output, result.output
+    again = pd.read_parquet(out / "sweep.parquet")
+    assert (again.requests_mean == 2 * first.requests_mean).all() and (first.requests_mean == 60).all()
+
+
+def test_a_sweep_refused_for_the_lock_changes_nothing(cli, tmp_path):
+    path = _sweep_base(tmp_path)
+    out = tmp_path / "out"
+    assert cli("sweep", path, "--out", out, "-w", "1").exit_code == 0
+    other = _sweep_file(tmp_path, "another")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another sweep is writing the folder
+        result = cli("sweep", other, "--out", out, "-w", "1")
+    finally:
+        os.close(fd)
+    assert result.exit_code == 2 and "another routesim process is writing this folder" in result.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert json.loads((out / "routesim-sweep.json").read_text())["sweep"] == "s"
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "..", "a/b", "/abs", ".hidden", "x" * 101])
+def test_a_sweep_name_must_be_one_folder_name(cli, tmp_path, monkeypatch, name):
+    path = _sweep_base(tmp_path)
+    _sweep_file(tmp_path, name)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    result = cli("sweep", path, "-w", "1")  # the default folder: reports/sweeps/<name>/
+    assert result.exit_code == 2 and "name: must be a plain folder name" in result.output
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_a_tune_whose_policy_is_named_like_a_path_needs_out(cli, tmp_path, monkeypatch):
+    data = scenario(replications=2, gates={"min_success_rate": 0.5},
+                    policies={"static-big": {"kind": "static", "model": "big"},
+                              "../../../x": {"kind": "weighted", "weights": {"cost": 0.1, "quality": 1.0}}},
+                    baseline="static-big")
+    data["trace"]["synthetic"]["duration_s"] = 120
+    path = write_scenario(tmp_path, data, "tune.yaml")
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    result = cli("tune", path, "--policy", "../../../x", "--param", "weights.cost=0.1", "-w", "1")
+    assert result.exit_code == 2 and "must be one plain folder name" in result.output and "give --out" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "tune.yaml"] and not list(work.iterdir())
+    result = cli("tune", path, "--policy", "../../../x", "--param", "weights.cost=0.1", "-w", "1", "--out", "t")
+    assert result.exit_code == 0, result.output
+    assert (work / "t" / "tune.md").is_file()
+
+
+def test_a_sweep_does_not_write_through_a_linked_cells_folder(cli, tmp_path):
+    path = _sweep_base(tmp_path)
+    out = tmp_path / "out"
+    assert cli("sweep", path, "--out", out, "-w", "1").exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(out / "cells")
+    (out / "cells").symlink_to(elsewhere)
+    result = cli("sweep", path, "--out", out, "-w", "1")
+    assert result.exit_code == 2 and "cells is a link or a file" in result.output
+    assert not list(elsewhere.iterdir())

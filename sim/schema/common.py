@@ -3,6 +3,7 @@ numbers, booleans or quoted strings as numbers are errors) and number types."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -10,6 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..distributions import Lognormal
 from ..errors import format_number
 from ..limits import MAX_CARBON_G_PER_MTOK, MAX_PRICE_PER_MTOK
+
+#: One folder name: a scenario's or sweep's name makes the default output folder
+#: (reports/<name>/, reports/sweeps/<name>/), so a name must not be a path.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+SAFE_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit, at most 100 characters"
 
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]

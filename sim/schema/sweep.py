@@ -4,12 +4,13 @@ overrides that make each cell."""
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..limits import MAX_REPLICATIONS
-from .common import Strict
+from ..limits import MAX_REPLICATIONS, MAX_SEED
+from .common import SAFE_NAME, SAFE_NAME_RULE, Strict
 
 MAX_CELLS = 10_000
 
@@ -34,13 +35,21 @@ class SweepSpec(Strict):
     description: str = ""
     base: str = Field(min_length=1)  # the base scenario, relative to the sweep file
     # Every cell runs with each seed (the same seeds for every cell: common random numbers).
-    seeds: list[Annotated[int, Field(ge=0)]] | None = None  # default: the base scenario's seed
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = None  # default: the base scenario's seed
     replications: Annotated[int, Field(ge=1, le=MAX_REPLICATIONS)] | None = None  # default: the base's
     # field path -> the values it takes; the cells are every combination.
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     # or an explicit list of cells, each {field path: value}.
     cells: list[dict[str, Any]] = Field(default_factory=list)
     claim: Claim | None = None  # checked in every run (sweep.md: where it holds)
+
+    @field_validator("name")
+    @classmethod
+    def _one_folder_name(cls, value):
+        if not SAFE_NAME.fullmatch(value):
+            raise ValueError(f"must be a plain folder name (it names the default folder reports/sweeps/<name>/): "
+                             f"{SAFE_NAME_RULE} (got {value!r})")
+        return value
 
     @model_validator(mode="after")
     def _one_way_to_give_cells(self):
@@ -51,9 +60,13 @@ class SweepSpec(Strict):
             raise ValueError(f"grid: {', '.join(empty)} has no values")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: a seed is listed twice")
-        if len(self.overrides()) * len(self.seeds or [0]) > MAX_CELLS:
-            raise ValueError(f"more than {MAX_CELLS:,} runs (cells x seeds); split the sweep")
+        runs = self.cell_count() * len(self.seeds or [0])  # counted from the axes: no cell is built
+        if runs > MAX_CELLS:
+            raise ValueError(f"{runs:,} runs (cells x seeds): at most {MAX_CELLS:,}; split the sweep")
         return self
+
+    def cell_count(self) -> int:
+        return math.prod(len(values) for values in self.grid.values()) if self.grid else len(self.cells)
 
     def overrides(self) -> list[dict[str, Any]]:
         """Each cell's overrides, in the sweep's order (the grid's last path varies fastest)."""
