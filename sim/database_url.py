@@ -43,7 +43,10 @@ def check_database_url(url: str) -> dict[str, str]:
     try:
         return {k: str(v) for k, v in conninfo_to_dict(url).items()}
     except Exception as exc:  # noqa: BLE001 - psycopg.ProgrammingError, or any other refusal of libpq's
-        raise _refused(f"libpq cannot read it ({scrub(str(exc).strip().splitlines()[0], url)})") from None
+        # libpq quotes the part it could not read, which may be a piece of a password whose raw '&'
+        # or '=' cut it short: its words are shown only for a URL that holds no password at all.
+        words = "" if secrets_in(url) else f" ({scrub(str(exc).strip().splitlines()[0], url)})"
+        raise _refused(f"libpq cannot read it{words}") from None
 
 
 def printable(url: str) -> str:

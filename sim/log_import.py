@@ -42,12 +42,13 @@ import yaml
 from .errors import InputError, Problem
 from .files import atomic_file, first_line_is
 from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
-from .log_trace import LoggedTrace, write_logged_trace
+from .log_trace import WORKLOAD_SOURCES, LoggedTrace, write_logged_trace
 from .database_url import is_database_url, printable
 from .spend_logs import TABLE, Window, read_spend_logs
 
 REPLAY = "logged-routing"
 LITELLM_POLICY = "litellm-config"
+LATENCY_KINDS = ("quantiles", "lognormal")  # --latency: latency_fit's empirical quantiles, or a lognormal
 PLACEHOLDER_LATENCY = {"ttft_s": {"median": 1.0, "p95": 3.0}, "tokens_per_s": {"median": 50.0, "p5": 20.0}}
 
 
@@ -64,6 +65,10 @@ def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window 
                         config: Path | None = None) -> LogImport:
     """Write the scenario at ``out`` and its trace at ``trace_out`` from the log at ``source``."""
     out, trace_out = Path(out), Path(trace_out)
+    if latency_kind not in LATENCY_KINDS:  # every option is checked before the log is read or anything written
+        raise InputError(Problem(f"--latency {latency_kind}: one of {', '.join(LATENCY_KINDS)}"))
+    if workload not in WORKLOAD_SOURCES:
+        raise InputError(Problem(f"--workload {workload}: one of {', '.join(WORKLOAD_SOURCES)}"))
     if out.resolve() == trace_out.resolve():
         raise InputError(Problem("the scenario and the trace must be two files", file=str(out)))
     _refuse_others(out, trace_out)

@@ -4,8 +4,10 @@ One trace request per client request. LiteLLM logs each call to a deployment
 as a row; the rows of one client request (its retries and fallbacks) share
 the proxy's call id (``metadata.litellm_call_id``), so rows with the same call
 id are grouped, in start order, as long as they start within
-``GROUP_HORIZON_S`` of the first (a row with no call id is a request of its
-own). The request's arrival is its first row's start, relative to the
+``GROUP_HORIZON_S`` of the first; a later row with that call id begins a new
+request. A row with no call id is a request of its own. A request's id is its
+call id (a row of its own: the row's request_id); an id the trace already holds
+gets ``~2``, ``~3``, ... appended, so ids stay unique. The request's arrival is its first row's start, relative to the
 log's first call; its tokens are as logged (its first row's prompt, and of it
 the tokens read from the prompt cache as ``cached_input_tokens``, 0 where
 LiteLLM logged none); its workload the model group the
@@ -93,14 +95,21 @@ def grouped_requests(chunks: Iterable[pd.DataFrame], workload_column: str) -> It
     deployment, attempts, end, spend_usd, cache_hit."""
     carry = None
     horizon = pd.Timedelta(seconds=GROUP_HORIZON_S)
+    rows_before = 0  # rows of earlier chunks: a row without a call id is keyed by its place in the log
     chunks = iter(chunks)
     chunk = next(chunks, None)
     while chunk is not None:
         following = next(chunks, None)
         if workload_column == "first_tag":
             chunk = chunk.assign(first_tag=chunk.tags.str.split(ROUTE_SEPARATOR).str[0].fillna(""))
-        rows = chunk if carry is None else pd.concat([carry, chunk], ignore_index=True)
-        first = rows.groupby("call_id", sort=False).start.transform("min")
+        alone = (chunk.call_id == "").to_numpy()
+        keys = chunk.call_id.where(~alone, pd.Series([f"\0row {rows_before + k}" for k in range(len(chunk))],
+                                                      index=chunk.index))
+        chunk = chunk.assign(_key=keys, _id=chunk.call_id.where(~alone, chunk.request_id))
+        rows_before += len(chunk)
+        rows = chunk if carry is None else pd.concat([carry.drop(columns="_group"), chunk], ignore_index=True)
+        rows = rows.assign(_group=_sessions(rows, horizon))
+        first = rows.groupby("_group", sort=False).start.transform("min")
         if following is None:
             done = np.ones(len(rows), dtype=bool)
         else:
@@ -111,12 +120,29 @@ def grouped_requests(chunks: Iterable[pd.DataFrame], workload_column: str) -> It
         chunk = following
 
 
+def _sessions(rows: pd.DataFrame, horizon: pd.Timedelta) -> pd.Series:
+    """Each row's request: its key (call id, or its own place), and a new request wherever a row
+    starts later than ``horizon`` after the first row of the request so far. Rows come in start
+    order; only keys spanning more than the horizon need the walk."""
+    group = rows._key.copy()
+    span = rows.groupby("_key", sort=False).start.agg(["min", "max"])
+    for key in span.index[(span["max"] - span["min"]) > horizon]:
+        where = np.flatnonzero((rows._key == key).to_numpy())
+        first, session = rows.start.iloc[where[0]], 0
+        for i in where:
+            if rows.start.iloc[i] - first > horizon:
+                first, session = rows.start.iloc[i], session + 1
+            if session:
+                group.iloc[i] = f"{key}\0{session}"
+    return group
+
+
 def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: str) -> pd.DataFrame:
-    rows = rows.assign(_first=first).sort_values(["_first", "call_id", "start"], kind="stable")
-    size = rows.groupby("call_id", sort=False).call_id.transform("size").to_numpy()
+    rows = rows.assign(_first=first).sort_values(["_first", "_group", "start"], kind="stable")
+    size = rows.groupby("_group", sort=False)._group.transform("size").to_numpy()
     single = rows[size == 1]
     out_single = pd.DataFrame({
-        "request_id": single.call_id.to_numpy(), "start": single.start.to_numpy(),
+        "request_id": single._id.to_numpy(), "start": single.start.to_numpy(),
         "input_tokens": single.input_tokens.to_numpy(), "cached_tokens": single.cached_tokens.to_numpy(),
         "output_tokens": single.output_tokens.to_numpy(),
         "ok": single.ok.to_numpy(), "workload": single[workload_column].to_numpy(),
@@ -130,9 +156,9 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
         answered = several.deployment.where(several.ok, "")
         groups = several.assign(_answered=answered, _answer_tokens=several.output_tokens.where(several.ok, 0),
                                 _seconds=(several.end - several.start).dt.total_seconds()).groupby(
-            "call_id", sort=False)
+            "_group", sort=False)
         out_several = pd.DataFrame({
-            "request_id": groups.call_id.first().to_numpy(), "start": groups.start.min().to_numpy(),
+            "request_id": groups._id.first().to_numpy(), "start": groups.start.min().to_numpy(),
             "input_tokens": groups.input_tokens.first().to_numpy(),
             "cached_tokens": groups.cached_tokens.first().to_numpy(),
             "output_tokens": groups._answer_tokens.max().to_numpy(), "ok": groups.ok.any().to_numpy(),
@@ -210,7 +236,29 @@ def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str 
                 writer.close()
         if summary.requests == 0:
             raise InputError(Problem("no logged calls in the period asked for", file=source))
+        _make_ids_unique(tmp)
     return summary
+
+
+def _make_ids_unique(path: Path) -> None:
+    """Give each repeat of a request id ``~2``, ``~3``, ... in arrival order (a call id reused
+    past the grouping horizon, or rows of an export that repeat a request_id without a call
+    id): trace ids must be unique. The file is rewritten only when an id repeats."""
+    import pyarrow.compute as pc
+
+    ids = pq.read_table(path, columns=["request_id"]).column(0)
+    if pc.count_distinct(ids).as_py() == len(ids):
+        return
+    table = pq.read_table(path)
+    names = table.column("request_id").to_pandas()
+    while names.duplicated().any():  # again if a new name is taken already (an id that ends in ~2)
+        repeat = names.groupby(names, sort=False).cumcount()
+        names = names.where(repeat == 0, names + "~" + (repeat + 1).astype(str))
+    table = table.set_column(table.schema.get_field_index("request_id"), "request_id",
+                             pa.array(names, type=pa.string()))
+    rewritten = path.with_name(path.name + ".ids")
+    pq.write_table(table, rewritten)
+    rewritten.replace(path)
 
 
 def is_logged_trace(path: Path) -> bool:

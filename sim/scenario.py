@@ -204,6 +204,9 @@ def load_with_candidates(path: str | Path, candidates: list[Path]) -> LoadedScen
             raise InputError(Problem("a mapping of policy name -> policy (kind: ..., and its parameters)",
                                      file=str(file), line=1))
         for name, spec in more.items():
+            if not isinstance(name, str):  # a number or a list as a key: the scenario would blame its own lines
+                raise InputError(Problem(f"policy name {name!r}: a policy's name is text (quote it)", file=str(file),
+                                         line=line_of(more_lines, prefix + (name,))))
             if name in data["policies"]:
                 raise InputError(Problem(f"policy '{name}' is already in {path}: give the candidate another name",
                                          file=str(file), line=line_of(more_lines, prefix + (name,))))

@@ -26,6 +26,7 @@ import pandas as pd
 
 from .database_url import check_database_url, is_database_url, printable, scrub
 from .errors import InputError, Problem
+from .limits import MAX_TOKENS
 
 TABLE = "LiteLLM_SpendLogs"
 #: The table's columns routesim reads, as the proxy names them.
@@ -118,6 +119,14 @@ def read_spend_logs(source: str | Path, window: Window = Window(),
     path = Path(source)
     if not path.is_file():
         raise InputError(Problem("file not found" if not path.exists() else "not a file", file=str(path)))
+    try:
+        yield from _from_export(path, window, chunk_rows)
+    except (ValueError, OSError, RecursionError) as exc:  # pandas' and pyarrow's parse errors, nesting too deep
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(Problem(f"cannot read the export: {detail}", file=str(path))) from None
+
+
+def _from_export(path: Path, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         chunks = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
@@ -130,17 +139,14 @@ def read_spend_logs(source: str | Path, window: Window = Window(),
     else:
         raise InputError(Problem(f"cannot tell the format from '{suffix}': an export of {TABLE} as .csv, .jsonl or "
                                  ".parquet, or a postgresql:// URL", file=str(path)))
-    try:
-        for chunk in chunks:
-            rows = normalize(chunk, str(path))
-            if window.since is not None:
-                rows = rows[rows.start >= _utc(window.since)]
-            if window.until is not None:
-                rows = rows[rows.start < _utc(window.until)]
-            if len(rows):
-                yield rows.reset_index(drop=True)
-    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors
-        raise InputError(Problem(f"cannot read the export: {str(exc).splitlines()[0]}", file=str(path))) from None
+    for chunk in chunks:
+        rows = normalize(chunk, str(path))
+        if window.since is not None:
+            rows = rows[rows.start >= _utc(window.since)]
+        if window.until is not None:
+            rows = rows[rows.start < _utc(window.until)]
+        if len(rows):
+            yield rows.reset_index(drop=True)
 
 
 def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -182,25 +188,66 @@ def _from_database(url: str, window: Window, chunk_rows: int) -> Iterator[pd.Dat
         raise InputError(Problem(f"cannot read {TABLE}: {message}", file=where_from)) from None
 
 
+#: The times a log's rows may carry: what lies outside is a misread column (milliseconds taken for
+#: seconds, nanoseconds since 1970) or a typo, and would overflow pandas' arithmetic past 2262.
+EARLIEST, LATEST = pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
+
+
 def _times(values: pd.Series, field: str, ids: pd.Series, source: str, required: bool) -> pd.Series:
-    """UTC timestamps; naive ones are taken as UTC (the proxy writes UTC). An empty cell is NaT
-    where the field may be missing, an error where it may not."""
-    if pd.api.types.is_float_dtype(values):  # seconds since the epoch, as the database query returns them
+    """UTC timestamps. Text is ISO 8601 (naive taken as UTC: the proxy writes UTC) or, like every
+    number (the database query's epoch floats, an export's integer column), seconds since the
+    epoch. An empty cell is NaT where the field may be missing, an error where it may not; a
+    time outside 2000-2200 is an error (milliseconds read as seconds, or a typo)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
         present = values.notna()
-        parsed = pd.to_datetime((values * 1000.0).round(), unit="ms", utc=True)  # TIMESTAMP(3): milliseconds
+        parsed = pd.to_datetime(values, utc=True)
+        numbers = pd.Series(np.nan, index=values.index)
     else:
-        present = values.notna() & (values.astype(str).str.strip() != "")
-        parsed = pd.to_datetime(values.where(present, None), errors="coerce", utc=True, format="mixed")
-    bad = (parsed.isna() & present) | (~present if required else False)
+        if pd.api.types.is_bool_dtype(values):
+            values = values.astype(object)
+        if pd.api.types.is_numeric_dtype(values):  # the database query's floats, an export's numbers
+            present, numbers = values.notna(), values.astype(float)
+        else:
+            present = values.notna() & (values.astype(str).str.strip() != "")
+            numbers = pd.to_numeric(values.where(present, None), errors="coerce")
+        plausible = numbers.between(EARLIEST.timestamp(), LATEST.timestamp())
+        seconds = pd.to_datetime((numbers.where(plausible) * 1000.0).round(), unit="ms", utc=True)
+        text = values.where(present & numbers.isna(), None)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed") if text.notna().any() else \
+            pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        parsed = parsed.where(numbers.isna(), seconds)
+    outside = parsed.notna() & ((parsed < EARLIEST) | (parsed >= LATEST))
+    unread = (parsed.isna() & present) | (~present if required else False)
+    bad = (outside | unread | (present & numbers.notna() & parsed.isna())).to_numpy()
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(Problem(f"request_id {ids.iloc[i]}: {field}: not a time ({values.iloc[i]!r})", file=source))
+        i = int(np.flatnonzero(bad)[0])
+        if numbers.notna().iloc[i]:
+            why = ("a number is read as seconds since the epoch, and this is not between 2000 and 2200 "
+                   "(milliseconds? write seconds, or ISO 8601 text)")
+        elif outside.iloc[i]:
+            why = "not between 2000 and 2200"
+        else:
+            why = "not a time"
+        shown = values.iloc[i].item() if hasattr(values.iloc[i], "item") else values.iloc[i]
+        raise InputError(Problem(f"request_id {ids.iloc[i]}: {field}: {why} ({shown!r})", file=source))
     return parsed.dt.as_unit("us")  # one resolution whatever the source
 
 
 def _utc(moment: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _token_counts(values: pd.Series, field: str, ids: pd.Series, source: str) -> np.ndarray:
+    """Whole numbers from 0 to MAX_TOKENS (beyond it a count is a damaged row, and past 2^63 it
+    would wrap negative)."""
+    numbers = _numbers(values, field, ids, source)
+    bad = (numbers > MAX_TOKENS) | (numbers != np.floor(numbers))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(Problem(f"request_id {ids.iloc[i]}: {field}: not a whole number of tokens from 0 to "
+                                 f"{MAX_TOKENS:,} ({values.iloc[i]!r})", file=source))
+    return numbers.astype(np.int64)
 
 
 def _numbers(values: pd.Series, field: str, ids: pd.Series, source: str) -> np.ndarray:
@@ -263,7 +310,7 @@ def _tags_text(cell: str) -> str:
 
 def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """The columns routesim reads, checked: request_id, call_id (the client request the row is an
-    attempt of), start, end, first_token (UTC; NaT when the log has none), model_group (that served
+    attempt of; empty when not logged), start, end, first_token (UTC; NaT when the log has none), model_group (that served
     or failed the call), requested_group (the one the client asked for), deployment, provider,
     input_tokens, cached_tokens (of them, read from the prompt cache; 0 when not logged),
     output_tokens, spend_usd, cache_hit, ok, error, team_id, end_user, tags (the request_tags,
@@ -288,34 +335,40 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     if METADATA_COLUMNS[0] in frame.columns:  # taken out of the metadata by the database
         error, call_id, original_group, cached = (text(c) for c in METADATA_COLUMNS)
     elif "metadata" in frame.columns:
-        fields = [_from_metadata(m) for m in frame["metadata"]]
+        fields = []
+        for rid, metadata in zip(ids, frame["metadata"]):
+            try:
+                fields.append(_from_metadata(metadata))
+            except RecursionError:  # JSON nested deeper than Python reads
+                raise InputError(Problem(f"request_id {rid}: metadata: nested too deeply to read", file=source)) \
+                    from None
         error, call_id, original_group, cached = (pd.Series([f[k] for f in fields], index=frame.index, dtype=object)
                                                   for k in range(4))
     else:
         error = call_id = original_group = cached = pd.Series("", index=frame.index)
-    input_tokens = _numbers(frame["prompt_tokens"], "prompt_tokens", ids, source).astype(np.int64)
+    input_tokens = _token_counts(frame["prompt_tokens"], "prompt_tokens", ids, source)
     # Unknown cached tokens are none; more than the prompt is a bad row.
-    cached_tokens = _numbers(cached.where(cached != "", "0"), "metadata.usage_object.prompt_tokens_details."
-                             "cached_tokens", ids, source).astype(np.int64)
+    cached_tokens = _token_counts(cached.where(cached != "", "0"), "metadata.usage_object.prompt_tokens_details."
+                                  "cached_tokens", ids, source)
     over = np.flatnonzero(cached_tokens > input_tokens)
     if len(over):
         raise InputError(Problem(f"request_id {ids.iloc[over[0]]}: cached_tokens {cached_tokens[over[0]]} is more "
                                  f"than prompt_tokens {input_tokens[over[0]]}", file=source))
     out = pd.DataFrame({
         "request_id": ids,
-        # Rows without a call id are requests of their own.
-        "call_id": call_id.where(call_id != "", ids),
+        "call_id": call_id,  # empty when not logged: the row is a request of its own (log_trace)
         "start": _times(frame["startTime"], "startTime", ids, source, required=True),
         "end": _times(frame["endTime"], "endTime", ids, source, required=True),
         "first_token": (_times(frame["completionStartTime"], "completionStartTime", ids, source, required=False)
-                        if "completionStartTime" in frame.columns else pd.NaT),
+                        if "completionStartTime" in frame.columns
+                        else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")),
         "model_group": model_group,
         "requested_group": original_group.where(original_group != "", model_group),
         "deployment": deployment,
         "provider": text("custom_llm_provider"),
         "input_tokens": input_tokens,
         "cached_tokens": cached_tokens,
-        "output_tokens": _numbers(frame["completion_tokens"], "completion_tokens", ids, source).astype(np.int64),
+        "output_tokens": _token_counts(frame["completion_tokens"], "completion_tokens", ids, source),
         "spend_usd": _numbers(frame["spend"], "spend", ids, source),
         "cache_hit": text("cache_hit").str.lower().isin(["true", "1", "t"]),
         # LiteLLM logs "success" or "failure"; older proxies leave it empty for successes.
@@ -328,4 +381,8 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     before = np.flatnonzero((out.end < out.start).to_numpy())
     if len(before):
         raise InputError(Problem(f"request_id {ids.iloc[before[0]]}: endTime is before startTime", file=source))
+    early = np.flatnonzero((out.first_token < out.start).to_numpy())  # NaT compares False: none logged
+    if len(early):
+        raise InputError(Problem(f"request_id {ids.iloc[early[0]]}: completionStartTime is before startTime "
+                                 "(the first token cannot come before the call)", file=source))
     return out

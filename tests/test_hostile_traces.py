@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, scenario, write_scenario
 from sim.errors import InputError
 from sim.trace import read_trace
 
@@ -243,3 +243,200 @@ def test_a_password_that_libpq_would_misread_is_refused_before_connecting(tmp_pa
                            "--trace", "t.parquet"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "postgresql://127.0.0.1:1/litellm: cannot read LiteLLM_SpendLogs" in done.stderr
     assert "Kx7p2Q" not in done.stderr and "m4Tz9W" not in done.stderr
+
+
+# --------------------------------------------------------------------------- a proxy's log rows (issue 25)
+def _import_log(tmp_path, calls: pd.DataFrame, fmt: str = "csv", **options):
+    """Write ``calls`` as an export and import it: (the trace as pandas, None) or (None, the error)."""
+    from sim.log_import import import_litellm_logs
+
+    export = tmp_path / f"export.{fmt}"
+    if fmt == "csv":
+        calls.to_csv(export, index=False)
+    elif fmt == "parquet":
+        calls.to_parquet(export)
+    else:
+        calls.to_json(export, orient="records", lines=True, date_format="iso")
+    try:
+        import_litellm_logs(str(export), tmp_path / "s.yaml", tmp_path / "t.parquet", **options)
+    except InputError as exc:
+        assert not (tmp_path / "s.yaml").exists() and not (tmp_path / "t.parquet").exists()
+        return None, str(exc)
+    return pd.read_parquet(tmp_path / "t.parquet"), None
+
+
+TIME_CELLS = st.sampled_from([
+    "2025-06-01T00:00:05", "2025-06-01 00:00:05+00:00", "1500-01-01T00:00:00", "2300-01-01T00:00:00",
+    "9999-12-31T23:59:59", "0001-01-01", "yesterday", "", "1748736005", "1748736005.5", 1748736005, 1748736005.25,
+    1748736005000, 1748736005000000, 1748736005000000000, -5, 0, 2**70, float("nan"), True])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cell=TIME_CELLS, fmt=st.sampled_from(["csv", "parquet", "jsonl"]))
+def test_a_logged_time_is_read_as_written_or_refused_naming_its_row(tmp_path, cell, fmt):
+    """Text is ISO 8601, a number seconds since the epoch; anything outside 2000-2200 (an epoch
+    in milliseconds, nanoseconds since 1970, years pandas cannot hold) is exit 2 naming the row."""
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls()
+    calls["startTime"] = calls.startTime.astype(str).astype(object)
+    calls["endTime"] = pd.Timestamp("2100-01-01").isoformat()  # after any start that is read
+    calls["completionStartTime"] = None
+    calls.loc[5, "startTime"] = cell
+    for path in tmp_path.iterdir():
+        path.unlink()
+    try:
+        trace, error = _import_log(tmp_path, calls, fmt)
+    except Exception:  # noqa: BLE001 - the writer may refuse a mixed column; such an export cannot exist
+        if fmt != "parquet":
+            raise
+        return
+    if isinstance(cell, bool) or cell in ("", "yesterday") or (isinstance(cell, float) and cell != cell):
+        expected = None
+    elif isinstance(cell, (int, float)) or cell.replace(".", "").isdigit():
+        seconds = float(cell)
+        expected = pd.Timestamp(seconds, unit="s", tz="UTC") if 946_684_800 <= seconds < 7_258_118_400 else None
+    else:
+        expected = pd.Timestamp(cell, tz="UTC") if cell[:4] > "1999" and cell[:4] < "2200" else None
+    if expected is not None and pd.Timestamp("2000-01-01", tz="UTC") <= expected < pd.Timestamp("2200-01-01", tz="UTC"):
+        if expected < pd.Timestamp(calls.startTime[4], tz="UTC"):
+            assert error is not None and "request_id chatcmpl-0005: starts before the call" in error
+            return
+        assert error is None, error
+        first = pd.Timestamp(calls.startTime[0], tz="UTC")
+        assert trace.arrival_s.iloc[-1] == pytest.approx((expected - first).total_seconds(), abs=1e-3)
+    elif fmt == "jsonl" and error is not None and "cannot read the export: Value is too big" in error:
+        pass  # pandas' JSON reader refuses the whole file for a number past 64 bits: exit 2 naming it
+    else:
+        assert error is not None and "request_id chatcmpl-0005: startTime: " in error, (cell, error)
+
+
+TOKEN_CELLS = st.sampled_from([0, 7, 10_000_000, 10_000_001, -1, 2**63, 2**64 + 5, 9223372036854775808000, 1.5,
+                               "12", "1e30", "x", "", float("inf")])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cell=TOKEN_CELLS, column=st.sampled_from(["prompt_tokens", "completion_tokens"]))
+def test_a_logged_token_count_is_whole_and_in_range_or_refused(tmp_path, cell, column):
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls().astype({column: object})
+    calls.loc[2, column] = cell
+    for path in tmp_path.iterdir():
+        path.unlink()
+    trace, error = _import_log(tmp_path, calls)
+    value = float(cell) if isinstance(cell, (int, float)) or (cell and cell.lstrip("-").replace("e", "").isdigit()) \
+        else None
+    if value is not None and 0 <= value <= 10_000_000 and value == int(value):
+        assert error is None, error
+        column_out = "input_tokens" if column == "prompt_tokens" else "output_tokens"
+        assert trace[column_out].iloc[2] == int(value) and (trace[column_out] >= 0).all()
+    else:
+        assert error is not None and f"request_id chatcmpl-0002: {column}: " in error, (cell, error)
+
+
+def test_a_call_id_is_one_request_only_within_ten_minutes(tmp_path):
+    """Rows sharing a call id within 10 minutes of the first are one request; the call id seen
+    again 40 minutes later is a new request (its id made unique with ~2); rows without a call id
+    are a request each, even when they repeat a request_id."""
+    import json
+
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls()
+    t0 = pd.Timestamp(calls.startTime[0])
+    starts = [t0, t0 + pd.Timedelta(seconds=30), t0 + pd.Timedelta(minutes=9), t0 + pd.Timedelta(minutes=40),
+              t0 + pd.Timedelta(minutes=41), t0 + pd.Timedelta(minutes=42)]
+    calls["startTime"] = starts
+    calls["endTime"] = [s + pd.Timedelta(seconds=2) for s in starts]
+    calls["completionStartTime"] = None
+    calls["metadata"] = [json.dumps({"litellm_call_id": c}) for c in ["call-a", "call-a", "call-a", "call-a", "", ""]]
+    calls.loc[4:5, "request_id"] = "same-id"
+    trace, error = _import_log(tmp_path, calls)
+    assert error is None, error
+    assert trace.request_id.tolist() == ["call-a", "call-a~2", "same-id", "same-id~2"]
+    assert trace.logged_attempts.tolist() == [3, 1, 1, 1]
+    assert trace.arrival_s.tolist() == [(s - t0).total_seconds() for s in (starts[0], starts[3], starts[4], starts[5])]
+    from sim.trace import read_trace
+
+    assert len(read_trace(tmp_path / "t.parquet").arrival_s) == 4  # unique ids: the trace reader takes it
+
+
+def test_a_first_token_before_the_start_is_refused_naming_the_row(tmp_path):
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls()
+    calls.loc[2, "completionStartTime"] = calls.startTime[2] - pd.Timedelta(seconds=1)
+    _, error = _import_log(tmp_path, calls)
+    assert "request_id chatcmpl-0002: completionStartTime is before startTime" in error
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "cannot read the export: No columns to parse from file"),
+    (lambda p: p.write_text("request_id,startTime,endTime,prompt_tokens,completion_tokens,spend\n"),
+     "no logged calls in the period asked for"),
+])
+def test_an_empty_export_is_exit_2(tmp_path, make, message):
+    from sim.log_import import import_litellm_logs
+
+    make(tmp_path / "export.csv")
+    with pytest.raises(InputError, match=message):
+        import_litellm_logs(str(tmp_path / "export.csv"), tmp_path / "s.yaml", tmp_path / "t.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_metadata_nested_100000_deep_is_exit_2(tmp_path, fmt):
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls()
+    calls.loc[1, "metadata"] = '{"a":' * 100_000 + "1" + "}" * 100_000
+    if fmt == "jsonl":  # nested in the line itself, not as text
+        export = tmp_path / "export.jsonl"
+        lines = calls.drop(columns="metadata").to_json(orient="records", lines=True, date_format="iso").splitlines()
+        lines[1] = lines[1][:-1] + ', "metadata": ' + calls.metadata[1] + "}"
+        export.write_text("\n".join(lines) + "\n")
+        from sim.log_import import import_litellm_logs
+
+        with pytest.raises(InputError, match="export.jsonl: cannot read the export"):
+            import_litellm_logs(str(export), tmp_path / "s.yaml", tmp_path / "t.parquet")
+        return
+    _, error = _import_log(tmp_path, calls, fmt)
+    assert f"export.{fmt}: request_id chatcmpl-0001: metadata: nested too deeply to read" in error
+
+
+def test_options_are_checked_before_the_log_is_read(tmp_path):
+    from test_spend_logs import logged_calls
+
+    for option, message in [({"latency_kind": "bogus"}, "--latency bogus: one of quantiles, lognormal"),
+                            ({"workload": "bogus"}, "--workload bogus: one of model_group")]:
+        _, error = _import_log(tmp_path, logged_calls(), **option)
+        assert message in error
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
+
+
+def test_an_unreadable_export_is_named_as_the_input(tmp_path):
+    """Root without the capabilities that bypass file modes (setpriv), as a user would be."""
+    import shutil
+
+    from test_spend_logs import logged_calls
+
+    if shutil.which("setpriv") is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to drop the file-mode override")
+    logged_calls().to_csv(tmp_path / "export.csv", index=False)
+    (tmp_path / "export.csv").chmod(0)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    done = subprocess.run(drop + [sys.executable, "-m", "sim", "import", "litellm-logs", "export.csv", "-o", "s.yaml",
+                                  "--trace", "t.parquet"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: export.csv: cannot read the export: ") and "Permission denied" in done.stderr
+    assert "t.parquet" not in done.stderr
+
+
+def test_a_candidate_policy_file_is_blamed_for_its_own_problems(tmp_path, cli):
+    path = write_scenario(tmp_path, scenario(replications=1))
+    (tmp_path / "candidates.yaml").write_text("7:\n  kind: static\n  model: big\n")
+    result = cli("backtest", path, "--policy", tmp_path / "candidates.yaml")
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'candidates.yaml'}:1: policy name 7: a policy's name is text" in result.output
