@@ -41,6 +41,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,11 +78,40 @@ def _fit(sums: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     xy = np.array([sums[_XY[r]] for r in used])
     beta = np.linalg.solve(xx, xy)
-    # Σ(y − Xβ)² from the sums: Σy² − 2βᵀXᵀy + βᵀXᵀXβ.
-    sse = max(sums[10] - 2.0 * beta @ xy + beta @ xx @ beta, 0.0)
+    if (beta < 0).any():  # a provider never pays us: the best fit with no price below zero
+        beta = _nonnegative_fit(xx, xy, sums[10])
+    sse = _sse(beta, xx, xy, sums[10])
     prices = np.full(3, np.nan)
     prices[used] = beta
     return prices, sse
+
+
+def _sse(beta: np.ndarray, xx: np.ndarray, xy: np.ndarray, yy: float) -> float:
+    """Σ(y − Xβ)² from the sums: Σy² − 2βᵀXᵀy + βᵀXᵀXβ."""
+    return max(yy - 2.0 * beta @ xy + beta @ xx @ beta, 0.0)
+
+
+def _nonnegative_fit(xx: np.ndarray, xy: np.ndarray, yy: float) -> np.ndarray:
+    """Least squares with every price >= 0, from the normal equations: with two or three prices
+    the optimum is the unconstrained fit of some subset of them (the others at 0), so every
+    subset is tried and the feasible one with the least residual kept."""
+    size = len(xy)
+    best, best_sse = np.zeros(size), _sse(np.zeros(size), xx, xy, yy)
+    for count in range(1, size + 1):
+        for kept in itertools.combinations(range(size), count):
+            sub = list(kept)
+            try:
+                solved = np.linalg.solve(xx[np.ix_(sub, sub)], xy[sub])
+            except np.linalg.LinAlgError:
+                continue
+            if (solved < 0).any():
+                continue
+            beta = np.zeros(size)
+            beta[sub] = solved
+            sse = _sse(beta, xx, xy, yy)
+            if sse < best_sse:
+                best, best_sse = beta, sse
+    return best
 
 
 def _relative_residual(sums: np.ndarray, sse: float) -> float:

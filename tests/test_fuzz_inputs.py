@@ -186,3 +186,112 @@ def _trace_fuzz(fmt: str):
 test_fuzzed_csv_traces_run_or_exit_2 = _trace_fuzz("csv")
 test_fuzzed_jsonl_traces_run_or_exit_2 = _trace_fuzz("jsonl")
 test_fuzzed_parquet_traces_run_or_exit_2 = _trace_fuzz("parquet")
+
+
+# --------------------------------------------------------------------------- sweeps, tune ranges, log rows (issue 25)
+# These run a scenario per example: fewer examples by default, as deep as ROUTESIM_FUZZ_EXAMPLES asks.
+FEW = settings(max_examples=max(10, int(os.environ.get("ROUTESIM_FUZZ_EXAMPLES", "80")) // 4), deadline=None,
+               suppress_health_check=[HealthCheck.too_slow])
+SWEEP = {"name": "fuzz-sweep", "base": "base.yaml", "seeds": [1, 2],
+         "grid": {"models.big.error_rate": [0.0, 0.2]},
+         "claim": {"policy": "dynamic", "min_savings": 0.1, "rivals": ["manual"]}}
+
+
+@st.composite
+def mutated_sweeps(draw):
+    data = copy.deepcopy(SWEEP)
+    for _ in range(draw(st.integers(1, 2))):
+        key = draw(st.sampled_from(["name", "seeds", "grid", "cells", "claim", "replications", "base", "extra"]))
+        plausible = st.sampled_from(["../../x", "ok-name", [2**70], [3], {"models.big.error_rate": [0.1]},
+                                     {"policies.dynamic.weights.cost": [0.1, 0.9]},
+                                     [{"models.small.error_rate": 0.5}], 1])
+        data[key] = draw(st.one_of(plausible, plausible, VALUES))
+    return data
+
+
+@FEW
+@given(mutated_sweeps())
+def test_fuzzed_sweep_files_run_or_exit_2(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "base.yaml").write_text(yaml.safe_dump(BASE, sort_keys=False), encoding="utf-8")
+        (folder / "sweep.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        out = folder / "out"
+        result = CliRunner().invoke(app, ["sweep", str(folder / "sweep.yaml"), "--out", str(out), "-w", "1"])
+        event(f"exit {result.exit_code}")
+        assert result.exit_code in (0, 2), (result.exit_code, result.output, result.exception)
+        assert "Traceback" not in result.output
+        if result.exit_code == 0:
+            assert (out / "sweep.parquet").is_file() and (out / "sweep.md").is_file()
+        else:
+            assert "error: " in result.output and not out.exists()
+        assert not [p for p in folder.rglob("*") if p.is_relative_to(folder) and ".." in p.parts]
+
+
+RANGE_TEXT = st.lists(st.sampled_from(["0", "0.5", "1", "-1", ":", ",", "inf", "1e400", "nan", "[", "]", "{a: 1}",
+                                       "0.25", "''", "*", "&"]), min_size=1, max_size=5).map("".join)
+
+
+@FEW
+@given(RANGE_TEXT, st.sampled_from(["weights.cost", "weights.quality", "nope", "weights"]))
+def test_fuzzed_tune_ranges_run_or_exit_2(text, parameter):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data = copy.deepcopy(BASE)
+        data["gates"] = {"min_success_rate": 0.5}
+        data["policies"] = {"static-big": BASE["policies"]["static-big"], "dynamic": BASE["policies"]["dynamic"]}
+        (folder / "tune.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        out = folder / "out"
+        result = CliRunner().invoke(app, ["tune", str(folder / "tune.yaml"), "--policy", "dynamic", "--param",
+                                          f"{parameter}={text}", "--out", str(out), "-w", "1"])
+        event(f"exit {result.exit_code}")
+        assert result.exit_code in (0, 1, 2), (result.exit_code, result.output, result.exception)
+        assert "Traceback" not in result.output
+        if result.exit_code == 2:
+            assert "error: " in result.output and not out.exists()
+        else:
+            assert (out / "tune.md").is_file()
+
+
+LOG_CELLS = st.sampled_from([0, 1, -1, 2**63, 1e30, float("nan"), "", "x", "2025-06-01T00:00:00", "2300-01-01",
+                             1748736000, 1748736000000, "{", "[]", '{"litellm_call_id": "c"}', None, True])
+LOG_COLUMNS = ["request_id", "startTime", "endTime", "completionStartTime", "prompt_tokens", "completion_tokens",
+               "spend", "metadata", "request_tags", "model_id", "status", "cache_hit"]
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.sampled_from(LOG_COLUMNS), st.integers(0, 5), LOG_CELLS), max_size=3),
+       st.sampled_from(["csv", "jsonl", "parquet"]), st.booleans())
+def test_fuzzed_log_rows_import_or_exit_2(edits, fmt, drop_a_column):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls().astype(object)
+    for column, row, cell in edits:
+        calls.at[row, column] = cell
+    if drop_a_column:
+        calls = calls.drop(columns=[edits[0][0] if edits else "completionStartTime"])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        export = folder / f"export.{fmt}"
+        try:
+            if fmt == "csv":
+                calls.to_csv(export, index=False)
+            elif fmt == "jsonl":
+                calls.to_json(export, orient="records", lines=True, date_format="iso", default_handler=str)
+            else:
+                calls.to_parquet(export)
+        except Exception:  # noqa: BLE001 - a mixed column pyarrow cannot store: store it as text
+            calls.astype(str).to_parquet(export)
+        result = CliRunner().invoke(app, ["import", "litellm-logs", str(export), "-o", str(folder / "s.yaml"),
+                                          "--trace", str(folder / "t.parquet")])
+        event(f"exit {result.exit_code}")
+        assert result.exit_code in (0, 2), (result.exit_code, result.output, result.exception)
+        assert "Traceback" not in result.output
+        written = [(folder / "s.yaml").exists(), (folder / "t.parquet").exists()]
+        assert written == ([True, True] if result.exit_code == 0 else [False, False]), result.output
+        if result.exit_code == 0:  # what it wrote is a valid scenario and trace
+            check = CliRunner().invoke(app, ["validate", str(folder / "s.yaml")])
+            assert check.exit_code == 0, check.output

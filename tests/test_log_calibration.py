@@ -145,3 +145,28 @@ def test_a_cached_input_price_is_fitted_where_the_log_has_cached_tokens():
     assert stretch.output_per_mtok == pytest.approx(price_out, rel=1e-6) and stretch.residual < 1e-6
     (plain,) = tallies["dep-a"].price_stretches()
     assert plain.cached_input_per_mtok is None and plain.input_per_mtok == pytest.approx(PRICES["dep-a"][0], rel=1e-6)
+
+
+def test_a_price_fit_never_goes_below_zero_and_is_the_constrained_least_squares():
+    """Spend that falls with the answer's length (a discount, noise, a damaged log) would fit a
+    negative output price: the fit keeps every price >= 0 and is then scipy's non-negative least
+    squares on the same calls."""
+    from scipy.optimize import nnls
+
+    from sim.log_calibration import _SUMS, _fit
+
+    rng = np.random.default_rng(4)
+    u = rng.integers(100, 5000, 200).astype(float)
+    o = rng.integers(10, 800, 200).astype(float)
+    y = 2e-6 * u - 5e-7 * o + rng.normal(0, 1e-5, 200)
+    c = np.zeros_like(u)
+    products = {"n": np.ones_like(u), "uu": u * u, "uc": u * c, "uo": u * o, "cc": c * c, "co": c * o,
+                "oo": o * o, "uy": u * y, "cy": c * y, "oy": o * y, "yy": y * y, "y": y}
+    sums = np.array([products[k].sum() for k in _SUMS])
+    unconstrained = np.linalg.lstsq(np.column_stack([u, o]), y, rcond=None)[0]
+    assert unconstrained[1] < 0  # the case: plain least squares pays us for output tokens
+    prices, sse = _fit(sums)
+    expected, residual = nnls(np.column_stack([u, o]), y)
+    assert prices[0] == pytest.approx(expected[0], rel=1e-6) and prices[2] == pytest.approx(expected[1], abs=1e-15)
+    assert prices[2] >= 0 and np.isnan(prices[1])
+    assert sse == pytest.approx(residual ** 2, rel=1e-6)
