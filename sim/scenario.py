@@ -20,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .errors import InputError, Problem, describe_error, error_location
 from .limits import MAX_REPLICATIONS, MAX_SEED
 from .schema.backtest import BacktestSpec
-from .schema.common import SAFE_NAME, SAFE_NAME_RULE, Strict
+from .schema.common import Strict, one_folder_name
 from .schema.deployments import ModelSpec
 from .schema.faults import Event, ProviderSpec
 from .schema.knowledge import KnowledgeSpec
@@ -54,10 +54,7 @@ class Scenario(Strict):
     @field_validator("name")
     @classmethod
     def _one_folder_name(cls, value):
-        if not SAFE_NAME.fullmatch(value):
-            raise ValueError(f"must be a plain folder name (it names the default output folder reports/<name>/): "
-                             f"{SAFE_NAME_RULE} (got {value!r})")
-        return value
+        return one_folder_name(value, "reports/<name>/")
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,14 @@ from ..limits import MAX_CARBON_G_PER_MTOK, MAX_PRICE_PER_MTOK
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 SAFE_NAME_RULE = "letters, digits, '-', '_' and '.', starting with a letter or digit, at most 100 characters"
 
+
+def one_folder_name(value: str, folder: str) -> str:
+    """``value`` if it is one plain folder name, else ValueError saying it names ``folder``."""
+    if not SAFE_NAME.fullmatch(value):
+        raise ValueError(f"must be a plain folder name (it names the default folder {folder}): {SAFE_NAME_RULE} "
+                         f"(got {value!r})")
+    return value
+
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from ..limits import MAX_REPLICATIONS, MAX_SEED
-from .common import SAFE_NAME, SAFE_NAME_RULE, Strict
+from .common import Strict, one_folder_name
 
 MAX_CELLS = 10_000
 
@@ -46,10 +46,7 @@ class SweepSpec(Strict):
     @field_validator("name")
     @classmethod
     def _one_folder_name(cls, value):
-        if not SAFE_NAME.fullmatch(value):
-            raise ValueError(f"must be a plain folder name (it names the default folder reports/sweeps/<name>/): "
-                             f"{SAFE_NAME_RULE} (got {value!r})")
-        return value
+        return one_folder_name(value, "reports/sweeps/<name>/")
 
     @model_validator(mode="after")
     def _one_way_to_give_cells(self):
