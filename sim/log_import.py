@@ -42,6 +42,7 @@ import yaml
 from .errors import InputError, Problem
 from .files import atomic_file, first_line_is
 from .log_calibration import DeploymentTally, PriceStretch, tally_chunk
+from .limits import MAX_PRICE_PER_MTOK
 from .log_trace import WORKLOAD_SOURCES, LoggedTrace, write_logged_trace
 from .database_url import is_database_url, printable
 from .spend_logs import TABLE, Window, read_spend_logs
@@ -88,15 +89,35 @@ def import_litellm_logs(source: str, out: Path, trace_out: Path, window: Window 
                 spend_by_group[group] = spend_by_group.get(group, 0.0) + float(spend)
             yield chunk
 
-    logged = write_logged_trace(tallied(read_spend_logs(source, window)), trace_out, workload, where)
-    scenario, comments, notes = calibrated_scenario(tallies, logged, spend_by_group, where, latency_kind)
-    scenario["trace"] = {"path": os.path.relpath(trace_out.resolve(), out.resolve().parent)}
-    if parsed_config is not None:
-        _add_litellm_policy(scenario, parsed_config, Path(config), notes)
-    text = render(scenario, comments, notes, where, logged)
-    with atomic_file(out, "scenario") as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    # The trace moves into place only beside a scenario that validates: a log whose figures
+    # make no scenario (a spend that is not USD) leaves neither file behind.
+    with atomic_file(trace_out, "trace") as staged_trace:
+        logged = write_logged_trace(tallied(read_spend_logs(source, window)), staged_trace, workload, where)
+        scenario, comments, notes = calibrated_scenario(tallies, logged, spend_by_group, where, latency_kind)
+        scenario["trace"] = {"path": os.path.relpath(trace_out.resolve(), out.resolve().parent)}
+        if parsed_config is not None:
+            _add_litellm_policy(scenario, parsed_config, Path(config), notes)
+        text = render(scenario, comments, notes, where, logged)
+        _check_valid(text, where)
+        with atomic_file(out, "scenario") as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return LogImport(logged, len(scenario["models"]), len(scenario["events"]), notes)
+
+
+def _check_valid(text: str, where: str) -> None:
+    """Refuse, blaming the log, a scenario that ``validate`` would refuse: what the import
+    writes must run."""
+    from pydantic import ValidationError
+
+    from .scenario import Scenario, pydantic_problems
+
+    data = yaml.safe_load(text)
+    try:
+        Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = pydantic_problems(exc, data)
+        raise InputError([Problem(f"the scenario made from this log would not validate: {p.path}: {p.message}; "
+                                  "nothing written", file=where) for p in problems]) from None
 
 
 HEADER = "# Calibrated by `routesim import litellm-logs`."  # the first line of every scenario it writes
@@ -137,6 +158,8 @@ def calibrated_scenario(tallies: dict[str, DeploymentTally], logged: LoggedTrace
         said = [f"{name} (model group {t.model_group}): {t.calls:,} calls, {t.failures:,} failed, "
                 f"{t.timeouts:,} timed out, {t.cache_hits:,} cache hits"]
         stretches = t.price_stretches()
+        for stretch in stretches:
+            _check_price(name, stretch, where)
         if stretches:
             first = stretches[0]
             spec["price"] = _price(first)
@@ -274,6 +297,17 @@ def _price(stretch: PriceStretch) -> dict[str, float]:
     if stretch.cached_input_per_mtok is not None:
         price["cached_input_per_mtok"] = _round(stretch.cached_input_per_mtok)
     return price
+
+
+def _check_price(name: str, stretch: PriceStretch, where: str) -> None:
+    fitted = {"input": stretch.input_per_mtok, "output": stretch.output_per_mtok,
+              "cached input": stretch.cached_input_per_mtok or 0.0}
+    for kind, price in fitted.items():
+        if not price <= MAX_PRICE_PER_MTOK:
+            raise InputError(Problem(
+                f"deployment {name}: its spend fits a price of ${price:,.6g} per million {kind} tokens from "
+                f"{_when(stretch.from_s)}, past the ${MAX_PRICE_PER_MTOK:,.0f} a scenario allows: is the log's "
+                "spend column in USD per call?", file=where))
 
 
 def _round(value: float) -> float:

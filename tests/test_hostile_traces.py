@@ -371,6 +371,19 @@ def test_a_first_token_before_the_start_is_refused_naming_the_row(tmp_path):
     assert "request_id chatcmpl-0002: completionStartTime is before startTime" in error
 
 
+def test_a_spend_that_is_not_usd_is_refused_and_nothing_is_written(tmp_path):
+    """A spend of $1.7 billion on a call (a timestamp pasted into the column) fits a price past
+    the scenario's limit: exit 2 naming the deployment, neither the trace nor the scenario left."""
+    from test_spend_logs import logged_calls
+
+    calls = logged_calls()
+    calls.loc[0, "spend"] = 1_748_736_000
+    _, error = _import_log(tmp_path, calls)  # asserts that neither file was written
+    assert "deployment dep-0: its spend fits a price of $" in error
+    assert "past the $1,000,000 a scenario allows: is the log's spend column in USD per call?" in error
+    assert list(tmp_path.iterdir()) == [tmp_path / "export.csv"]  # no partial file either
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b""), "cannot read the export: No columns to parse from file"),
     (lambda p: p.write_text("request_id,startTime,endTime,prompt_tokens,completion_tokens,spend\n"),
