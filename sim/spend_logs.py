@@ -318,8 +318,9 @@ def normalize(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputError(Problem(f"not an export of {TABLE}: missing column(s) {', '.join(missing)}", file=source))
-    ids = frame["request_id"].astype(str)
-    empty = ids.str.strip().isin(["", "None", "nan"])
+    absent = frame["request_id"].isna()  # pandas' text dtype keeps a missing cell missing through astype(str)
+    ids = frame["request_id"].astype(object).where(~absent, "").astype(str)
+    empty = absent | ids.str.strip().isin(["", "None", "nan"])
     if empty.any():
         raise InputError(Problem(f"row {int(np.flatnonzero(empty.to_numpy())[0]) + 1}: request_id: missing",
                                  file=source))

@@ -127,6 +127,25 @@ def test_a_bad_row_is_named(tmp_path, field, value, message):
     assert str(error.value.problems[0]) == f"{tmp_path / 'logs.csv'}: {message}"
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_a_null_request_id_is_missing_in_every_format(tmp_path, fmt):
+    """A JSON null or a Parquet null stays missing through pandas' text dtype: the row is
+    refused, not written into the trace as an id ``nan``."""
+    from sim.errors import InputError
+    from sim.spend_logs import read_spend_logs
+
+    calls = logged_calls().astype({"request_id": object})
+    calls.loc[2, "request_id"] = None
+    export = tmp_path / f"logs.{fmt}"
+    if fmt == "jsonl":
+        calls.to_json(export, orient="records", lines=True, date_format="iso")
+    else:
+        calls.to_parquet(export)
+    with pytest.raises(InputError) as error:
+        list(read_spend_logs(export))
+    assert str(error.value.problems[0]) == f"{export}: row 3: request_id: missing"
+
+
 def test_millions_of_rows_stream_in_bounded_memory(postgres_url):
     """Two million logged calls, made in the database itself, read in chunks: the reader's
     resident memory grows by far less than the table's size."""
