@@ -362,6 +362,19 @@ def test_a_call_id_is_one_request_only_within_ten_minutes(tmp_path):
     assert len(read_trace(tmp_path / "t.parquet").arrival_s) == 4  # unique ids: the trace reader takes it
 
 
+def test_ids_whose_hashes_collide_are_left_as_they_are(tmp_path, monkeypatch):
+    """The streamed check for repeated ids compares 64-bit hashes; when every hash collides
+    (hash_array made constant) the exact check finds the ids distinct and keeps them."""
+    import numpy as np
+
+    from test_spend_logs import logged_calls
+
+    monkeypatch.setattr(pd.util, "hash_array", lambda values, **_: np.zeros(len(values), np.uint64))
+    trace, error = _import_log(tmp_path, logged_calls())
+    assert error is None, error
+    assert trace.request_id.tolist() == [f"chatcmpl-{k:04d}" for k in range(6)]
+
+
 def test_a_first_token_before_the_start_is_refused_naming_the_row(tmp_path):
     from test_spend_logs import logged_calls
 
