@@ -286,13 +286,18 @@ def gate(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="What it replaces (default: the run's baseline)."),
     # Ranges are checked in gate.threshold_problems: one message for the command line and the scenario.
     min_savings: Optional[float] = typer.Option(None, "--min-savings", help="Fraction, e.g. 0.2 for 20%."),
-    max_quality_drop: Optional[float] = typer.Option(None, "--max-quality-drop",
-                                                     help="Largest allowed fall in mean quality, e.g. 0.02."),
+    max_quality_drop: Optional[float] = typer.Option(
+        None, "--max-quality-drop", help="Largest allowed fall in quality, e.g. 0.02; checked over all requests "
+        "(failures count 0) and on the answered requests alone: both must hold."),
     min_success_rate: Optional[float] = typer.Option(None, "--min-success-rate", help="Fraction, e.g. 0.999."),
-    min_fault_success_rate: Optional[float] = typer.Option(None, "--min-fault-success-rate", help="Fraction."),
-    max_p95_latency_ratio: Optional[float] = typer.Option(None, "--max-p95-latency-ratio"),
-    max_p99_latency_ratio: Optional[float] = typer.Option(None, "--max-p99-latency-ratio"),
-    max_decision_p99_us: Optional[float] = typer.Option(None, "--max-decision-p99-us"),
+    min_fault_success_rate: Optional[float] = typer.Option(
+        None, "--min-fault-success-rate", help="Fraction of the requests arriving during faults answered, e.g. 0.95."),
+    max_p95_latency_ratio: Optional[float] = typer.Option(
+        None, "--max-p95-latency-ratio", help="Largest allowed p95 latency over the baseline's, e.g. 1.2."),
+    max_p99_latency_ratio: Optional[float] = typer.Option(
+        None, "--max-p99-latency-ratio", help="Largest allowed p99 latency over the baseline's, e.g. 1.5."),
+    max_decision_p99_us: Optional[float] = typer.Option(
+        None, "--max-decision-p99-us", help="Largest allowed p99 of the policy's decision time, in microseconds."),
 ) -> None:
     """Go/no-go for a rollout: exit 0 when every check passes on its 95% interval, 1 when one fails.
     The result is recorded in the run folder (gate.json) and its report, which then opens with it."""

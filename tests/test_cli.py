@@ -193,3 +193,24 @@ def test_help_reads_as_usual(cli):
         assert result.exit_code == 0, args
         assert "<bool>" not in result.output and "{" not in result.output.split("\n\n", 1)[0], args
     assert "run [OPTIONS] SCENARIO" in " ".join(cli("run", "--help").output.split())
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """`--help` is where a newcomer reads what a flag means: no option without its text."""
+    import click
+    import typer.main
+
+    from sim.cli import app
+
+    silent = []
+
+    def walk(command, name):
+        if isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                walk(sub, f"{name} {sub_name}")
+        else:
+            silent.extend(f"{name} {p.opts[0]}" for p in command.params
+                          if isinstance(p, click.Option) and not (p.help or "").strip())
+
+    walk(typer.main.get_command(app), "routesim")
+    assert silent == []

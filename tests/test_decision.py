@@ -44,7 +44,7 @@ def test_a_gate_run_on_the_folder_opens_the_report(run, cli):
     record = json.loads((run / "gate.json").read_text())
     assert record["candidate"] == "cheap" and record["baseline"] == "static-big" and record["passed"] is False
     assert record["command"].startswith("routesim gate ") and "--max-quality-drop 0.02" in record["command"]
-    checks = {c["name"]: c for c in record["checks"]}
+    checks = {c["name"] + (" answered" if "answered" in c["measured"] else ""): c for c in record["checks"]}
     mean, lo, hi = _paired_savings_interval(run, "cheap", "static-big")
     assert checks["min_savings"]["mean"] == pytest.approx(mean) and checks["min_savings"]["lo"] == pytest.approx(lo)
     assert checks["min_savings"]["passed"] == bool(lo >= 0.5)
@@ -52,11 +52,16 @@ def test_a_gate_run_on_the_folder_opens_the_report(run, cli):
     drop = quality["static-big"] - quality["cheap"]
     assert checks["max_quality_drop"]["mean"] == pytest.approx(drop.mean())
     assert checks["max_quality_drop"]["passed"] is False and drop.mean() > 0.02
+    answered = read(run).query("status == 'ok'").groupby(["policy", "replication"]).quality.mean()
+    answered_drop = answered["static-big"] - answered["cheap"]
+    assert checks["max_quality_drop answered"]["mean"] == pytest.approx(answered_drop.mean())
     # The report, rewritten by the gate, opens with it: each check, the overall result, the command.
     section = _decision_section((run / "report.html").read_text())
     assert 'data-candidate="cheap" data-passed="false"' in section
     assert "cheap vs static-big: <span class=\"fail\">FAIL</span>" in section
-    assert "min_savings (savings vs baseline)" in section and "max_quality_drop (quality drop vs baseline)" in section
+    assert "min_savings (savings vs baseline)" in section
+    assert "max_quality_drop (quality drop vs baseline, all requests, failures as 0)" in section
+    assert "max_quality_drop (quality drop vs baseline, answered requests only)" in section
     assert f"{lo * 100:.2f}% (lower 95% bound)" in section
     assert "routesim gate" in section
     assert "gate.json" in json.loads((run / "routesim-manifest.json").read_text())["files"]

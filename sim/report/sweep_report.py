@@ -204,7 +204,8 @@ def _claim_section(claim, rows, parameters) -> list[str]:
     if claim.max_savings is not None:
         parts.append(f"at most {claim.max_savings:.0%} (mean)")
     if claim.max_quality_drop is not None:
-        parts.append(f"loses at most {claim.max_quality_drop:g} quality (lower 95% bound)")
+        parts.append(f"loses at most {claim.max_quality_drop:g} quality over all requests and in its answers "
+                     "(the 95% bound)")
     if claim.rivals:
         parts.append("and no " + " or ".join(f"`{markdown_text(r)}`" for r in claim.rivals)
                      + " reaches its quality for no more cost (means)")
