@@ -2,7 +2,8 @@
 A (weight 3) + B (weight 1), fallback group h = C, num_retries 2, cooldown_time 1 s,
 2,000 requests 20 ms apart, A answering HTTP 500 for requests 500-999; with
 allowed_fails 3 and with cooldown_time only. Prints the Markdown table that
-docs/policies.md shows (needs the conformance extra; about 90 s, on the wall clock).
+docs/policies.md shows (needs the conformance extra; about 30 s; LiteLLM on the faked clock of
+tests/litellm_harness.py, so the same figures whatever the machine's load).
 
     python benchmarks/litellm_side_by_side.py [--requests 2000]
 """

@@ -1,13 +1,21 @@
 """Drive the real ``litellm.Router`` and routesim's emulation of it on the same
 schedule, for the conformance tests (tests/test_litellm_conformance.py).
 
-The LiteLLM side: mock deployments (a ``CustomLLM`` provider that answers at
-once, or raises LiteLLM's exception for a status code while the schedule says
-the deployment fails), one request at a time, requests ``gap_s`` apart on the
-wall clock. Each request's start time and the deployments it reached are
-recorded. Requests with tags go through ``Router.acompletion`` (the path a
-LiteLLM proxy takes; litellm 1.110.2's synchronous ``completion`` does not filter
-by tags, measured), their tags in the request's metadata.
+The LiteLLM side: mock deployments (a ``CustomLLM`` provider that answers in
+``CALL_S``, or raises LiteLLM's exception for a status code while the schedule
+says the deployment fails), one request at a time, requests ``gap_s`` apart,
+in a Python process of its own whose clocks stand still but for the schedule:
+libfaketime (preloaded) freezes the real-time and the monotonic clock, for
+Python and for LiteLLM's native code alike (its cooldown store keeps its TTLs
+on the monotonic clock, out of reach of a Python-level patch), and the harness
+moves them at each request, at each mock call and at each of LiteLLM's backoff
+sleeps (its ``PythonHost.sleep``/``sleep_sync``: the host LiteLLM builds a
+router with). So cooldowns and per-minute tallies fall on the request times
+whatever the machine's load, and the same seed gives the same calls. Each
+request's start time and the deployments it reached are recorded. Requests
+with tags go through ``Router.acompletion`` (the path a LiteLLM proxy takes;
+litellm 1.110.2's synchronous ``completion`` does not filter by tags,
+measured), their tags in the request's metadata.
 
 The routesim side: the same config through ``routesim import litellm``, the
 recorded start times as the trace, each failure window as a fault from the
@@ -19,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +48,7 @@ class Case:
     failures: list[tuple[str, int, int, int]] = field(default_factory=list)  # (deployment, first, end, status)
     group: str = "g"
     tags: list[tuple[str, ...]] | None = None  # each request's tags (then the asynchronous path)
+    busy_s: float = 0.0  # real CPU time each mock call burns, as a loaded machine would stretch it
 
 
 @dataclass
@@ -57,12 +66,90 @@ class Served:
 
 
 # --------------------------------------------------------------------------- LiteLLM
+#: Where LiteLLM's clock starts: 10 s into a minute (its failure-rate tally restarts each minute).
+START = datetime(2025, 6, 1, 9, 0, 10, tzinfo=timezone.utc)
+CALL_S = 0.001  # how long a mock deployment takes to answer or fail, on LiteLLM's clock
+
+
 def run_litellm(case: Case, seed: int = 1) -> Served:
-    """``seed`` seeds the ``random`` module, whose global generator LiteLLM's shuffle uses."""
+    """The real Router on ``case``, in a Python of its own whose clocks stand still but for the
+    schedule (``FakedClock``). ``seed`` seeds the ``random`` module, whose global generator
+    LiteLLM's shuffle uses."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, **faked_clock_environment(), "PYTHONPATH": os.pathsep.join(sys.path)}
+    asked = json.dumps({"case": case.__dict__, "seed": seed})
+    done = subprocess.run([sys.executable, __file__], input=asked, capture_output=True, text=True, env=env,
+                          timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"the LiteLLM side failed:\n{done.stderr[-3000:]}")
+    return Served(**json.loads(done.stdout.splitlines()[-1]))
+
+
+def faked_clock_environment() -> dict[str, str]:
+    """libfaketime (the PyPI package's build of it) preloaded, every clock of the process faked
+    (the real time and the monotonic one: LiteLLM keeps its cooldowns in native code, on the
+    monotonic clock, which no Python-level patch reaches), read afresh at each call, frozen at
+    ``START`` until the harness moves it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("libfaketime")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("libfaketime is not installed (the conformance extra)")
+    library = Path(list(spec.submodule_search_locations)[0]) / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    return {"LD_PRELOAD": str(library), "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "0", "TZ": "UTC",
+            "FAKETIME": FakedClock.format(0.0)}
+
+
+class FakedClock:
+    """The LiteLLM process's clocks (libfaketime, preloaded): frozen, moved only by ``advance``
+    (the schedule, the mock calls, LiteLLM's own backoff sleeps)."""
+
+    def __init__(self):
+        self._now_s = 0.0
+
+    @staticmethod
+    def format(seconds: float) -> str:
+        return (START + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def now_s(self) -> float:
+        """Seconds since ``START``."""
+        return self._now_s
+
+    def advance(self, seconds: float) -> None:
+        if seconds > 0:
+            self._now_s += seconds
+            os.environ["FAKETIME"] = self.format(self._now_s)  # putenv: libfaketime reads it at each call
+
+
+def virtual_host(clock: FakedClock):
+    """LiteLLM's PythonHost (what a Router is built with), its retry backoffs moving ``clock``
+    instead of sleeping: a real sleep would never end on a frozen clock."""
+    from litellm.router_python_host import PythonHost
+
+    class VirtualHost(PythonHost):
+        __slots__ = ()
+
+        def sleep(self, seconds: float):
+            clock.advance(seconds)
+            return asyncio.sleep(0)
+
+        def sleep_sync(self, seconds: float) -> None:
+            clock.advance(seconds)
+
+    return VirtualHost()
+
+
+def _run_litellm(case: Case, seed: int, clock: FakedClock) -> Served:
     import random
+    from time import process_time
 
     import litellm
     from litellm import CustomLLM
+    from litellm.router import Router, router_arguments
+    from litellm.router_config import build_router_config
 
     errors = {500: litellm.InternalServerError, 429: litellm.RateLimitError, 503: litellm.ServiceUnavailableError,
               400: litellm.ContextWindowExceededError}  # 400 here: the request is too long for the deployment
@@ -74,6 +161,10 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
     class Mock(CustomLLM):
         def completion(self, model, messages, *args, **kwargs):
             state["calls"].append(model)
+            clock.advance(CALL_S)
+            spin_until = process_time() + case.busy_s
+            while process_time() < spin_until:  # CPU time, which libfaketime leaves real
+                pass
             code = failing(model)
             if code is not None:
                 raise errors[code](message=f"mock {code}", llm_provider="mock", model=model)
@@ -85,19 +176,17 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
 
     litellm.custom_provider_map = [{"provider": "mock", "custom_handler": Mock()}]
     litellm.suppress_debug_info = True
-    router = litellm.Router(model_list=case.model_list, **case.router_settings)
+    config = build_router_config(router_arguments(model_list=case.model_list, **case.router_settings))
+    router = Router.from_config(config, virtual_host(clock))
     random.seed(seed)
     served = Served([], [], [])
     messages = [{"role": "user", "content": "hi"}]
     loop = asyncio.new_event_loop() if case.tags is not None else None
-    t0 = time.monotonic()
-    served.minute_s = time.time() % 60  # LiteLLM's failure-rate tally starts afresh each wall-clock minute
+    served.minute_s = START.second + START.microsecond / 1e6  # LiteLLM's failure-rate tally restarts each minute
     for i in range(case.requests):
         state["i"] = i
-        wait = t0 + i * case.gap_s - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        served.start_s.append(time.monotonic() - t0)
+        clock.advance(i * case.gap_s - clock.now_s())  # the next request, or at once after a slow one
+        served.start_s.append(clock.now_s())
         before = len(state["calls"])
         try:
             if loop is None:
@@ -108,7 +197,7 @@ def run_litellm(case: Case, seed: int = 1) -> Served:
             served.ok.append(True)
         except Exception:  # noqa: BLE001 - every LiteLLM failure is a failed request here
             served.ok.append(False)
-        served.latency_s.append(time.monotonic() - t0 - served.start_s[-1])
+        served.latency_s.append(clock.now_s() - served.start_s[-1])
         served.attempts.append([c for c in state["calls"][before:]])
     if loop is not None:
         _close(loop)
@@ -206,3 +295,16 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1, 
     return Served(list(requests.arrival_s - minute_s),
                   [[back[m] for m in by_request.get(r, [])] for r in requests.request_id],
                   list(requests.status == "ok"), list(requests.latency_s), minute_s)
+
+
+if __name__ == "__main__":  # the LiteLLM side, in the process run_litellm starts on a faked clock
+    import json
+    import sys
+
+    asked = json.loads(sys.stdin.read())
+    case = Case(**{**asked["case"], "failures": [tuple(f) for f in asked["case"]["failures"]],
+                   "tags": None if asked["case"]["tags"] is None else [tuple(t) for t in asked["case"]["tags"]]})
+    result = _run_litellm(case, asked["seed"], FakedClock())
+    print(json.dumps(result.__dict__))
+    sys.stdout.flush()
+    os._exit(0)  # LiteLLM's worker threads wait on the frozen clock: do not join them
