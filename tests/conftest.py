@@ -17,11 +17,20 @@ from sim.scenario import load_scenario
 
 from hypothesis import settings
 
-# In CI the property tests replay a fixed sequence of examples, so a run is
+# No property test depends on the wall clock (hypothesis' default 200 ms deadline per example
+# fails on a busy machine). In CI they replay a fixed sequence of examples, so a run is
 # reproducible; locally they explore new ones every time.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def patience(seconds: float) -> float:
+    """How long a test waits for a process that should take ``seconds`` on a quiet machine: that
+    many times more as there are runnable processes per core (the load average; at most 10x), so
+    a bound holds on a loaded machine without hiding a hang on a quiet one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return seconds * min(10.0, max(1.0, os.getloadavg()[0] / cores))
 
 # Any test that imports litellm (the conformance extra) uses its bundled price map: no network.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-from conftest import ROOT, scenario, write_scenario
+from conftest import ROOT, patience, scenario, write_scenario
 
 DESIGN_METRICS = {"requests", "success_rate", "cost_usd", "cost_per_1k_requests_usd", "savings_vs_baseline",
                   "mean_quality", "quality_delta_vs_baseline", "latency_p50_s", "latency_p95_s", "latency_p99_s",
@@ -108,12 +108,12 @@ def _start_and_stop(path, out, stop) -> subprocess.Popen:
     """Start a run, wait until it is writing its partial folder, then ``stop`` it."""
     proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)],
                             cwd=path.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline and not _partials(out):
+    deadline = time.monotonic() + patience(60)
+    while time.monotonic() < deadline and not _partials(out):
         time.sleep(0.05)
     time.sleep(0.5)  # let it write some runs
     stop(proc)
-    proc.wait(timeout=60)
+    proc.wait(timeout=patience(60))
     return proc
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import ROOT, scenario, write_scenario
+from conftest import ROOT, patience, scenario, write_scenario
 
 TIMING = ["decision_us", "decision_cpu_us"]  # wall-clock and CPU time of route(): differ between any two runs
 
@@ -97,7 +97,7 @@ def test_workers_of_a_run_killed_outright_stop_too(tmp_path):
                              "--jobs", "2", "--no-report"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + patience(60)
         workers: list[int] = []
         while time.time() < deadline and len(workers) < 2:
             time.sleep(0.1)
@@ -106,7 +106,7 @@ def test_workers_of_a_run_killed_outright_stop_too(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    deadline = time.time() + 20 * PARENT_CHECK_S
+    deadline = time.time() + patience(20 * PARENT_CHECK_S)
     while time.time() < deadline and any(_running(pid) for pid in workers):
         time.sleep(0.1)
     left = [pid for pid in workers if _running(pid)]

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, read, scenario, write_scenario
+from conftest import ROOT, patience, read, scenario, write_scenario
 
 
 def _module(folder, name: str, code: str) -> None:
@@ -152,14 +152,19 @@ def test_debug_keeps_the_exit_code_of_bad_input(tmp_path):
 def test_ctrl_c_prints_one_line_and_writes_nothing(tmp_path):
     path = write_scenario(tmp_path, scenario(replications=200))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(out)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (out.exists() and any(out.iterdir())):
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "sim", "run", str(path), "--out", str(out)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + patience(60)
+    while time.monotonic() < deadline and not any(out.glob(".routesim-partial-*")):  # simulating
         time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=patience(30))
+    except subprocess.TimeoutExpired:  # a hang: its threads' stacks say where
+        proc.send_signal(signal.SIGABRT)
+        _, stderr = proc.communicate()
+        pytest.fail(f"still running {patience(30):.0f} s after Ctrl-C:\n{stderr[-5000:]}")
     assert proc.returncode == 130
     assert stderr.strip().splitlines() == ["interrupted: nothing was written (an earlier run in the output folder "
                                            "is as it was)"]
