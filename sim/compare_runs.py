@@ -176,10 +176,23 @@ def clear(d: dict) -> bool:
     return lo is not None and (lo > 0 or hi < 0)
 
 
-def comparison_rows(c: RunComparison) -> list[dict]:
-    return [{"policy": policy, "metric": row.metric, "a": _value(row.metric, row.a), "b": _value(row.metric, row.b),
-             "difference": _difference(row.metric, row.difference), "clear": clear(row.difference),
-             "mean": row.difference["mean"]}
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One (policy, metric) line of the comparison, formatted. A dataclass, not a dict: in the
+    page's template ``row.clear`` on a dict is the dict's ``clear`` method, always true."""
+
+    policy: str
+    metric: str
+    a: str
+    b: str
+    difference: str
+    clear: bool  # the difference's interval excludes zero
+    mean: float | None
+
+
+def comparison_rows(c: RunComparison) -> list[ComparisonRow]:
+    return [ComparisonRow(policy, row.metric, _value(row.metric, row.a), _value(row.metric, row.b),
+                          _difference(row.metric, row.difference), clear(row.difference), row.difference["mean"])
             for policy, rows in c.differences.items() for row in rows]
 
 
@@ -196,7 +209,7 @@ def terminal_text(c: RunComparison) -> str:
     if c.only_a or c.only_b:
         lines.append(f"Only in A: {', '.join(c.only_a) or '-'}; only in B: {', '.join(c.only_b) or '-'}")
     rows = [["policy", "metric", "A", "B", "B − A [95% CI]", ""]]
-    rows += [[r["policy"], r["metric"], r["a"], r["b"], r["difference"], "*" if r["clear"] else ""]
+    rows += [[r.policy, r.metric, r.a, r.b, r.difference, "*" if r.clear else ""]
              for r in comparison_rows(c)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]

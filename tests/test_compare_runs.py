@@ -99,3 +99,34 @@ def test_the_page_never_replaces_a_file_it_did_not_write(runs, cli, tmp_path):
     page = tmp_path / "page.html"
     assert cli("compare", a, b, "--html", page).exit_code == 0
     assert cli("compare", b, a, "--html", page).exit_code == 0  # its own page: replaced
+
+
+def test_the_page_highlights_only_the_differences_whose_interval_excludes_zero(runs, cli, tmp_path):
+    """Only static-big's price changed: the rows highlighted on the page (and starred in the
+    terminal) are exactly static-big's costs whose paired 95% interval, computed here from the
+    requests with pandas and scipy, excludes zero."""
+    import re
+
+    a, b = runs
+    expected = set()
+    tables = {run: read(folder) for run, folder in (("a", a), ("b", b))}
+    per_run = {}
+    for run, requests in tables.items():
+        by = requests.groupby(["policy", "replication"])
+        per_run[run] = {"cost_usd": by.cost_usd.sum(), "cost_per_1k_requests_usd": by.cost_usd.sum() / by.size() * 1000,
+                        "cost_per_1k_successes_usd": by.cost_usd.sum() / by.status.apply(lambda s: (s == "ok").sum()) * 1000}
+    for metric in per_run["a"]:
+        change = per_run["b"][metric]["static-big"] - per_run["a"][metric]["static-big"]
+        half = stats.t.ppf(0.975, len(change) - 1) * change.std(ddof=1) / np.sqrt(len(change))
+        if change.mean() - half > 0 or change.mean() + half < 0:
+            expected.add(("static-big", metric))
+    assert ("static-big", "cost_usd") in expected  # the case has something to highlight
+    result = cli("compare", a, b, "--html", tmp_path / "compare.html")
+    html = (tmp_path / "compare.html").read_text()
+    highlighted = set(re.findall(r'<tr class="clear" data-policy="([^"]+)" data-metric="([^"]+)"', html))
+    rows = set(re.findall(r'<tr(?: class="clear")? data-policy="([^"]+)" data-metric="([^"]+)"', html))
+    assert len(rows) > len(expected)  # the page has rows that must not be highlighted
+    assert highlighted == expected
+    starred = {tuple(line.split()[:2]) for line in result.output.splitlines() if line.rstrip().endswith("*")
+               and line.split()[0] in ("static-big", "static-small")}
+    assert starred == expected
