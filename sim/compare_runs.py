@@ -67,12 +67,26 @@ def scenario_changes(a: Any, b: Any, path: str = "") -> list[Change]:
         return out
     if isinstance(a, list) and isinstance(b, list):
         if len(a) == len(b):
-            return [c for k, (x, y) in enumerate(zip(a, b)) for c in scenario_changes(x, y, f"{path}[{k}]")]
+            return [c for k, (x, y) in enumerate(zip(a, b))
+                    for c in scenario_changes(x, y, f"{path}[{k}]{_item_label(x)}")]
         return ([Change(f"{path}[−]", item, _MISSING) for item in a if item not in b]
                 + [Change(f"{path}[+]", _MISSING, item) for item in b if item not in a])
     if a is _MISSING or b is _MISSING or a != b:
         return [Change(path, a, b)]
     return []
+
+
+def _item_label(item: Any) -> str:
+    """What a list item is, for a reader of its path: an event's kind, what it hits and when
+    (``events[1] (price, big, at 300 s)``); nothing for an item without those fields."""
+    if not isinstance(item, dict):
+        return ""
+    parts = [str(item[key]) for key in ("kind", "name", "model", "provider") if isinstance(item.get(key), str)]
+    if "at_s" in item:
+        parts.append(f"at {item['at_s']:g} s")
+    elif "start_s" in item:
+        parts.append(f"{item['start_s']:g}–{item['end_s']:g} s" if "end_s" in item else f"from {item['start_s']:g} s")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @dataclass
@@ -191,9 +205,20 @@ class ComparisonRow:
 
 
 def comparison_rows(c: RunComparison) -> list[ComparisonRow]:
-    return [ComparisonRow(policy, row.metric, _value(row.metric, row.a), _value(row.metric, row.b),
-                          _difference(row.metric, row.difference), clear(row.difference), row.difference["mean"])
+    return [ComparisonRow(policy, row.metric, _shown(c.a_summary, policy, row.metric, row.a),
+                          _shown(c.b_summary, policy, row.metric, row.b), _difference(row.metric, row.difference),
+                          clear(row.difference), row.difference["mean"])
             for policy, rows in c.differences.items() for row in rows]
+
+
+def _shown(summary: dict, policy: str, metric: str, mean: float | None) -> str:
+    """A run's value as its report shows it: time to failover in the report's words ("never"
+    when no fault window recovered: the number is then the windows' length)."""
+    if metric == "time_to_failover_s":
+        from .report.headline import failover_words
+
+        return failover_words(_value(metric, mean), summary["policies"][policy]["never_recovered_share"]["mean"])
+    return _value(metric, mean)
 
 
 def terminal_text(c: RunComparison) -> str:

@@ -130,3 +130,38 @@ def test_the_page_highlights_only_the_differences_whose_interval_excludes_zero(r
     starred = {tuple(line.split()[:2]) for line in result.output.splitlines() if line.rstrip().endswith("*")
                and line.split()[0] in ("static-big", "static-small")}
     assert starred == expected
+
+
+def test_a_changed_event_is_named_by_its_kind_target_and_time():
+    from sim.compare_runs import scenario_changes
+
+    a = {"events": [{"kind": "outage", "provider": "pa", "start_s": 60, "end_s": 120},
+                    {"kind": "price", "model": "big", "at_s": 300, "input_per_mtok": 2.0, "output_per_mtok": 8.0}]}
+    b = {"events": [{"kind": "outage", "provider": "pa", "start_s": 60, "end_s": 180},
+                    {"kind": "price", "model": "big", "at_s": 300, "input_per_mtok": 3.0, "output_per_mtok": 8.0}]}
+    assert [c.describe() for c in scenario_changes(a, b)] == [
+        "events[0] (outage, pa, 60–120 s).end_s: 120 → 180",
+        "events[1] (price, big, at 300 s).input_per_mtok: 2.0 → 3.0"]
+
+
+def test_time_to_failover_reads_never_as_in_the_report(tmp_path, cli):
+    """static-big has no fallback and its provider is out from 0 to 300 s: every request of the
+    window fails (checked on the requests), so the report's "never" is compare's word too, not the
+    window's length as a number of seconds."""
+    from sim.runner import run_to_folder
+    from sim.scenario import load_scenario
+
+    outage = {"kind": "outage", "provider": "pa", "start_s": 0, "end_s": 300}
+    runs = []
+    for k, events in enumerate(([outage], [outage, PRICE])):
+        data = scenario(replications=2, policies=POLICIES, baseline="static-big", events=events)
+        runs.append(tmp_path / f"run{k}")
+        run_to_folder(load_scenario(write_scenario(tmp_path, data, f"s{k}.yaml")), runs[-1], report=False)
+    for folder in runs:
+        requests = read(folder)
+        window = requests[(requests.policy == "static-big") & (requests.arrival_s < 300)]
+        assert len(window) > 100 and (window.status != "ok").all()
+    result = cli("compare", *runs)
+    row = next(line for line in result.output.splitlines()
+               if line.startswith("static-big") and "time_to_failover_s" in line)
+    assert row.split()[2:4] == ["never", "never"], row
