@@ -259,3 +259,30 @@ def test_report_md_shows_markup_in_names_as_text(tmp_path):
     assert "pipe\\|name" in markdown  # a table cell is not split by a name
     html = (out / "report.html").read_text()
     assert "<script>alert(1)" not in html and "<svg onload" not in html
+
+
+def test_without_faults_the_resilience_section_says_who_still_failed_over(tmp_path):
+    """No fault scheduled, but big fails 5% of its attempts at random: the policy with a fallback
+    fails over on the share of requests the requests table says (pandas; the mean over
+    replications), and the page says so
+    instead of "nothing to fail over from"; the one without a fallback is not listed."""
+    import pandas as pd
+
+    data = scenario(replications=2, policies={"static-big": {"kind": "static", "model": "big"},
+                                              "big-then-small": {"kind": "static", "model": "big",
+                                                                 "fallbacks": ["small"]}},
+                    baseline="static-big")
+    data["models"]["big"]["error_rate"] = 0.05
+    data["router"] = {"timeout_s": 60, "max_attempts": 2}
+    out = run_scenario_data(tmp_path, data)
+    requests = pd.read_parquet(out / "requests.parquet")
+    share = requests[requests.policy == "big-then-small"].groupby("replication").fallback.mean().mean()
+    assert 0.02 < share < 0.08 and not requests[requests.policy == "static-big"].fallback.any()
+    for page in ("report.md", "report.html"):
+        text = " ".join((out / page).read_text().split())
+        assert "nothing to fail over from" not in text
+        said = re.search(r"own random errors \(their <?c?o?d?e?>?`?error_rate`?<?/?c?o?d?e?>?\): (.*?)\.(?: |<)", text)
+        assert said, page
+        listed = re.findall(r"([\w-]+) on ([\d.]+)% of requests", said.group(1))
+        assert [name for name, _ in listed] == ["big-then-small"], said.group(1)
+        assert float(listed[0][1]) == pytest.approx(share * 100, abs=0.01), (listed, share)

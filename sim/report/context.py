@@ -110,6 +110,14 @@ def fault_summary(run) -> str:
     return "; ".join(parts)
 
 
+def failovers_without_faults(run) -> str:
+    """With no fault scheduled or drawn, who still failed over (the models' own random errors,
+    their ``error_rate``): "dynamic on 1.06% of requests; ..." or "" when no request did."""
+    moved = [(name, run.summary[name]["fallback_rate"]["mean"]) for name in run.policies]
+    return "; ".join(f"{policy_label(run, name)} on {fmt_value(share, 'pct')} of requests"
+                     for name, share in moved if share)
+
+
 def knowledge_rows(run) -> list[dict]:
     """What each policy knew (the method section): belief source and noise, difficulty signal, feedback."""
     rows = []
@@ -182,6 +190,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "headline": headline.rows(run, decided.max_quality_drop),
         "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),
         "resilience": resilience_rows(run), "faults": fault_summary(run),
+        "failovers_without_faults": failovers_without_faults(run),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run, decided.max_quality_drop),
         "max_quality_drop": decided.max_quality_drop, "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run) + defence_regressions(run),
