@@ -148,12 +148,15 @@ def _run_loaded(loaded, out: Path | None, *, seed: int | None = None, replicatio
 def _show_run(result, out: Path, first: str | None = None) -> None:
     """The run's warnings, ``first`` (the backtest's figures), the comparison table, what was
     written; then the index of runs."""
-    from .report.terminal import comparison_table
+    from .report.terminal import comparison_table, gate_text
 
     warn(result.warnings)
     if first:
         typer.echo(first + "\n")
     typer.echo(comparison_table(result))
+    gates = gate_text(out)
+    if gates:
+        typer.echo("\n" + gates)
     typer.echo(f"\nwrote {out}/: {', '.join(_written_files(out))}")
     _update_index(out)
 

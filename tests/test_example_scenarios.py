@@ -74,3 +74,46 @@ def test_sweep_runs(tmp_path, path, cli):
     assert len(table) == 2 * len(base["policies"])
     if "claim" in spec:
         assert "## The claim" in (tmp_path / "out" / "sweep.md").read_text()
+
+
+def test_the_main_job_opens_with_a_verdict(tmp_path, cli):
+    """`routesim run scenarios/compare.yaml`, the README's first command, ends with the rollout
+    decision of its gates: every check's PASS or FAIL is what the 95% t-intervals computed here
+    from requests.parquet (pandas, scipy) give, and the report opens with the same verdict."""
+    import re
+
+    import numpy as np
+    from scipy import stats
+
+    result = cli("run", ROOT / "scenarios" / "compare.yaml", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    gates = yaml.safe_load((ROOT / "scenarios" / "compare.yaml").read_text())["gates"]
+    requests = pd.read_parquet(tmp_path / "out" / "requests.parquet")
+    ok = requests.status == "ok"
+    by = [requests.policy, requests.replication]
+    cost = requests.cost_usd.groupby(by).sum()
+    quality = requests.quality.where(ok, 0).groupby(by).mean()
+    answered = requests.quality[ok].groupby([requests.policy[ok], requests.replication[ok]]).mean()
+    success = ok.groupby(by).mean()
+
+    def interval(values):
+        half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+        return values.mean() - half, values.mean() + half
+
+    candidate, baseline = gates["candidate"], "static-gpt5"
+    expected = {
+        "min_savings": interval(1 - cost[candidate] / cost[baseline])[0] >= gates["min_savings"],
+        "max_quality_drop": (interval(quality[baseline] - quality[candidate])[1] <= gates["max_quality_drop"]
+                             and interval(answered[baseline] - answered[candidate])[1] <= gates["max_quality_drop"]),
+        "min_success_rate": interval(success[candidate])[0] >= gates["min_success_rate"],
+    }
+    printed = result.output.split("Rollout gate", 1)[1]
+    verdict = re.search(rf"{candidate} vs {baseline}: (PASS|FAIL)(?: \(([^)]*)\))?", printed)
+    assert verdict, printed
+    failed = set(verdict.group(2).split(", ")) if verdict.group(2) else set()
+    assert failed == {name for name, passed in expected.items() if not passed}
+    assert verdict.group(1) == ("PASS" if all(expected.values()) else "FAIL")
+    page = (tmp_path / "out" / "report.html").read_text()
+    decision = page.split("Decision</h2>", 1)[1].split("<h2", 1)[0]
+    assert "No rollout gate" not in decision
+    assert f'data-candidate="{candidate}" data-passed="{str(all(expected.values())).lower()}"' in decision

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shlex
 from pathlib import Path
 
@@ -47,7 +49,11 @@ def test_the_tour_runs(cli, tmp_path, monkeypatch):
                 args[-2] = str(stand_in)
             args[-1] = str(tmp_path / Path(args[-1]).name)
         result = cli(*args)
-        assert result.exit_code == 0, (args, result.output)
+        if args[0] == "gate":  # a verdict: 0 when every check passed, 1 when one failed, as gate.json says
+            record = json.loads((Path(args[1]) / "gate.json").read_text())
+            assert result.exit_code == (0 if record["passed"] else 1), (args, result.output)
+        else:
+            assert result.exit_code == 0, (args, result.output)
         if args[0] == "run":  # a whole run folder
             out = Path(args[args.index("--out") + 1]) if "--out" in args else ROOT / "reports" / Path(args[1]).stem
             assert (out / "summary.json").is_file() and (out / "routesim-manifest.json").is_file(), args

@@ -48,6 +48,31 @@ def _aligned(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def gate_text(folder) -> str | None:
+    """The rollout decision of the scenario's ``gates:`` (the report's first section), for the
+    terminal: each candidate's checks and PASS or FAIL; None when the scenario has no gates."""
+    from types import SimpleNamespace
+
+    from ..run_folder import read_run_files
+    from .decision import decision
+
+    summary, resolved = read_run_files(folder)
+    run = SimpleNamespace(folder=folder, resolved=resolved, baseline=summary["baseline"],
+                          policies=list(summary["policies"]), upper_bounds=summary.get("upper_bounds", []))
+    decided = decision(run)
+    if not decided.results:
+        return None
+    lines = ["Rollout gate (the scenario's gates:; a minimum passes only if the lower bound of its 95% interval "
+             "reaches it, a maximum only if the upper bound stays within it):"]
+    for result in decided.results:
+        rows = [["check", "rule", "measured mean [95% CI]", "decided on", "result"]]
+        rows += [[r.check, r.rule, r.measured, r.decided_on, "PASS" if r.passed else "FAIL"] for r in result.rows]
+        failed = list(dict.fromkeys(r.check.split(" (")[0] for r in result.rows if not r.passed))
+        lines += [_aligned(rows), f"{result.candidate} vs {result.baseline}: "
+                  + ("PASS" if result.passed else f"FAIL ({', '.join(failed)})"), ""]
+    return "\n".join(lines).rstrip()
+
+
 def comparison_table(result) -> str:
     rows = [[title for title, _ in _COLUMNS]]
     for name in result.policies:
