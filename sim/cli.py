@@ -241,7 +241,8 @@ def tune(
                                "proposed by Optuna's TPE sampler; lo:hi ranges allowed; the tune extra)."),
     trials: int = typer.Option(40, "--trials", min=1, max=10_000, help="Candidates to run with --search optuna."),
 ) -> None:
-    """The cheapest setting of a policy's parameters that passes the scenario's gates, checked on a fresh seed."""
+    """The cheapest setting of a policy's parameters that passes the scenario's gates, checked on a fresh seed.
+    Exit 0 when one passes there too, 1 (as the gate) when none passes or the choice fails on the fresh seed."""
     from .tune import run_tune, setup
 
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
@@ -269,7 +270,11 @@ def tune(
         typer.echo(f"chosen: {setting} (cost per 1k requests {chosen['cost_per_1k_requests_usd_mean']:.4g} USD)")
         typer.echo("on a fresh seed: " + ("passes every check" if validation["passed"] else
                                           "FAILS a check - the choice was picked on noise; see tune.md"))
+        for edge in result["edges"]:
+            typer.echo(f"note: {edge}")
     typer.echo(f"wrote {out}/ (tune.md, tune.parquet, chosen.yaml)")
+    if chosen is None or not result["validation"]["passed"]:
+        raise typer.Exit(1)  # as the gate: no setting to roll out
 
 
 @app.command()

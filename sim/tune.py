@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from .errors import InputError, Problem
-from .gate import evaluate, gate_thresholds
+from .gate import CHECKS, evaluate, gate_thresholds
 from .files import atomic_file
 from .sweep import (SweepCell, cell_rows, check_dask, checked_cell, claimed_folder, input_digests, metric_columns,
                     run_cells)
@@ -210,9 +210,12 @@ def gate_cell(data: dict, base_path: str, seed: int, replications: int) -> list[
     checks = evaluate(thresholds, runs, base)
     row: dict[str, Any] = {"policy": policy, "passed": all(c.passed for c in checks),
                            **metric_columns(result.summary[policy], TUNE_METRICS)}
-    for c in checks:
-        row[f"{c.name}_decided_on"] = c.decided_on
-        row[f"{c.name}_passed"] = c.passed
+    for name in thresholds:  # a threshold checked on two measures (the quality drop): the worse decides
+        mine = [c for c in checks if c.name == name]
+        decided = [c.decided_on for c in mine if c.decided_on is not None]
+        worse = min if CHECKS[name].direction == "min" else max
+        row[f"{name}_decided_on"] = worse(decided) if len(decided) == len(mine) else None
+        row[f"{name}_passed"] = all(c.passed for c in mine)
     return [row]
 
 
@@ -250,10 +253,29 @@ def run_tune(tune: TuneSetup, out: Path, workers: int = 1, dask: str | None = No
         fragment = _fragment(tune, chosen)
         with atomic_file(out / "chosen.yaml", "chosen setting") as tmp:
             tmp.write_text(fragment, encoding="utf-8")
+        edges = at_the_edge(tune, chosen)
         with atomic_file(out / "tune.md", "tuning report") as tmp:
-            tmp.write_text(_markdown(tune, rows, names, chosen, validation), encoding="utf-8")
+            tmp.write_text(_markdown(tune, rows, names, chosen, validation, edges), encoding="utf-8")
     return {"ran": ran, "reused": reused, "candidates": len(rows), "passing": len(passing), "chosen": chosen,
-            "validation": validation, "parameters": names}
+            "validation": validation, "parameters": names, "edges": edges}
+
+
+def at_the_edge(tune: TuneSetup, chosen: dict | None) -> list[str]:
+    """The chosen numbers that sit at an end of the values searched (a grid's first or last, an
+    Optuna range's bound), each in words: the cheapest passing setting may lie beyond."""
+    if chosen is None:
+        return []
+    said = []
+    for parameter, values in tune.parameters.items():
+        value = chosen.get(f"policies.{tune.policy}.{parameter}")
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(set(numbers)) < 2 or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        end = "lowest" if value <= min(numbers) else "highest" if value >= max(numbers) else None
+        if end:
+            said.append(f"{parameter} = {value:g} is the {end} value searched: the cheapest passing setting may "
+                        "lie beyond it; widen the range to see")
+    return said
 
 
 #: Optuna proposes candidates in batches of this many, whatever the number of workers, so the
@@ -332,7 +354,7 @@ def _verdict(row: dict, tune: TuneSetup) -> str:
 
 
 def _markdown(tune: TuneSetup, rows: list[dict], names: list[str], chosen: dict | None,
-              validation: dict | None) -> str:
+              validation: dict | None, edges: list[str]) -> str:
     out = [f"# Tuning `{tune.policy}` on {tune.scenario_path.name}", "",
            f"{len(rows)} candidate(s) against the baseline `{tune.baseline}`, seed {tune.seed}, "
            f"{tune.replications} replication(s) each (common random numbers). Gate checks, decided on the 95% "
@@ -348,6 +370,7 @@ def _markdown(tune: TuneSetup, rows: list[dict], names: list[str], chosen: dict 
                 f"- on a fresh seed ({tune.seed + VALIDATION_SEED_OFFSET}): {_verdict(validation, tune)}"
                 + ("" if validation["passed"] else " — **the choice does not hold on fresh traffic: it was "
                    "picked on noise; add replications or keep a margin**"), ""]
+        out += [f"- {edge}" for edge in edges] + ([""] if edges else [])
     checks = list(tune.thresholds)
     out += ["Every candidate, cheapest first; each check's column is the bound it was decided on.", "",
             "| " + " | ".join(n.split(".", 2)[2] for n in names) + " | cost / 1k | savings | quality change | "

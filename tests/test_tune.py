@@ -52,6 +52,10 @@ def test_the_choice_is_the_cheapest_passing_candidate_and_each_verdict_is_the_ga
         assert gate.exit_code == (0 if row.passed else 1), (row.to_dict(), gate.output)
     text = (out / "tune.md").read_text()
     assert "on a fresh seed (1000004)" in text  # the scenario's seed 1 + the offset
+    value = cheapest["policies.w.weights.cost"]  # at an end of 0, 0.5, 2, 8: the best may lie beyond
+    end = "lowest" if value == 0 else "highest" if value == 8 else None
+    note = f"weights.cost = {value:g} is the {end} value searched: the cheapest passing setting may lie beyond it"
+    assert (note in result.output and note in text) if end else "value searched" not in result.output
     # Rerunning reuses every candidate.
     again = cli("tune", path, "--policy", "w", "--param", "weights.cost=0,0.5,2,8", "--out", out, "--workers", "1")
     assert "0 run now, 4 reused" in again.output
@@ -93,3 +97,43 @@ def test_an_optuna_search_is_the_same_on_any_number_of_workers_and_resumes(tmp_p
 def test_a_grid_refuses_an_open_range(tmp_path, cli):
     result = cli("tune", tuned_scenario(tmp_path), "--policy", "w", "--param", "weights.cost=0:4")
     assert result.exit_code == 2 and "lo:hi is for --search optuna" in result.output
+
+
+def test_no_setting_to_roll_out_is_exit_1(tmp_path, cli):
+    """As the gate: when no candidate passes, or the cheapest passing one fails on the fresh seed,
+    tune exits 1. The fresh-seed case is built from the runs themselves: a scenario seed whose
+    savings' lower bound (a t-interval over the replications' costs, computed here with pandas
+    and scipy) is higher on the tuning seed than on the fresh one, and a threshold between."""
+    import numpy as np
+    from scipy import stats
+
+    from sim.tune import VALIDATION_SEED_OFFSET
+
+    path = tuned_scenario(tmp_path)
+    impossible = yaml.safe_load(path.read_text())
+    impossible["gates"]["min_savings"] = 0.99
+    result = cli("tune", write_scenario(tmp_path, impossible, "impossible.yaml"), "--policy", "w", "--param",
+                 "weights.cost=0,8", "--out", tmp_path / "none", "--workers", "1")
+    assert result.exit_code == 1 and "nothing chosen" in result.output, result.output
+
+    def lower_bound(data, seed):
+        run = tmp_path / f"seed-{seed}"
+        assert cli("run", write_scenario(tmp_path, data, "one.yaml"), "--seed", str(seed), "--out", run,
+                   "--no-report").exit_code == 0
+        cost = pd.read_parquet(run / "requests.parquet").groupby(["policy", "replication"]).cost_usd.sum()
+        savings = 1 - cost["w"] / cost["static-big"]
+        return savings.mean() - stats.t.ppf(0.975, len(savings) - 1) * savings.std(ddof=1) / np.sqrt(len(savings))
+
+    data = yaml.safe_load(path.read_text())
+    data["policies"]["w"]["weights"]["cost"] = 0.3  # a mix of the two models: savings vary by seed
+    for seed in range(1, 12):
+        tuned, fresh = lower_bound(data, seed), lower_bound(data, seed + VALIDATION_SEED_OFFSET)
+        if tuned > fresh + 1e-3:
+            break
+    else:
+        pytest.fail("no seed in 1-11 whose tuning bound is above its fresh one")
+    data.update(seed=seed, gates={"min_savings": float((tuned + fresh) / 2)})
+    result = cli("tune", write_scenario(tmp_path, data, "edge.yaml"), "--policy", "w", "--param", "weights.cost=0.3",
+                 "--out", tmp_path / "noise", "--workers", "1")
+    assert "on a fresh seed: FAILS a check" in result.output, result.output
+    assert result.exit_code == 1
