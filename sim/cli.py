@@ -479,7 +479,12 @@ def import_litellm_config(
     for note in notes:  # also written at the top of the scenario
         typer.echo(f"note: {note}")
     if todo:
-        typer.echo(f"TODO: prices unknown to genai-prices for {', '.join(todo)}: fill them in {out}; "
+        from .prices import catalog_installed
+
+        why = ("unknown to genai-prices" if catalog_installed() else
+               "not looked up: the genai-prices catalog is not installed (pip install -e '.[prices]' and import "
+               "again)")
+        typer.echo(f"TODO: prices {why} for {', '.join(todo)}: fill them in {out}; "
                    "routesim validate refuses the scenario until then")
     typer.echo("TODO: latency and quality are placeholders" + ("" if trace else ", and the trace is synthetic")
                + ": see the comments at the top")

@@ -217,7 +217,7 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
     """(scenario, comments by model name, notes) for a LiteLLM config; ``trace`` is (the
     scenario's trace path, the model groups its requests ask for, whether its requests carry
     tags), else a synthetic trace."""
-    from .prices import find_model
+    from .prices import catalog_installed, find_model
 
     settings = _settings(config)
     notes = unmapped_notes(config.model_dump(exclude_unset=True))
@@ -265,7 +265,10 @@ def convert(config: LiteLLMConfig, source: Path, start: datetime,
                 spec["context_window"] = int(found[1].context_window)
         else:
             spec["price"] = {"input_per_mtok": None, "output_per_mtok": None}
-            comments[name] = f"{p.model}: TODO price unknown to genai-prices; fill in USD per million tokens"
+            comments[name] = (f"{p.model}: TODO price unknown to genai-prices; fill in USD per million tokens"
+                              if catalog_installed() else
+                              f"{p.model}: TODO price: the genai-prices catalog is not installed (pip install -e "
+                              "'.[prices]' and import again), or fill in USD per million tokens")
         spec["latency"] = PLACEHOLDER_LATENCY
         spec["quality"] = {"default": 0.0}
         if p.rpm or p.tpm:
@@ -406,7 +409,8 @@ def render(scenario: dict, comments: dict[str, str], notes: list[str], source: P
                  "#   your traffic (routesim trace import ...; or import again with --trace), whose workload",
                  "#   column names the model group asked for;"]
     head += ["# - latency and quality: placeholders; put in your measurements (see docs/scenario.md);",
-             "# - prices marked TODO are unknown to genai-prices: routesim validate refuses them until filled in;",
+             "# - prices marked TODO are unknown to genai-prices (or its catalog, the prices extra, is not",
+             "#   installed): routesim validate refuses them until filled in;",
              "# - start: when the simulated traffic begins (catalog prices follow the date and time of day)."]
     head += [f"# - note: {n}" for n in notes]
     body = []
@@ -446,5 +450,5 @@ def import_litellm(source: Path, out: Path, start: datetime | None = None, trace
     text = render(scenario, comments, notes, source)
     with atomic_file(Path(out), "scenario") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    todo = [name for name, spec in scenario["models"].items() if spec["price"].get("catalog") is None]
+    todo = [name for name, spec in scenario["models"].items() if spec["price"].get("input_per_mtok", 0) is None]
     return len(scenario["models"]), len(scenario["policies"]["litellm"]["groups"]), todo, notes

@@ -50,6 +50,13 @@ def charge_usd(price: PricePoint, input_tokens: float, cached_tokens: float, out
 
 
 # --------------------------------------------------------------------------- the catalog
+def catalog_installed() -> bool:
+    """Whether the genai-prices catalog (the prices extra) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("genai_prices") is not None
+
+
 def _snapshot():
     try:
         from genai_prices import data_snapshot

@@ -331,3 +331,23 @@ def test_an_alias_reaches_its_group(cli, tmp_path):
     served = list(read(run).sort_values("arrival_s").model)
     # Untagged requests: the 'default'-tagged chat deployment; the claude group does not filter.
     assert served == ["chat-1", "claude", "chat-1"]
+
+
+def test_without_the_catalog_the_todo_says_it_is_not_installed(cli, tmp_path, monkeypatch):
+    """gpt-5 is in genai-prices, but with the prices extra absent (the module made unimportable)
+    its price is a TODO that says so, not "unknown to genai-prices"; a deployment that prices
+    itself in the config is no TODO."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "genai_prices", None)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model_list": [
+        {"model_name": "smart", "litellm_params": {"model": "openai/gpt-5"}},
+        {"model_name": "own", "litellm_params": {"model": "openai/mine", "input_cost_per_token": 1e-6,
+                                                 "output_cost_per_token": 2e-6}}]}))
+    result, out = imported(cli, tmp_path, config)
+    assert result.exit_code == 0, result.output
+    assert ("TODO: prices not looked up: the genai-prices catalog is not installed (pip install -e '.[prices]' and "
+            "import again) for smart:") in result.output
+    text = out.read_text()
+    assert "TODO price: the genai-prices catalog is not installed" in text and "unknown to genai-prices;" not in text
