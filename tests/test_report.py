@@ -286,3 +286,19 @@ def test_without_faults_the_resilience_section_says_who_still_failed_over(tmp_pa
         listed = re.findall(r"([\w-]+) on ([\d.]+)% of requests", said.group(1))
         assert [name for name, _ in listed] == ["big-then-small"], said.group(1)
         assert float(listed[0][1]) == pytest.approx(share * 100, abs=0.01), (listed, share)
+
+
+def test_the_page_is_self_contained(run):
+    """Forwarded alone, report.html still has everything: no link or image points to another file
+    (only anchors, data: URIs and the web), and the resolved scenario is in the page itself, the
+    same YAML as the folder's scenario.resolved.yaml."""
+    import html as html_module
+
+    import yaml
+
+    page = (run / "report.html").read_text()
+    targets = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert targets and all(t.startswith(("#", "data:", "https://", "http://")) for t in targets), \
+        [t for t in targets if not t.startswith(("#", "data:", "https://", "http://"))]
+    embedded = re.search(r'<pre class="resolved">(.*?)</pre>', page, re.S).group(1)
+    assert yaml.safe_load(html_module.unescape(embedded)) == yaml.safe_load((run / "scenario.resolved.yaml").read_text())

@@ -191,6 +191,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),
         "resilience": resilience_rows(run), "faults": fault_summary(run),
         "failovers_without_faults": failovers_without_faults(run),
+        "resolved_yaml": (run.folder / "scenario.resolved.yaml").read_text(encoding="utf-8"),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run, decided.max_quality_drop),
         "max_quality_drop": decided.max_quality_drop, "decisions": decision_rows(run),
         "comparisons": comparison_tables(run), "warnings": run_warnings(run) + defence_regressions(run),
