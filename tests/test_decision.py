@@ -106,6 +106,11 @@ def test_no_faults_is_said_in_words_and_the_glossary_defines_what_is_shown(run):
         definition = BY_NAME[metric].definition.replace("\\|", "|").replace("`", "")
         shown = re.sub(r"</?code>", "", glossary.split(f'id="metric-{metric}"', 1)[1].split("</dd>", 1)[0])
         assert definition in html_text.unescape(shown), metric
+    for metric, title in HEADLINE:  # each entry under the column's title, the summary's name beside it
+        term = glossary.split(f'id="metric-{metric}">', 1)[1].split("</dt>", 1)[0]
+        assert html_text.unescape(term) == f"{title} <code>{metric}</code>", term
+        assert f"- **{title}** (`{metric}`): " in md
+    assert 'id="metric-pp">pp</dt><dd>percentage points' in glossary and "- **pp**: percentage points" in md
     assert "docs/metrics.md" not in html
 
 

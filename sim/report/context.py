@@ -138,16 +138,24 @@ def bound_notes(run) -> list[dict]:
 def glossary(run) -> list[dict]:
     """Every metric the report shows, with its definition from the registry: a forwarded
     report.html must explain itself without docs/metrics.md."""
-    shown = [metric for metric, _ in headline.HEADLINE] + list(RESILIENCE_SHOWN)
+    labels = {**RESILIENCE_LABELS, **dict(headline.HEADLINE)}  # a metric in both: the headline's title
+    shown = [metric for metric, _ in headline.HEADLINE] + (list(RESILIENCE_SHOWN) if fault_summary(run) else [])
     if run.comparisons:
         shown += ["strong_call_share", "pgr", "apgr", "cpt_50", "cpt_80", "aiq", "random_mix_aiq"]
-    out = []
-    for name in dict.fromkeys(shown):
-        definition = _plain(BY_NAME[name].definition)
-        # For HTML: the text between backticks is code (odd pieces of the split).
-        out.append({"name": name, "definition": definition,
-                    "pieces": [(piece, k % 2 == 1) for k, piece in enumerate(definition.split("`"))]})
-    return out
+    out = [_entry(name, labels.get(name, name), _plain(BY_NAME[name].definition)) for name in dict.fromkeys(shown)]
+    return out + [_entry("pp", "pp", PERCENTAGE_POINTS)]
+
+
+#: The unit the verdicts give availability differences in.
+PERCENTAGE_POINTS = ("percentage points: the difference of two percentages, as in availability 99.50% against "
+                     "98.50%, −1.00 pp (a relative change would be −1.005%)")
+
+
+def _entry(name: str, label: str, definition: str) -> dict:
+    """A glossary entry under the label the tables show (the metric's name beside it, as in
+    summary.json); for HTML, the text between backticks is code (odd pieces of the split)."""
+    return {"name": name, "label": label, "definition": definition,
+            "pieces": [(piece, k % 2 == 1) for k, piece in enumerate(definition.split("`"))]}
 
 
 def _plain(markdown: str) -> str:
@@ -159,6 +167,14 @@ def _plain(markdown: str) -> str:
 RESILIENCE_SHOWN = ("fault_success_rate", "failed_in_faults", "time_to_failover_s", "never_recovered_share",
                     "extra_latency_in_faults_s", "attempts_per_request", "rate_limited_share", "hedge_cost_share",
                     "breaker_open_s", "error_budget_burn")
+#: Their column titles (report.html.j2's resilience table), for the glossary.
+RESILIENCE_LABELS = {"fault_success_rate": "Success during faults", "failed_in_faults": "Failed during faults",
+                     "time_to_failover_s": "Time to failover (s)",
+                     "never_recovered_share": "Time to failover: share of faults never",
+                     "extra_latency_in_faults_s": "Extra latency in faults (s)",
+                     "attempts_per_request": "Attempts / request", "rate_limited_share": "429 share",
+                     "hedge_cost_share": "Hedge cost share", "breaker_open_s": "Breaker open (s)",
+                     "error_budget_burn": "Error-budget burn"}
 
 
 def backtest_section(folder) -> dict | None:
