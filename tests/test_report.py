@@ -302,3 +302,25 @@ def test_the_page_is_self_contained(run):
         [t for t in targets if not t.startswith(("#", "data:", "https://", "http://"))]
     embedded = re.search(r'<pre class="resolved">(.*?)</pre>', page, re.S).group(1)
     assert yaml.safe_load(html_module.unescape(embedded)) == yaml.safe_load((run / "scenario.resolved.yaml").read_text())
+
+
+def test_a_dollar_column_never_mixes_its_decimals():
+    """Costs of $4.48 and $0.9876 per 1k requests in one column: both with four decimals, in the
+    report's table and the terminal's; a column of figures all over $1 keeps two."""
+    from types import SimpleNamespace
+
+    from sim.report.terminal import comparison_table
+
+    def summary(cost):
+        entry = {"mean": 0.5, "ci95": [0.4, 0.6]}
+        out = {m: dict(entry) for m in BY_NAME}
+        out["cost_per_1k_requests_usd"] = {"mean": cost, "ci95": [cost * 0.9, cost * 1.1]}
+        out["cost_per_1k_successes_usd"] = {"mean": cost * 10, "ci95": [cost * 9, cost * 11]}
+        return out
+
+    result = SimpleNamespace(policies=["a", "b"], summary={"a": summary(4.48), "b": summary(0.9876)},
+                             upper_bounds=[], replications=3, seed=1, knowledge={}, warnings=[], baseline="a",
+                             kinds={}, decision_budget_ms=100.0, requests_per_replication=[10])
+    table = comparison_table(result)
+    assert "$4.4800" in table and "$0.9876" in table  # one column: four decimals for both
+    assert "$44.80" in table and "$9.88" in table  # the other column, all over $1: two

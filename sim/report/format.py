@@ -5,12 +5,15 @@ from __future__ import annotations
 from ..metric_registry import BY_NAME
 
 
-def fmt_value(value: float | None, kind: str) -> str:
-    """One number as the reports show it: ``kind`` is usd, pct, delta, seconds, count or ratio."""
+def fmt_value(value: float | None, kind: str, usd_decimals: int | None = None) -> str:
+    """One number as the reports show it: ``kind`` is usd, pct, delta, seconds, count or ratio.
+    ``usd_decimals``: a table column's (``usd_decimals_of``), so one column never mixes $4.48
+    and $0.9876; alone, a dollar figure under $1 gets four."""
     if value is None or value != value:  # None or NaN: nothing was measured
         return "n/a"
     if kind == "usd":
-        return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+        decimals = usd_decimals if usd_decimals is not None else 4 if abs(value) < 1 else 2
+        return f"${value:,.{decimals}f}"
     if kind == "pct":
         return f"{value * 100:.2f}%"
     if kind == "delta":
@@ -22,18 +25,27 @@ def fmt_value(value: float | None, kind: str) -> str:
     return f"{value:.4f}"
 
 
-def fmt_metric(metric: dict, kind: str, with_ci: bool = True) -> str:
+def fmt_metric(metric: dict, kind: str, with_ci: bool = True, usd_decimals: int | None = None) -> str:
     """``mean [lo, hi]`` for a summary entry ``{"mean": x, "ci95": [lo, hi]}``."""
-    text = fmt_value(metric["mean"], kind)
+    text = fmt_value(metric["mean"], kind, usd_decimals)
     lo, hi = metric["ci95"]
     if with_ci and lo is not None and hi is not None:
-        text += f" [{fmt_value(lo, kind)}, {fmt_value(hi, kind)}]"
+        text += f" [{fmt_value(lo, kind, usd_decimals)}, {fmt_value(hi, kind, usd_decimals)}]"
     return text
 
 
-def fmt_named(entries: dict, name: str, with_ci: bool = True) -> str:
+def fmt_named(entries: dict, name: str, with_ci: bool = True, usd_decimals: int | None = None) -> str:
     """Metric ``name`` of a summary's entries, shown in its registry unit."""
-    return fmt_metric(entries[name], BY_NAME[name].unit, with_ci)
+    return fmt_metric(entries[name], BY_NAME[name].unit, with_ci, usd_decimals)
+
+
+def usd_decimals_of(entries: list[dict], name: str) -> int | None:
+    """The decimals of a dollar column over several policies' summary ``entries``: four when any
+    figure shown in it (a mean or a bound) is under $1, else two; None for another unit."""
+    if BY_NAME[name].unit != "usd":
+        return None
+    shown = [abs(v) for e in entries for v in (e[name]["mean"], *e[name]["ci95"]) if v is not None and v == v]
+    return 4 if any(v < 1 for v in shown) else 2
 
 
 #: How a backtest figure's verdict (``backtest.BacktestRow.verdict``) reads.

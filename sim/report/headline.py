@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..metric_registry import BY_NAME
-from .format import fmt_named
+from .format import fmt_named, usd_decimals_of
 from .verdict import verdict
 
 #: (metric, column title) of the headline table, in order; formats follow the registry's units.
@@ -79,6 +79,7 @@ def failover_words(seconds: str, never: float | None) -> str:
 def rows(run, max_quality_drop: float | None = None) -> list[Row]:
     """The headline table; ``max_quality_drop``: the quality gate the verdicts' workload flags use."""
     out = []
+    decimals = {metric: usd_decimals_of([run.summary[n] for n in run.policies], metric) for metric, _ in HEADLINE}
     for name in run.policies:
         s = run.summary[name]
         cells = []
@@ -90,7 +91,7 @@ def rows(run, max_quality_drop: float | None = None) -> list[Row]:
             elif metric == "time_to_failover_s":
                 text = failover_text(s)
             else:
-                text = fmt_named(s, metric)
+                text = fmt_named(s, metric, usd_decimals=decimals[metric])
             cells.append(Cell(metric, text, m["mean"], *m["ci95"]))
         out.append(Row(name, category(run, name), name == run.baseline, name in run.upper_bounds, cells,
                        verdict(run, name, max_quality_drop)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .format import backtest_cells, fmt_named, policy_label
+from .format import backtest_cells, fmt_named, policy_label, usd_decimals_of
 from .notes import run_warnings
 
 _COLUMNS = (  # (title, metric); formats follow the registry's units
@@ -75,11 +75,14 @@ def gate_text(folder) -> str | None:
 
 def comparison_table(result) -> str:
     rows = [[title for title, _ in _COLUMNS]]
+    means = [{m: {"mean": result.summary[n][m]["mean"], "ci95": [None, None]} for _, m in _COLUMNS[1:]}
+             for n in result.policies]  # the column's decimals from the means it shows
+    decimals = {metric: usd_decimals_of(means, metric) for _, metric in _COLUMNS[1:]}
     for name in result.policies:
         s = result.summary[name]
         row = [policy_label(result, name, short=True)]
         for _, metric in _COLUMNS[1:]:
-            row.append(fmt_named(s, metric, with_ci=False))
+            row.append(fmt_named(s, metric, with_ci=False, usd_decimals=decimals[metric]))
         rows.append(row)
     lines = _aligned(rows).split("\n")
     for name in result.upper_bounds:
