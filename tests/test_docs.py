@@ -93,3 +93,17 @@ def test_the_documented_limits_are_the_codes():
     assert MAX_TEXT_TRACE_BYTES == 1 << 30 and "| 1 GiB" in text
     traces = (ROOT / "traces" / "README.md").read_text()
     assert f"{limits.MAX_TOKENS:,}" in traces and f"{limits.MAX_REQUESTS:,}" in traces
+
+
+def test_the_ability_table_is_the_sigmoid():
+    """docs/scenario.md's table of what an ability means is sigmoid(ability - difficulty)."""
+    import math
+
+    text = (ROOT / "docs" / "scenario.md").read_text()
+    table = text.split("| ability | at difficulty −1 | 0 | 1 | 2 |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[1:]]
+    assert len(rows) == 5
+    for ability, *shares in rows:
+        for difficulty, share in zip((-1, 0, 1, 2), shares):
+            expected = 100 / (1 + math.exp(-(float(ability) - difficulty)))
+            assert float(share.strip().rstrip("%")) == round(expected), (ability, difficulty)
