@@ -211,7 +211,18 @@ def sweep(
     if not (out / "sweep.parquet").is_file():  # never exit 0 without the outputs
         raise RuntimeError(f"the sweep finished but {out / 'sweep.parquet'} is missing")
     typer.echo(f"{len(loaded.cells)} run(s): {ran} now, {reused} reused from earlier")
-    typer.echo(f"wrote {out}/ (sweep.parquet, sweep.md, figures; cells/ keeps each run's result)")
+    typer.echo(f"wrote {out}/ (sweep.html, sweep.md, sweep.parquet, sweep.json, figures; cells/ keeps each run's "
+               "result)")
+    from .run_index import index_after_sweep
+
+    try:
+        index = index_after_sweep(out, Path("reports"))
+    except InputError as exc:  # the sweep stands; the index is a convenience
+        for problem in exc.problems:
+            typer.echo(f"warning: the index of runs was not updated: {problem}", err=True)
+    else:
+        if index is not None:
+            typer.echo(f"updated {index}")
 
 
 def _tune_folder(scenario_name: str, policy: str) -> Path:

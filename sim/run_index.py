@@ -63,6 +63,41 @@ def find_runs(folder: Path) -> list[IndexedRun]:
     return sorted(runs, key=lambda r: (-r.mtime, r.name))
 
 
+@dataclass
+class IndexedSweep:
+    path: str  # the folder, relative to the index (sweeps/<name>)
+    name: str
+    finished: str
+    runs: str  # "12 (6 cells x 2 seeds)"
+    parameters: str
+    claim: str  # "dynamic holds in 3 of 12 run(s)", or ""
+    claim_holds: bool | None  # in every run
+    mtime: float
+
+
+def find_sweeps(folder: Path) -> list[IndexedSweep]:
+    """Every finished sweep in ``folder`` or its ``sweeps/`` (a folder with sweep.json), newest first."""
+    import json
+
+    from .report.sweep_report import SWEEP_RECORD
+
+    found = []
+    for record in sorted([*Path(folder).glob(f"*/{SWEEP_RECORD}"), *Path(folder).glob(f"sweeps/*/{SWEEP_RECORD}")]):
+        try:
+            doc = json.loads(record.read_text(encoding="utf-8"))
+            claim = doc.get("claim")
+            mtime = record.stat().st_mtime
+            found.append(IndexedSweep(
+                record.parent.relative_to(folder).as_posix(), str(doc["name"]),
+                dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M"),
+                f"{doc['runs']} ({doc['cells']} cells x {len(doc['seeds'])} seeds)", ", ".join(doc["parameters"]),
+                "" if not claim else f"{claim['policy']} holds in {claim['holds']} of {claim['total']} run(s)",
+                None if not claim else claim["holds"] == claim["total"], mtime))
+        except (OSError, ValueError, KeyError, TypeError):  # not a sweep of ours after all: not listed
+            continue
+    return sorted(found, key=lambda s: (-s.mtime, s.path))
+
+
 def write_index(folder: Path) -> Path:
     """Write ``folder``/index.html (replacing only routesim's own); returns its path."""
     from .files import atomic_file
@@ -74,10 +109,20 @@ def write_index(folder: Path) -> Path:
     path = folder / INDEX
     if path.exists() and not first_line_is(path, MARKER):
         raise InputError(Problem("exists and is not routesim's index of runs; it is left as it is", file=str(path)))
-    html = render_page("index.html.j2", folder=folder.name or str(folder), runs=find_runs(folder))
+    html = render_page("index.html.j2", folder=folder.name or str(folder), runs=find_runs(folder),
+                       sweeps=find_sweeps(folder))
     with atomic_file(path, "index") as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
+
+
+def index_after_sweep(sweep_folder: Path, default_reports: Path) -> Path | None:
+    """After a sweep into ``reports/sweeps/<name>`` (or beside routesim's index): that index again."""
+    parent = Path(sweep_folder).absolute().parent
+    for folder in (parent, parent.parent) if parent.name == "sweeps" else (parent,):
+        if folder == Path(default_reports).absolute() or first_line_is(folder / INDEX, MARKER):
+            return write_index(folder)
+    return None
 
 
 def index_after_run(run_folder: Path, default_reports: Path) -> Path | None:

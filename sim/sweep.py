@@ -14,7 +14,8 @@ order in which cells finished:
   swept parameter, the seed, the policy and every summary metric's mean and 95%
   interval (the wall-clock decision times are left out: they are not results
   of the scenario);
-- ``sweep.md`` and figures (``sweep_report.py``).
+- ``sweep.md``, ``sweep.html`` (the same, one self-contained page), ``sweep.json`` (what the index
+  of runs lists) and figures (``sweep_report.py``).
 
 The sweep folder is routesim's: it holds ``routesim-sweep.json`` (written
 first), and a non-empty folder without it is refused untouched.

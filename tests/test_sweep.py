@@ -159,3 +159,39 @@ def test_a_folder_that_is_not_a_sweeps_is_left_alone(tmp_path, cli):
     result = cli("sweep", path, "--out", out)
     assert result.exit_code == 2 and "not a routesim sweep folder" in result.output
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------- the report
+def test_the_sweep_report_is_a_page_of_its_own_formatted_as_a_runs_and_indexed(tmp_path, cli, monkeypatch):
+    """big's price doubles across two cells; static-small does not use big, so its point is the
+    same in both: on the frontier (recomputed here with pandas) it is one row, cell "every". The
+    page is self-contained, its costs are dollars equal to sweep.parquet's, and reports/index.html
+    lists the sweep."""
+    import html as html_module
+
+    monkeypatch.chdir(tmp_path)
+    base_scenario(tmp_path)
+    path = write_sweep(tmp_path, grid={"models.big.price.output_per_mtok": [8.0, 16.0]})
+    result = cli("sweep", path, "--workers", "1")  # the default folder: reports/sweeps/t
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reports" / "sweeps" / "t"
+    table = pd.read_parquet(out / "sweep.parquet")
+    # The frontier by hand: static-small counted once; no other point both cheaper and better.
+    points = table.drop_duplicates(["policy", "seed", "cost_per_1k_requests_usd_mean", "mean_quality_mean"])
+    frontier = [r for r in points.itertuples() if not any(
+        (o.cost_per_1k_requests_usd_mean <= r.cost_per_1k_requests_usd_mean and o.mean_quality_mean
+         >= r.mean_quality_mean and (o.cost_per_1k_requests_usd_mean, o.mean_quality_mean)
+         != (r.cost_per_1k_requests_usd_mean, r.mean_quality_mean)) for o in points.itertuples())]
+    page = (out / "sweep.html").read_text()
+    assert all(t.startswith(("#", "data:")) for t in re.findall(r'(?:href|src)="([^"]*)"', page))
+    shown = re.findall(r'<tr data-policy="([^"]+)" data-cell="([^"]+)">', page.split('id="frontier"', 1)[1])
+    assert sorted(p for p, _ in shown) == sorted(r.policy for r in frontier)
+    assert ("static-small", "every") in shown
+    cells = page.split('id="cells"', 1)[1].split("</table>", 1)[0]
+    costs = [float(c.replace(",", "")) for c in re.findall(r"<td>\$([\d,.]+) \[", cells)]
+    assert costs == pytest.approx(table.cost_per_1k_requests_usd_mean.tolist(), abs=5e-5)
+    assert "%" in html_module.unescape(cells) and "Glossary" in page
+    md = (out / "sweep.md").read_text()
+    assert "| every |" in md and "$" in md.split("## Every cell", 1)[1]
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert 'data-sweep="sweeps/t"' in index and 'href="sweeps/t/sweep.html"' in index

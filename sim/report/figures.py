@@ -8,6 +8,8 @@ legends sit outside the data, so nothing hides a point or another label.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -37,6 +39,12 @@ def _err(metric: dict):
     if lo is None or metric["mean"] is None:
         return None
     return [[metric["mean"] - lo], [hi - metric["mean"]]]
+
+
+def policy_colours(policies) -> dict[str, str]:
+    """Each policy's colour by its place among the scenario's policies: the same in every figure
+    of a run, whichever policies a figure leaves out, and in a sweep's figures over it."""
+    return {name: f"C{k % 10}" for k, name in enumerate(policies)}
 
 
 def _edges(run) -> np.ndarray:
@@ -79,7 +87,7 @@ def cost_vs_quality(run):
         bound = name in run.upper_bounds
         label = name + (" (upper bound)" if bound else "")
         ax.errorbar([x["mean"]], [q["mean"]], xerr=_err(x), yerr=_err(q), fmt="*" if bound else "o",
-                    markersize=11 if bound else 6, capsize=3, label=label)
+                    markersize=11 if bound else 6, capsize=3, label=label, color=policy_colours(run.policies)[name])
         at.setdefault((round(x["mean"], 9), round(q["mean"], 9)), []).append(label)
     texts = [ax.text(x, q, " = ".join(labels), fontsize=8) for (x, q), labels in at.items()]
     ax.margins(0.12)  # room for the labels beside the outermost points
@@ -101,7 +109,7 @@ def latency_cdf(run):
         curve = run.series[name].latency_quantiles
         if not np.isfinite(curve).any():
             continue  # no successful request in any replication
-        ax.plot(curve, np.linspace(0, 1, len(curve)), label=name)
+        ax.plot(curve, np.linspace(0, 1, len(curve)), label=name, color=policy_colours(run.policies)[name])
         plotted += 1
     if not plotted:
         ax.text(0.5, 0.5, "no successful requests", ha="center", va="center", transform=ax.transAxes)
@@ -130,7 +138,7 @@ def success_over_time(run):
         s = run.series[name]
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(s.success_total > 0, s.success_ok / np.maximum(s.success_total, 1), np.nan)
-        ax.plot(centres, rate, label=name, linewidth=1.2)
+        ax.plot(centres, rate, label=name, linewidth=1.2, color=policy_colours(run.policies)[name])
         if np.isfinite(rate).any():
             lowest = min(lowest, float(np.nanmin(rate)))
     gap = 1.0 - lowest
@@ -193,7 +201,8 @@ def cumulative_cost(run):
     _mark_events(ax, run)
     edges = _edges(run)
     for name in run.policies:
-        ax.plot(edges[1:], run.series[name].cumulative_cost, label=name, linewidth=1.2)
+        ax.plot(edges[1:], run.series[name].cumulative_cost, label=name, linewidth=1.2,
+                color=policy_colours(run.policies)[name])
     ax.set_xlabel("arrival time (s)")
     ax.set_ylabel("USD spent (mean over replications)")
     ax.set_title("Cumulative cost over time")
@@ -214,12 +223,13 @@ def per_workload(run):
     low, high = 1.0, 0.0
     for k, name in enumerate(run.policies):
         table = run.series[name].workloads.reindex(workloads)
-        cost_ax.bar(x + k * width, table.cost_per_1k_usd, width, label=name)
+        colour = policy_colours(run.policies)[name]
+        cost_ax.bar(x + k * width, table.cost_per_1k_usd, width, label=name, color=colour)
         quality = table.mean_quality.to_numpy(dtype=float)
         lo = table.quality_lo.to_numpy(dtype=float)
         hi = table.quality_hi.to_numpy(dtype=float)
         lo, hi = np.where(np.isnan(lo), quality, lo), np.where(np.isnan(hi), quality, hi)
-        quality_ax.bar(x + k * width, quality, width, label=name,
+        quality_ax.bar(x + k * width, quality, width, label=name, color=colour,
                        yerr=[np.nan_to_num(quality - lo), np.nan_to_num(hi - quality)], capsize=2,
                        error_kw={"linewidth": 0.8})
         if np.isfinite(lo).any():
@@ -303,8 +313,16 @@ def place_labels(fig, ax, texts: list, xs: list[float], ys: list[float]) -> None
     if not texts:
         return
     fig.tight_layout()  # the axes' final size first: adjustText works in display space
-    _, arrows = adjust_text(texts, x=xs, y=ys, ax=ax, ensure_inside_axes=True, expand_axes=False,
-                            arrowprops={"arrowstyle": "-", "color": "0.5", "linewidth": 0.5})
+    quiet = logging.getLogger("adjustText")  # "labels too long": such a label is dropped below, as said
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # its logger.warn
+            _, arrows = adjust_text(texts, x=xs, y=ys, ax=ax, ensure_inside_axes=True, expand_axes=False,
+                                    arrowprops={"arrowstyle": "-", "color": "0.5", "linewidth": 0.5})
+    finally:
+        quiet.setLevel(level)
     renderer = fig.canvas.get_renderer()
     inside = ax.get_window_extent(renderer)
     kept = []

@@ -8,17 +8,25 @@
 - when the first two parameters are numbers, a heatmap of each metric over
   them, a panel per policy;
 - the cost-quality frontier over every (cell, policy): the settings no other
-  setting beats on both cost and quality, marked and listed.
+  setting beats on both cost and quality, marked, labelled and listed; a policy
+  the swept values do not reach (the same cost and quality in every cell) is one
+  point, not one per cell.
+
+``sweep.html`` is the same report as one self-contained page (figures embedded),
+formatted as a run's report: the same number formats, policy colours and a
+glossary; ``reports/index.html`` lists it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import atomic_file
+from .format import fmt_value, usd_decimals_of
 from .render import markdown_text
 
 if TYPE_CHECKING:
@@ -50,11 +58,25 @@ def write_sweep_report(sweep: "LoadedSweep", rows: list[dict], out: Path) -> lis
                 figures.append(name)
     frontier = pareto_frontier(rows)
     if rows:
-        _frontier_figure(rows, frontier, out / "sweep_frontier.png")
+        _frontier_figure(rows, frontier, parameters, out / "sweep_frontier.png")
         figures.append("sweep_frontier.png")
+    context = sweep_context(sweep, rows, parameters, frontier, figures)
     with atomic_file(out / "sweep.md", "sweep report") as tmp:
-        tmp.write_text(_markdown(sweep, rows, parameters, frontier, figures), encoding="utf-8")
+        tmp.write_text(_markdown(context), encoding="utf-8")
+    with atomic_file(out / SWEEP_PAGE, "sweep report") as tmp:
+        tmp.write_text(_html(context, out), encoding="utf-8")
+    record = {"name": context["name"], "runs": context["runs"], "cells": context["cells_count"],
+              "seeds": context["seeds"], "parameters": parameters,
+              "claim": None if context["claim"] is None else
+              {"policy": context["claim"]["policy"], "holds": context["claim"]["holds"],
+               "total": context["claim"]["total"]}}
+    with atomic_file(out / SWEEP_RECORD, "sweep record") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return figures
+
+
+SWEEP_PAGE = "sweep.html"
+SWEEP_RECORD = "sweep.json"  # what the index of runs lists of a sweep
 
 
 # --------------------------------------------------------------------------- numbers
@@ -88,8 +110,9 @@ def _sort_key(value):
 
 def pareto_frontier(rows: list[dict]) -> list[dict]:
     """The (cell, seed, policy) rows no other row beats on both cost per 1k requests (lower)
-    and mean quality (higher), cheapest first."""
-    points = [r for r in rows if r.get("cost_per_1k_requests_usd_mean") is not None
+    and mean quality (higher), cheapest first; a policy with the same point in every cell of a
+    seed (the sweep does not reach it) counts once, its row marked ``every_cell``."""
+    points = [r for r in collapse_unswept(rows) if r.get("cost_per_1k_requests_usd_mean") is not None
               and r.get("mean_quality_mean") is not None]
     points.sort(key=lambda r: (r["cost_per_1k_requests_usd_mean"], -r["mean_quality_mean"]))
     frontier, best = [], -math.inf
@@ -100,13 +123,39 @@ def pareto_frontier(rows: list[dict]) -> list[dict]:
     return frontier
 
 
+def collapse_unswept(rows: list[dict]) -> list[dict]:
+    """``rows`` with each (policy, seed) whose cost and quality are the same in every cell kept
+    once, as its first row with ``every_cell`` set: the swept values do not reach that policy."""
+    by_key: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_key[(r["policy"], r["seed"])].append(r)
+    constant = {key for key, found in by_key.items() if len(found) > 1 and len(
+        {(r.get("cost_per_1k_requests_usd_mean"), r.get("mean_quality_mean")) for r in found}) == 1}
+    out, kept = [], set()
+    for r in rows:
+        key = (r["policy"], r["seed"])
+        if key not in constant:
+            out.append(r)
+        elif key not in kept:
+            out.append({**r, "every_cell": True})
+            kept.add(key)
+    return out
+
+
+def _policy_order(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(r["policy"] for r in rows))  # the base scenario's order, as its runs
+
+
 # --------------------------------------------------------------------------- figures
 def _metric_figure(rows, parameters, metric, label, percent, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     from .figures import save_figure
 
+    from .figures import policy_colours
+
     lines = _lines(rows, parameters, metric)
+    colours = policy_colours(_policy_order(rows))
     panels = sorted({panel for panel, _ in lines}, key=_sort_key)[:MAX_PANELS]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels) + 1.5, 3.8), squeeze=False, sharey=True)
     scale = 100.0 if percent else 1.0
@@ -118,7 +167,8 @@ def _metric_figure(rows, parameters, metric, label, percent, path: Path) -> None
                 else [x for x, *_ in points]
             means = [m * scale for _, m, _, _ in points]
             err = [[(m - lo) * scale for _, m, lo, _ in points], [(hi - m) * scale for _, m, _, hi in points]]
-            ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=name)
+            ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=name,
+                        color=colours[name.split(", ", 1)[0]] if name.split(", ", 1)[0] in colours else None)
             if xs != [x for x, *_ in points]:
                 ax.set_xticks(xs, [str(x) for x, *_ in points], rotation=30)
         ax.set_xlabel(parameters[0])
@@ -168,36 +218,107 @@ def _heatmap(rows, parameters, metric, label, percent, path: Path) -> None:
     save_figure(fig, path)
 
 
-def _frontier_figure(rows, frontier, path: Path) -> None:
+def _frontier_figure(rows, frontier, parameters, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from .figures import save_figure
+    from .figures import place_labels, policy_colours, save_figure
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(7.4, 5.0))
+    colours = policy_colours(_policy_order(rows))
     by_policy: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
+    for r in collapse_unswept(rows):
         if r.get("cost_per_1k_requests_usd_mean") is not None and r.get("mean_quality_mean") is not None:
             by_policy[r["policy"]].append(r)
-    for policy, found in sorted(by_policy.items()):
-        ax.scatter([r["cost_per_1k_requests_usd_mean"] for r in found], [r["mean_quality_mean"] for r in found],
-                   s=18, alpha=0.7, label=policy)
+    for policy in _policy_order(rows):
+        found = by_policy.get(policy, [])
+        if found:
+            ax.scatter([r["cost_per_1k_requests_usd_mean"] for r in found], [r["mean_quality_mean"] for r in found],
+                       s=18, alpha=0.7, label=policy, color=colours[policy])
+    texts = []
     if frontier:
         ax.plot([r["cost_per_1k_requests_usd_mean"] for r in frontier], [r["mean_quality_mean"] for r in frontier],
                 color="black", linewidth=1, drawstyle="steps-post", label="frontier (no setting beats it on both)")
+        texts = [ax.text(r["cost_per_1k_requests_usd_mean"], r["mean_quality_mean"], point_label(r, parameters),
+                         fontsize=7) for r in frontier]
+    ax.margins(0.12)
     ax.set_xlabel("cost per 1k requests (USD)")
-    ax.set_ylabel("mean quality")
+    ax.set_ylabel("mean quality (share of acceptable answers)")
+    ax.set_title("Cost vs quality of every setting; the frontier's points labelled")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    if texts:
+        place_labels(fig, ax, texts, [r["cost_per_1k_requests_usd_mean"] for r in frontier],
+                     [r["mean_quality_mean"] for r in frontier])
     save_figure(fig, path)
 
 
-# --------------------------------------------------------------------------- sweep.md
-def _claim_section(claim, rows, parameters) -> list[str]:
+def point_label(row: dict, parameters: list[str]) -> str:
+    """What a frontier point is: its policy and the swept values of its cell (none for a policy
+    the sweep does not reach)."""
+    if row.get("every_cell"):
+        return f"{row['policy']} (every cell)"
+    return f"{row['policy']}: " + ", ".join(f"{p.rsplit('.', 1)[-1]}={_value(row[p])}" for p in parameters)
+
+
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------- sweep.md and sweep.html
+#: The columns of the tables of cells: (metric, title), formatted in the metric's unit as a run's report.
+CELL_COLUMNS = [("savings_vs_baseline", "Savings per request"), ("quality_delta_vs_baseline", "Quality Δ"),
+                ("success_rate", "Availability"), ("cost_per_1k_requests_usd", "Cost / 1k req")]
+
+
+def sweep_context(sweep, rows, parameters, frontier, figures) -> dict:
+    """What both pages show, every number formatted once (format.fmt_value, as a run's report)."""
+    from ..metric_registry import BY_NAME
+    from .context import PERCENTAGE_POINTS, _entry, _plain
+
+    spec = sweep.spec
+    seeds = sorted({c.seed for c in sweep.cells})
+    decimals = usd_decimals_of([_summary_of(r) for r in rows], "cost_per_1k_requests_usd") if rows else None
+    frontier_decimals = usd_decimals_of([_summary_of(r) for r in frontier], "cost_per_1k_requests_usd") \
+        if frontier else None
+
+    def where(r):
+        return {"cell": "every" if r.get("every_cell") else str(r["cell"]),
+                "values": ["—" if r.get("every_cell") else _value(r[p]) for p in parameters],
+                "seed": str(r["seed"]), "policy": r["policy"]}
+
+    cells = [{**where(r), "metrics": [_interval(r, m, decimals) for m, _ in CELL_COLUMNS]} for r in rows]
+    front = [{**where(r), "cost": fmt_value(r["cost_per_1k_requests_usd_mean"], "usd", frontier_decimals),
+              "quality": fmt_value(r["mean_quality_mean"], "ratio")} for r in frontier]
+    shown = [m for m, _ in CELL_COLUMNS] + ["mean_quality"]
+    titles = dict(CELL_COLUMNS) | {"mean_quality": "Quality (all requests)"}
+    glossary = [_entry(m, titles[m], _plain(BY_NAME[m].definition)) for m in shown]
+    return {"name": spec.name, "description": spec.description or "", "base": spec.base,
+            "runs": len(sweep.cells), "cells_count": len(sweep.cells) // max(1, len(seeds)), "seeds": seeds,
+            "replications": sweep.cells[0].replications if sweep.cells else 0, "parameters": parameters,
+            "figures": figures, "claim": _claim_context(spec.claim, rows, parameters) if spec.claim else None,
+            "frontier": front, "cells": cells, "columns": [title for _, title in CELL_COLUMNS],
+            "glossary": glossary + [_entry("pp", "pp", PERCENTAGE_POINTS)]}
+
+
+def _summary_of(row: dict) -> dict:
+    """A sweep row's cost as a summary entry, for the column's decimals."""
+    return {"cost_per_1k_requests_usd": {"mean": row.get("cost_per_1k_requests_usd_mean"),
+                                         "ci95": [row.get("cost_per_1k_requests_usd_ci95_lo"),
+                                                  row.get("cost_per_1k_requests_usd_ci95_hi")]}}
+
+
+def _interval(row: dict, metric: str, usd_decimals: int | None = None) -> str:
+    from ..metric_registry import BY_NAME
+    from .format import fmt_metric
+
+    entry = {"mean": row.get(f"{metric}_mean"), "ci95": [row.get(f"{metric}_ci95_lo"), row.get(f"{metric}_ci95_hi")]}
+    return fmt_metric(entry, BY_NAME[metric].unit, usd_decimals=usd_decimals)
+
+
+def _claim_context(claim, rows, parameters) -> dict:
     from ..claims import verdicts
 
     found = verdicts(claim, rows, parameters)
-    holds = sum(v.holds for v in found)
-    beaten = sum(bool(v.beaten_by) for v in found)
     parts = []
     if claim.min_savings is not None:
         parts.append(f"saves at least {claim.min_savings:.0%} (lower 95% bound)")
@@ -207,65 +328,71 @@ def _claim_section(claim, rows, parameters) -> list[str]:
         parts.append(f"loses at most {claim.max_quality_drop:g} quality over all requests and in its answers "
                      "(the 95% bound)")
     if claim.rivals:
-        parts.append("and no " + " or ".join(f"`{markdown_text(r)}`" for r in claim.rivals)
-                     + " reaches its quality for no more cost (means)")
-    out = ["## The claim", ""]
-    if claim.statement:
-        out += [f"> {markdown_text(claim.statement)}", ""]
-    out += [f"Checked in every run: `{markdown_text(claim.policy)}` " + ", ".join(parts) + ".", "",
-            f"**It holds in {holds} of {len(found)} run(s)**; a rival beats it in {beaten}.", "",
-            "| cell | " + " | ".join(markdown_text(p) for p in parameters) + " | seed | savings | quality change "
-            "| holds | why not |", "|---" * (len(parameters) + 6) + "|"]
-    for v in found:
-        why = v.failed + [f"beaten by {markdown_text(r)}" for r in v.beaten_by] + v.notes
-        savings, delta = _interval(*v.savings, percent=True), _interval(*v.quality_delta, percent=False)
-        out.append(f"| {v.cell} | " + " | ".join(str(markdown_text(v.parameters[p])) for p in parameters)
-                   + f" | {v.seed} | {savings} | {delta} | {'yes' if v.holds else 'no'} | {'; '.join(why)} |")
-    return out + [""]
+        parts.append("and no " + " or ".join(claim.rivals) + " reaches its quality for no more cost (means)")
+    runs = [{"cell": str(v.cell), "values": [_value(v.parameters[p]) for p in parameters], "seed": str(v.seed),
+             "savings": fmt_value_triple(v.savings, "pct"), "quality": fmt_value_triple(v.quality_delta, "delta"),
+             "holds": v.holds, "why": "; ".join(v.failed + [f"beaten by {r}" for r in v.beaten_by] + v.notes)}
+            for v in found]
+    return {"statement": claim.statement or "", "policy": claim.policy, "parts": ", ".join(parts),
+            "holds": sum(v.holds for v in found), "total": len(found),
+            "beaten": sum(bool(v.beaten_by) for v in found), "runs": runs}
 
 
+def fmt_value_triple(values: tuple, unit: str) -> str:
+    """(mean, lo, hi) as ``mean [lo, hi]`` in ``unit``."""
+    from .format import fmt_metric
 
-def _row_interval(row: dict, metric: str, percent: bool) -> str:
-    return _interval(*(row.get(f"{metric}_{part}") for part in ("mean", "ci95_lo", "ci95_hi")), percent=percent)
-
-
-def _interval(mean, lo, hi, percent: bool) -> str:
-    if mean is None:
-        return "n/a"
-    fmt = (lambda v: f"{100 * v:.1f}%") if percent else (lambda v: f"{v:.4g}")
-    return fmt(mean) if lo is None else f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+    mean, lo, hi = values
+    return fmt_metric({"mean": mean, "ci95": [lo, hi]}, unit)
 
 
-def _markdown(sweep, rows, parameters, frontier, figures) -> str:
-    spec = sweep.spec
-    seeds = sorted({c.seed for c in sweep.cells})
-    out = [f"# Sweep: {markdown_text(spec.name)}", ""]
-    if spec.description:
-        out += [markdown_text(spec.description), ""]
-    out += [f"Base scenario: `{markdown_text(spec.base)}`; {len(sweep.cells)} run(s): "
-            f"{len(sweep.cells) // max(1, len(seeds))} cell(s) x {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), "
-            f"{sweep.cells[0].replications if sweep.cells else 0} replication(s) each, common random numbers "
-            "across cells. Swept: " + ", ".join(f"`{markdown_text(p)}`" for p in parameters) + ".", ""]
-    for figure in figures:
+def _markdown(c: dict) -> str:
+    md = markdown_text
+    out = [f"# Sweep: {md(c['name'])}", ""]
+    if c["description"]:
+        out += [md(c["description"]), ""]
+    out += [f"Base scenario: `{md(c['base'])}`; {c['runs']} run(s): {c['cells_count']} cell(s) x {len(c['seeds'])} "
+            f"seed(s) ({', '.join(map(str, c['seeds']))}), {c['replications']} replication(s) each, common random "
+            "numbers across cells. Swept: " + ", ".join(f"`{md(p)}`" for p in c["parameters"]) + ".", ""]
+    for figure in c["figures"]:
         out += [f"![{figure}]({figure})", ""]
-    if spec.claim is not None:
-        out += _claim_section(spec.claim, rows, parameters)
+    names = " | ".join(md(p) for p in c["parameters"])
+    if c["claim"]:
+        claim = c["claim"]
+        out += ["## The claim", ""]
+        if claim["statement"]:
+            out += [f"> {md(claim['statement'])}", ""]
+        out += [f"Checked in every run: `{md(claim['policy'])}` {md(claim['parts'])}.", "",
+                f"**It holds in {claim['holds']} of {claim['total']} run(s)**; a rival beats it in {claim['beaten']}.",
+                "", f"| cell | {names} | seed | savings | quality change | holds | why not |",
+                "|---" * (len(c["parameters"]) + 6) + "|"]
+        out += [f"| {r['cell']} | " + " | ".join(md(v) for v in r["values"]) + f" | {r['seed']} | {r['savings']} | "
+                f"{r['quality']} | {'yes' if r['holds'] else 'no'} | {md(r['why'])} |" for r in claim["runs"]]
+        out += [""]
     out += ["## The cost-quality frontier", "",
-            "Settings no other setting of the sweep beats on both cost and quality, cheapest first:", "",
-            "| cell | " + " | ".join(markdown_text(p) for p in parameters) + " | seed | policy | cost / 1k | quality |",
-            "|---" * (len(parameters) + 5) + "|"]
-    for r in frontier:
-        out.append(f"| {r['cell']} | " + " | ".join(str(markdown_text(r[p])) for p in parameters)
-                   + f" | {r['seed']} | {markdown_text(r['policy'])} | {r['cost_per_1k_requests_usd_mean']:.4g} | "
-                   f"{r['mean_quality_mean']:.4f} |")
+            "Settings no other setting of the sweep beats on both cost and quality, cheapest first (a policy the "
+            "swept values do not reach is one row, cell \"every\"):", "",
+            f"| cell | {names} | seed | policy | Cost / 1k req | Quality (all requests) |",
+            "|---" * (len(c["parameters"]) + 5) + "|"]
+    out += [f"| {r['cell']} | " + " | ".join(md(v) for v in r["values"])
+            + f" | {r['seed']} | {md(r['policy'])} | {r['cost']} | {r['quality']} |" for r in c["frontier"]]
     out += ["", "## Every cell", "",
             "Means with 95% intervals over the replications (sweep.parquet has every summary metric).", "",
-            "| cell | " + " | ".join(markdown_text(p) for p in parameters)
-            + " | seed | policy | savings | quality change | success rate | cost / 1k |",
-            "|---" * (len(parameters) + 7) + "|"]
-    for r in rows:
-        out.append(f"| {r['cell']} | " + " | ".join(str(markdown_text(r[p])) for p in parameters)
-                   + f" | {r['seed']} | {markdown_text(r['policy'])} | {_row_interval(r, 'savings_vs_baseline', True)} | "
-                   f"{_row_interval(r, 'quality_delta_vs_baseline', False)} | {_row_interval(r, 'success_rate', True)} | "
-                   f"{_row_interval(r, 'cost_per_1k_requests_usd', False)} |")
+            f"| cell | {names} | seed | policy | " + " | ".join(c["columns"]) + " |",
+            "|---" * (len(c["parameters"]) + 7) + "|"]
+    out += [f"| {r['cell']} | " + " | ".join(md(v) for v in r["values"]) + f" | {r['seed']} | {md(r['policy'])} | "
+            + " | ".join(r["metrics"]) + " |" for r in c["cells"]]
+    out += ["", "## Glossary", ""]
+    out += [f"- **{g['label']}**" + (f" (`{g['name']}`)" if g["label"] != g["name"] else "") + f": {g['definition']}"
+            for g in c["glossary"]]
     return "\n".join(out) + "\n"
+
+
+def _html(c: dict, folder: Path) -> str:
+    import base64
+
+    from .render import render_page
+
+    images = {f: "data:image/png;base64," + base64.b64encode((folder / f).read_bytes()).decode("ascii")
+              for f in c["figures"]}
+    return render_page("sweep.html.j2", c=c, images=images)
