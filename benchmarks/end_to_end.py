@@ -44,6 +44,7 @@ def compare_scenario(folder: Path, requests: int, replications: int, only_dynami
     if only_dynamic:
         data["policies"] = {"dynamic": data["policies"]["dynamic"]}
         data["baseline"] = "dynamic"
+        data.pop("gates", None)  # its candidate against a baseline: one policy has neither
     path = folder / f"compare-{requests}-{replications}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

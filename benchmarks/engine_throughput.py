@@ -59,6 +59,7 @@ def case_scenario(case: str, requests: int) -> tuple[dict, str]:
     spikes = synthetic.pop("spikes", [])
     synthetic["rate_per_s"] = requests / synthetic["duration_s"]
     del spikes  # a steady rate: every case simulates the same number of requests
+    data.pop("gates", None)  # one policy is kept: no candidate to gate against a baseline
     if case == "static":
         data["models"] = {"gpt-5": data["models"]["gpt-5"]}
         data["router"].pop("default_model", None)

@@ -54,9 +54,9 @@ class Threshold:
 CHECKS = {
     "min_savings": Threshold("savings_vs_baseline", "savings vs baseline", "min", "paired"),
     "max_quality_drop": Threshold(
-        "quality_delta_vs_baseline", "quality drop vs baseline, all requests, failures as 0", "max",
-        "negated paired", also=(Threshold("answered_quality_delta_vs_baseline",
-                                          "quality drop vs baseline, answered requests only", "max", "negated paired"),)),
+        "quality_delta_vs_baseline", "quality drop vs baseline, all requests, failures as 0", "max", "negated paired",
+        also=(Threshold("answered_quality_delta_vs_baseline", "quality drop vs baseline, answered requests only",
+                        "max", "negated paired"),)),
     "min_success_rate": Threshold("success_rate", "success rate", "min"),
     "min_fault_success_rate": Threshold("fault_success_rate", "success rate during faults", "min"),
     "max_p95_latency_ratio": Threshold("latency_p95_s", "p95 latency / baseline's", "max", "ratio"),

@@ -142,8 +142,9 @@ def glossary(run) -> list[dict]:
     shown = [metric for metric, _ in headline.HEADLINE] + (list(RESILIENCE_SHOWN) if fault_summary(run) else [])
     if run.comparisons:
         shown += ["strong_call_share", "pgr", "apgr", "cpt_50", "cpt_80", "aiq", "random_mix_aiq"]
-    out = [_entry(name, labels.get(name, name), _plain(BY_NAME[name].definition)) for name in dict.fromkeys(shown)]
-    return out + [_entry("pp", "pp", PERCENTAGE_POINTS)]
+    out = [glossary_entry(name, labels.get(name, name), plain_definition(BY_NAME[name].definition))
+           for name in dict.fromkeys(shown)]
+    return out + [glossary_entry("pp", "pp", PERCENTAGE_POINTS)]
 
 
 #: The unit the verdicts give availability differences in.
@@ -151,14 +152,14 @@ PERCENTAGE_POINTS = ("percentage points: the difference of two percentages, as i
                      "98.50%, −1.00 pp (a relative change would be −1.005%)")
 
 
-def _entry(name: str, label: str, definition: str) -> dict:
+def glossary_entry(name: str, label: str, definition: str) -> dict:
     """A glossary entry under the label the tables show (the metric's name beside it, as in
     summary.json); for HTML, the text between backticks is code (odd pieces of the split)."""
     return {"name": name, "label": label, "definition": definition,
             "pieces": [(piece, k % 2 == 1) for k, piece in enumerate(definition.split("`"))]}
 
 
-def _plain(markdown: str) -> str:
+def plain_definition(markdown: str) -> str:
     """A registry definition without Markdown's escapes, for either template."""
     return markdown.replace("\\|", "|")
 

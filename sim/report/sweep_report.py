@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..files import atomic_file
-from .format import fmt_value, usd_decimals_of
+from ..metric_registry import BY_NAME
+from .format import fmt_metric, fmt_value, usd_decimals_of
 from .render import markdown_text
 
 if TYPE_CHECKING:
@@ -272,8 +273,7 @@ CELL_COLUMNS = [("savings_vs_baseline", "Savings per request"), ("quality_delta_
 
 def sweep_context(sweep, rows, parameters, frontier, figures) -> dict:
     """What both pages show, every number formatted once (format.fmt_value, as a run's report)."""
-    from ..metric_registry import BY_NAME
-    from .context import PERCENTAGE_POINTS, _entry, _plain
+    from .context import PERCENTAGE_POINTS, glossary_entry, plain_definition
 
     spec = sweep.spec
     seeds = sorted({c.seed for c in sweep.cells})
@@ -291,13 +291,13 @@ def sweep_context(sweep, rows, parameters, frontier, figures) -> dict:
               "quality": fmt_value(r["mean_quality_mean"], "ratio")} for r in frontier]
     shown = [m for m, _ in CELL_COLUMNS] + ["mean_quality"]
     titles = dict(CELL_COLUMNS) | {"mean_quality": "Quality (all requests)"}
-    glossary = [_entry(m, titles[m], _plain(BY_NAME[m].definition)) for m in shown]
+    glossary = [glossary_entry(m, titles[m], plain_definition(BY_NAME[m].definition)) for m in shown]
     return {"name": spec.name, "description": spec.description or "", "base": spec.base,
             "runs": len(sweep.cells), "cells_count": len(sweep.cells) // max(1, len(seeds)), "seeds": seeds,
             "replications": sweep.cells[0].replications if sweep.cells else 0, "parameters": parameters,
             "figures": figures, "claim": _claim_context(spec.claim, rows, parameters) if spec.claim else None,
             "frontier": front, "cells": cells, "columns": [title for _, title in CELL_COLUMNS],
-            "glossary": glossary + [_entry("pp", "pp", PERCENTAGE_POINTS)]}
+            "glossary": glossary + [glossary_entry("pp", "pp", PERCENTAGE_POINTS)]}
 
 
 def _summary_of(row: dict) -> dict:
@@ -308,9 +308,6 @@ def _summary_of(row: dict) -> dict:
 
 
 def _interval(row: dict, metric: str, usd_decimals: int | None = None) -> str:
-    from ..metric_registry import BY_NAME
-    from .format import fmt_metric
-
     entry = {"mean": row.get(f"{metric}_mean"), "ci95": [row.get(f"{metric}_ci95_lo"), row.get(f"{metric}_ci95_hi")]}
     return fmt_metric(entry, BY_NAME[metric].unit, usd_decimals=usd_decimals)
 
@@ -340,8 +337,6 @@ def _claim_context(claim, rows, parameters) -> dict:
 
 def fmt_value_triple(values: tuple, unit: str) -> str:
     """(mean, lo, hi) as ``mean [lo, hi]`` in ``unit``."""
-    from .format import fmt_metric
-
     mean, lo, hi = values
     return fmt_metric({"mean": mean, "ci95": [lo, hi]}, unit)
 
