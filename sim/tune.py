@@ -76,6 +76,8 @@ class TuneSetup:
         data["policies"] = {name: spec for name, spec in self.base["policies"].items()
                             if name in (self.policy, self.baseline)}
         data["baseline"] = self.baseline
+        if isinstance(data.get("gates"), dict):  # the candidate is the tuned policy, whichever the file names
+            data["gates"] = {k: v for k, v in data["gates"].items() if k != "candidate"}
         return data
 
 

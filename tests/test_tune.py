@@ -137,3 +137,16 @@ def test_no_setting_to_roll_out_is_exit_1(tmp_path, cli):
                  "--out", tmp_path / "noise", "--workers", "1")
     assert "on a fresh seed: FAILS a check" in result.output, result.output
     assert result.exit_code == 1
+
+
+def test_a_policy_other_than_the_gates_candidate_can_be_tuned(tmp_path, cli):
+    """gates.candidate names w; tuning another policy (w2) checks w2 against the gates, not fails
+    for the candidate it left out."""
+    path = tuned_scenario(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["gates"]["candidate"] = "w"
+    data["policies"]["w2"] = {"kind": "weighted", "weights": {"cost": 0.1, "quality": 1.0}}
+    result = cli("tune", write_scenario(tmp_path, data, "two.yaml"), "--policy", "w2", "--param", "weights.cost=8",
+                 "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code in (0, 1) and "1 candidate(s)" in result.output, result.output
+    assert pd.read_parquet(tmp_path / "out" / "tune.parquet").policy.tolist() == ["w2"]
