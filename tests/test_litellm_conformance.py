@@ -30,11 +30,14 @@ schedule. Pinned: litellm 1.110.2 (the ``conformance`` extra).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
 
 pytest.importorskip("litellm", reason="the conformance extra (litellm) is not installed")
+if importlib.util.find_spec("libfaketime") is None:  # LiteLLM's clock in the harness (not imported here)
+    pytest.skip("the conformance extra (libfaketime) is not installed", allow_module_level=True)
 
 from litellm_harness import Case, run_litellm, run_routesim  # noqa: E402
 
