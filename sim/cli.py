@@ -452,7 +452,7 @@ def catalog_fit_latency(
 ) -> None:
     """Fit a model's latency block (TTFT, decode speed, their correlation, a prefill rate
     where TTFT grows with the input) from per-request measurements."""
-    from .latency_fit import describe_fit
+    from .report.latency_text import describe_fit
 
     with user_errors():
         text = describe_fit(measurements, fit, check)

@@ -166,26 +166,3 @@ def fit_latency(m: Measurements, kind: str = "quantiles") -> dict:
 
 def _round(value: float) -> float:
     return float(f"{float(value):.6g}")
-
-
-def describe_fit(path: Path, kind: str = "quantiles", check: bool = False) -> str:
-    """The fitted ``latency:`` block as YAML, headed by comments that say what it came from
-    (and, with ``check``, how well it reproduces the measurements)."""
-    import yaml
-
-    m = read_measurements(path)
-    block = fit_latency(m, kind)
-    short = int((m.output_tokens < SHORT_ANSWER_SHARE * np.median(m.output_tokens)).sum())
-    header = [f"# Fitted by routesim catalog fit-latency from {Path(path).name}: {len(m.e2e_s)} successful requests"
-              f" ({m.skipped} errors or unusable rows left out).",
-              "# Decode speed = output tokens / (end-to-end latency - TTFT), per request"
-              f"{f'; {short} short answer(s) left out of it' if short else ''}.",
-              f"# Measured: TTFT median {np.median(m.ttft_s):.4g} s, end-to-end p50 {np.median(m.e2e_s):.4g} s, "
-              f"p99 {np.quantile(m.e2e_s, 0.99):.4g} s."]
-    body = yaml.safe_dump({"latency": block}, sort_keys=False, default_flow_style=None, width=100)
-    text = "\n".join(header) + "\n"
-    if check:
-        from .latency_check import check_fit
-
-        text += check_fit(m, block).text()
-    return text + body
