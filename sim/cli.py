@@ -322,7 +322,8 @@ def gate(
     The result is recorded in the run folder (gate.json) and its report, which then opens with it."""
     import shlex
 
-    from .gate import gate_record, gate_table, record_gate, run_gate
+    from .gate import gate_record, gate_table, run_gate
+    from .report import record_gate
 
     overrides = {"min_savings": min_savings, "max_quality_drop": max_quality_drop,
                  "min_success_rate": min_success_rate, "min_fault_success_rate": min_fault_success_rate,

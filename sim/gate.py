@@ -233,20 +233,13 @@ def gate_record(checks: list[Check], candidate: str, baseline: str, command: str
                       passed=all(c.passed for c in checks))
 
 
-def record_gate(folder: Path, record: GateRecord) -> None:
-    """Write gate.json into the run folder (under its lock; never over a file routesim did not
-    write there) and, when the run has a report, rewrite the report so it opens with this gate."""
+def write_gate_file(folder: Path, record: GateRecord) -> None:
+    """Write gate.json into the run folder (the caller holds the folder's lock:
+    report.record_gate, which also rewrites the report)."""
     from .files import atomic_file
-    from .report import report_files, write_report
-    from .run_folder import updating_run
 
-    folder = Path(folder)
-    has_report = (folder / "report.html").is_file()
-    with updating_run(folder, [GATE_FILE] + (report_files() if has_report else [])):
-        with atomic_file(folder / GATE_FILE, "gate") as tmp:
-            tmp.write_text(json.dumps(record.model_dump(), indent=2) + "\n", encoding="utf-8")
-        if has_report:
-            write_report(folder)
+    with atomic_file(Path(folder) / GATE_FILE, "gate") as tmp:
+        tmp.write_text(json.dumps(record.model_dump(), indent=2) + "\n", encoding="utf-8")
 
 
 def read_gate(folder: Path) -> GateRecord | None:

@@ -46,3 +46,18 @@ def rebuild_report(folder: Path) -> None:
 
     with updating_run(folder, report_files()):
         write_report(folder)
+
+
+def record_gate(folder: Path, record) -> None:
+    """Write gate.json into the run folder (under its lock; never over a file routesim did not
+    write there) and, when the run has a report, rewrite the report so it opens with this gate.
+    Here, not in gate.py: the gate judges a run and writes its own file; the report reads it."""
+    from ..gate import GATE_FILE, write_gate_file
+    from ..run_folder import updating_run
+
+    folder = Path(folder)
+    has_report = (folder / "report.html").is_file()
+    with updating_run(folder, [GATE_FILE] + (report_files() if has_report else [])):
+        write_gate_file(folder, record)
+        if has_report:
+            write_report(folder)
