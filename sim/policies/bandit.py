@@ -27,7 +27,7 @@ from pydantic import Field
 from .base import ANSWER_FEEDBACK, BasePolicy, Decision, Feedback, Outcome, Request, RouterView
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
-from .registry import register
+from .params import register
 
 
 class BanditParams(CandidateParams):

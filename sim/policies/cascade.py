@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from .base import BasePolicy, Decision, Judge, Request, RouterView
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class JudgeParams(PolicyParams):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .base import ModelStatus, RouterView
-from .registry import PolicyParams
+from .params import PolicyParams
 
 
 class CandidateParams(PolicyParams):

@@ -25,7 +25,7 @@ from pydantic import Field
 from .base import BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 def _healthy_first(order: list[ModelStatus]) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from pydantic import Field
 from .base import BasePolicy, Decision, Outcome, Request, RouterView
 from .litellm import Limit
 from .litellm_tags import allowed_deployments
-from .registry import PolicyParams, build, register
+from .params import PolicyParams, builtin, construct, register
 
 STRATEGIES = ("simple-shuffle", "least-busy", "usage-based", "latency-based", "cost-based")
 #: LiteLLM 1.110.2's retry backoff (litellm/constants.py: INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, JITTER).
@@ -97,7 +97,8 @@ class LiteLLMRouter(BasePolicy):
                 strategy_params["limits"] = {d: l.model_dump(exclude_none=True) for d, l in self.p.limits.items()
                                              if d in deployments}
                 strategy_params["litellm_limits"] = self.p.num_retries is not None  # LiteLLM's behaviour
-            self._strategies[group] = build(self.p.strategy, strategy_params, None if seed is None else seed + k)
+            self._strategies[group] = construct(builtin(self.p.strategy), strategy_params,
+                                                None if seed is None else seed + k)
 
     def route(self, request: Request, view: RouterView) -> Decision:
         asked = self.p.aliases.get(request.workload, request.workload)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import field_validator
 
 from .base import BasePolicy, Decision, Request, RouterView
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 def _as_list(value: str | list[str]) -> list[str]:

@@ -21,7 +21,7 @@ from pydantic import Field
 from .base import DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView, sigmoid
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class MaxPrice(PolicyParams):

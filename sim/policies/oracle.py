@@ -18,7 +18,7 @@ from typing import Callable, Mapping, NamedTuple
 
 from .base import BasePolicy, Decision, Request, RouterView
 from .common import CandidateParams, candidate_models
-from .registry import register
+from .params import register
 
 
 class TrueOutcome(NamedTuple):

@@ -3,33 +3,17 @@ paths, and the ``routesim.policies`` entry-point group for installed plug-ins.""
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from .base import POLICY_FAILURES
+from .params import _BUILTINS, PolicyParams, construct, register  # noqa: F401 - re-exported: sim.policies' API
 
 ENTRY_POINT_GROUP = "routesim.policies"
-_BUILTINS: dict[str, type] = {}
-
-
-class PolicyParams(BaseModel):
-    """Base of built-in policies' parameter models."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)  # as the scenario
-
-    def referenced_models(self) -> list[tuple[str, tuple]]:
-        """(model name, field path) for every model name these parameters mention."""
-        return []
-
-    def workload_problems(self, workloads: list[str]) -> list[tuple[tuple, str]]:
-        """(field path, message) for what these parameters cannot handle among the
-        trace's ``workloads``; checked before a run."""
-        return []
 
 
 class PolicyConfigError(Exception):
@@ -38,17 +22,6 @@ class PolicyConfigError(Exception):
     def __init__(self, problems: list[tuple[tuple, str]]):
         self.problems = problems
         super().__init__("; ".join(m for _, m in problems))
-
-
-def register(name: str):
-    """Class decorator that makes a built-in policy available by ``name``."""
-
-    def wrap(cls: type) -> type:
-        _BUILTINS[name] = cls
-        cls.kind = name
-        return cls
-
-    return wrap
 
 
 def available() -> tuple[dict[str, type], dict[str, str]]:
@@ -154,19 +127,7 @@ def workload_problems(kind: str, params: dict[str, Any], workloads: list[str]) -
 
 def build(kind: str, params: dict[str, Any], seed: int | None = None):
     """Construct the policy; a ``seed`` is passed when the constructor accepts one."""
-    cls = resolve(kind)
-    kwargs = copy.deepcopy(params)  # the policy's own: a constructor that mutates them cannot change the scenario
-    if seed is not None and _accepts(cls, "seed"):
-        kwargs["seed"] = seed
-    return cls(**kwargs)
-
-
-def _accepts(cls: type, name: str) -> bool:
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params  # declared by name: a **kwargs catch-all is not an opt-in
+    return construct(resolve(kind), params, seed)
 
 
 def _load_builtins() -> None:

@@ -15,7 +15,7 @@ the scenario's other policies are compared on the same calibrated world.
 from __future__ import annotations
 
 from .base import LOGGED_ROUTING, BasePolicy, Decision, Request, RouterView
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class ReplayParams(PolicyParams):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import BasePolicy, Decision, Request, RouterView
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class StaticParams(PolicyParams):

@@ -16,7 +16,7 @@ from collections import deque
 from pydantic import Field
 
 from .base import DIFFICULTY_SIGNAL, BasePolicy, Decision, Request, RouterView
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class ThresholdParams(PolicyParams):

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from .base import DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, Outcome, Request, RouterView
 from .common import CandidateParams
 from .estimates import OutputTokens
-from .registry import PolicyParams, register
+from .params import PolicyParams, register
 
 
 class Weights(PolicyParams):
