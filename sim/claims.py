@@ -15,7 +15,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .gate import CHECKS
 from .schema.sweep import Claim
+
+#: The measures a quality drop is held to, as the gate holds it: over all requests, then of the answers.
+QUALITY_DROP_MEASURES = (CHECKS["max_quality_drop"], *CHECKS["max_quality_drop"].also)
 
 
 @dataclass
@@ -35,7 +39,7 @@ class Verdict:
         return not self.failed and not self.beaten_by
 
 
-def _triple(row: dict, metric: str) -> tuple:
+def metric_triple(row: dict, metric: str) -> tuple:
     return tuple(row.get(f"{metric}_{part}") for part in ("mean", "ci95_lo", "ci95_hi"))
 
 
@@ -47,8 +51,9 @@ def verdicts(claim: Claim, rows: list[dict], parameters: list[str]) -> list[Verd
     found = []
     for (cell, seed), by_policy in runs.items():
         mine = by_policy[claim.policy]
-        v = Verdict(cell, seed, {p: mine.get(p) for p in parameters}, _triple(mine, "savings_vs_baseline"),
-                    _triple(mine, "quality_delta_vs_baseline"), _triple(mine, "answered_quality_delta_vs_baseline"))
+        overall, answers = (metric_triple(mine, c.metric) for c in QUALITY_DROP_MEASURES)
+        v = Verdict(cell, seed, {p: mine.get(p) for p in parameters}, metric_triple(mine, "savings_vs_baseline"),
+                    overall, answers)
         mean, lo, _ = v.savings
         decided = lo if lo is not None else mean
         if claim.min_savings is not None and (decided is None or decided < claim.min_savings):

@@ -196,13 +196,18 @@ def check_cells(c: Check) -> list[str]:
             "PASS" if c.passed else "FAIL"]
 
 
+def failed_names(checks: list[Check]) -> list[str]:
+    """The thresholds that failed, each once (the quality drop is checked on two measures)."""
+    return list(dict.fromkeys(c.name for c in checks if not c.passed))
+
+
 def gate_table(checks: list[Check], candidate: str, baseline: str) -> str:
     rows = [["check", "rule", "measured mean [95% CI]", "decided on", "result"]]
     rows += [check_cells(c) for c in checks]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    failed = list(dict.fromkeys(c.name for c in checks if not c.passed))  # a threshold checked twice, once
+    failed = failed_names(checks)
     lines.append("")
     lines.append(f"candidate {candidate} vs baseline {baseline}: "
                  + ("PASS" if not failed else f"FAIL ({', '.join(failed)})"))

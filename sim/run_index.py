@@ -119,17 +119,20 @@ def write_index(folder: Path) -> Path:
 def index_after_sweep(sweep_folder: Path, default_reports: Path) -> Path | None:
     """After a sweep into ``reports/sweeps/<name>`` (or beside routesim's index): that index again."""
     parent = Path(sweep_folder).absolute().parent
-    for folder in (parent, parent.parent) if parent.name == "sweeps" else (parent,):
-        if folder == Path(default_reports).absolute() or first_line_is(folder / INDEX, MARKER):
-            return write_index(folder)
-    return None
+    return _reindex((parent, parent.parent) if parent.name == "sweeps" else (parent,), default_reports)
 
 
 def index_after_run(run_folder: Path, default_reports: Path) -> Path | None:
     """After a run: rebuild the index of the folder holding it when that is the default
     reports folder or already has routesim's index; elsewhere nothing is written unasked."""
-    parent = Path(run_folder).absolute().parent
-    if parent == Path(default_reports).absolute() or first_line_is(parent / INDEX, MARKER):
-        return write_index(parent)
+    return _reindex((Path(run_folder).absolute().parent,), default_reports)
+
+
+def _reindex(folders, default_reports: Path) -> Path | None:
+    """The index of the first of ``folders`` that is the default reports folder or has
+    routesim's index, rewritten; None when none is."""
+    for folder in folders:
+        if folder == Path(default_reports).absolute() or first_line_is(folder / INDEX, MARKER):
+            return write_index(folder)
     return None
 

@@ -369,10 +369,17 @@ def test_ids_whose_hashes_collide_are_left_as_they_are(tmp_path, monkeypatch):
 
     from test_spend_logs import logged_calls
 
+    import sim.log_trace
+
     monkeypatch.setattr(pd.util, "hash_array", lambda values, **_: np.zeros(len(values), np.uint64))
+    written = []  # every Parquet file the trace writer writes: a rewrite of the ids would show here
+    real_write = sim.log_trace.pq.write_table
+    monkeypatch.setattr(sim.log_trace.pq, "write_table", lambda table, where, **kw: (written.append(Path(where)),
+                                                                                      real_write(table, where, **kw)))
     trace, error = _import_log(tmp_path, logged_calls())
     assert error is None, error
     assert trace.request_id.tolist() == [f"chatcmpl-{k:04d}" for k in range(6)]
+    assert not [p for p in written if p.name.endswith(".ids")]  # the exact check found none: no rewrite
 
 
 def test_a_first_token_before_the_start_is_refused_naming_the_row(tmp_path):

@@ -168,14 +168,15 @@ def plain_definition(markdown: str) -> str:
 RESILIENCE_SHOWN = ("fault_success_rate", "failed_in_faults", "time_to_failover_s", "never_recovered_share",
                     "extra_latency_in_faults_s", "attempts_per_request", "rate_limited_share", "hedge_cost_share",
                     "breaker_open_s", "error_budget_burn")
-#: Their column titles (report.html.j2's resilience table), for the glossary.
-RESILIENCE_LABELS = {"fault_success_rate": "Success during faults", "failed_in_faults": "Failed during faults",
-                     "time_to_failover_s": "Time to failover (s)",
-                     "never_recovered_share": "Time to failover: share of faults never",
-                     "extra_latency_in_faults_s": "Extra latency in faults (s)",
-                     "attempts_per_request": "Attempts / request", "rate_limited_share": "429 share",
-                     "hedge_cost_share": "Hedge cost share", "breaker_open_s": "Breaker open (s)",
-                     "error_budget_burn": "Error-budget burn"}
+#: The resilience table's columns (metric, title), in order: the templates' headers and the glossary's labels.
+RESILIENCE_COLUMNS = (("fault_success_rate", "Success during faults"), ("failed_in_faults", "Failed during faults"),
+                      ("time_to_failover_s", "Time to failover (s)"),
+                      ("extra_latency_in_faults_s", "Extra latency in faults (s)"),
+                      ("attempts_per_request", "Attempts / request"), ("rate_limited_share", "429 share"),
+                      ("hedge_cost_share", "Hedge cost share"), ("breaker_open_s", "Breaker open (s)"),
+                      ("error_budget_burn", "Error-budget burn"))
+#: Every resilience metric's label (never_recovered_share is shown inside the time to failover).
+RESILIENCE_LABELS = dict(RESILIENCE_COLUMNS) | {"never_recovered_share": "Time to failover: share of faults never"}
 
 
 def backtest_section(folder) -> dict | None:
@@ -207,6 +208,7 @@ def report_context(run, figures: dict[str, str]) -> dict:
         "headline": headline.rows(run, decided.max_quality_drop),
         "upper_bounds": run.upper_bounds, "bound_notes": bound_notes(run), "knowledge": knowledge_rows(run),
         "resilience": resilience_rows(run), "faults": fault_summary(run),
+        "resilience_titles": [title for _, title in RESILIENCE_COLUMNS],
         "failovers_without_faults": failovers_without_faults(run),
         "resolved_yaml": (run.folder / "scenario.resolved.yaml").read_text(encoding="utf-8"),
         "fault_rows": fault_rows(run), "workload_rows": workload_rows(run, decided.max_quality_drop),

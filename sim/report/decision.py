@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gate import Check, check_cells, evaluate, gate_thresholds, policy_runs, read_gate
+from ..gate import Check, check_cells, evaluate, failed_names, gate_thresholds, policy_runs, read_gate
 from ..schema.routing import Gates
 
 
@@ -30,6 +30,7 @@ class GateResult:
     baseline: str
     rows: list[GateRow]
     passed: bool
+    failed: list[str]  # the thresholds that failed, each once
 
 
 @dataclass
@@ -44,22 +45,31 @@ def _rows(checks: list[Check]) -> list[GateRow]:
 
 
 def decision(run) -> Decision:
-    recorded = read_gate(run.folder)
+    return decision_for(run.folder, run.resolved, run.baseline, run.policies, run.upper_bounds)
+
+
+def decision_for(folder, resolved: dict, run_baseline: str, policies: list[str],
+                 upper_bounds: list[str]) -> Decision:
+    """The decision of the run in ``folder`` (its resolved scenario, baseline, policies and upper
+    bounds given): what ``decision`` reads from a loaded run, for callers that have not loaded one."""
+    recorded = read_gate(folder)
     if recorded is not None:
         checks = recorded.checks
         drop = next((c.threshold for c in checks if c.name == "max_quality_drop"), None)
-        result = GateResult(recorded.candidate, recorded.baseline, _rows(checks), recorded.passed)
+        result = GateResult(recorded.candidate, recorded.baseline, _rows(checks), recorded.passed,
+                            failed_names(checks))
         return Decision(recorded.command, [result], drop)
-    gates = Gates.model_validate(run.resolved.get("gates") or {})
+    gates = Gates.model_validate(resolved.get("gates") or {})
     thresholds = gate_thresholds(gates)
     if not thresholds:
         return Decision(None, [], None)
-    baseline = gates.baseline or run.baseline
+    baseline = gates.baseline or run_baseline
     candidates = [gates.candidate] if gates.candidate else [
-        p for p in run.policies if p != baseline and p not in run.upper_bounds]
-    base_runs = policy_runs(run.folder, baseline)
+        p for p in policies if p != baseline and p not in upper_bounds]
+    base_runs = policy_runs(folder, baseline)
     results = []
     for candidate in candidates:
-        checks = evaluate(thresholds, policy_runs(run.folder, candidate), base_runs)
-        results.append(GateResult(candidate, baseline, _rows(checks), all(c.passed for c in checks)))
+        checks = evaluate(thresholds, policy_runs(folder, candidate), base_runs)
+        results.append(GateResult(candidate, baseline, _rows(checks), all(c.passed for c in checks),
+                                  failed_names(checks)))
     return Decision(None, results, thresholds.get("max_quality_drop"))

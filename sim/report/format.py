@@ -39,13 +39,18 @@ def fmt_named(entries: dict, name: str, with_ci: bool = True, usd_decimals: int 
     return fmt_metric(entries[name], BY_NAME[name].unit, with_ci, usd_decimals)
 
 
-def usd_decimals_of(entries: list[dict], name: str) -> int | None:
-    """The decimals of a dollar column over several policies' summary ``entries``: four when any
-    figure shown in it (a mean or a bound) is under $1, else two; None for another unit."""
+def usd_decimals(shown) -> int:
+    """The decimals of a dollar column showing the figures ``shown``: four when any is under $1,
+    else two (missing ones left out)."""
+    return 4 if any(abs(v) < 1 for v in shown if v is not None and v == v) else 2
+
+
+def usd_decimals_of(entries: list[dict], name: str, with_ci: bool = True) -> int | None:
+    """``usd_decimals`` of metric ``name`` over several policies' summary ``entries`` (their means,
+    and bounds when the column shows them); None for a metric in another unit."""
     if BY_NAME[name].unit != "usd":
         return None
-    shown = [abs(v) for e in entries for v in (e[name]["mean"], *e[name]["ci95"]) if v is not None and v == v]
-    return 4 if any(v < 1 for v in shown) else 2
+    return usd_decimals(v for e in entries for v in (e[name]["mean"], *(e[name]["ci95"] if with_ci else ())))
 
 
 #: How a backtest figure's verdict (``backtest.BacktestRow.verdict``) reads.

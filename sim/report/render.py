@@ -27,11 +27,15 @@ def render_markdown(context: dict) -> str:
     return _MARKDOWN.get_template("report.md.j2").render(**context)
 
 
+def embedded_images(folder: Path, files) -> dict[str, str]:
+    """Each PNG of ``folder`` named in ``files`` as a data URI: a page that carries its figures."""
+    return {file: "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
+            for file in files}
+
+
 def render_html(context: dict, folder: Path) -> str:
     """One self-contained file: every figure embedded as a data URI, no network needed."""
-    images = {file: "data:image/png;base64," + base64.b64encode((folder / file).read_bytes()).decode("ascii")
-              for file in context["figures"]}
-    return _HTML.get_template("report.html.j2").render(images=images, **context)
+    return _HTML.get_template("report.html.j2").render(images=embedded_images(folder, context["figures"]), **context)
 
 
 def render_page(template: str, **context) -> str:

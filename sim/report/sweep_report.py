@@ -25,9 +25,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..claims import metric_triple, verdicts
 from ..files import atomic_file
 from ..metric_registry import BY_NAME
-from .format import fmt_metric, fmt_value, usd_decimals_of
+from .format import fmt_metric, fmt_value, usd_decimals
 from .render import markdown_text
 
 if TYPE_CHECKING:
@@ -277,16 +278,16 @@ def sweep_context(sweep, rows, parameters, frontier, figures) -> dict:
 
     spec = sweep.spec
     seeds = sorted({c.seed for c in sweep.cells})
-    decimals = usd_decimals_of([_summary_of(r) for r in rows], "cost_per_1k_requests_usd") if rows else None
-    frontier_decimals = usd_decimals_of([_summary_of(r) for r in frontier], "cost_per_1k_requests_usd") \
-        if frontier else None
+    decimals = usd_decimals(v for r in rows for v in metric_triple(r, "cost_per_1k_requests_usd"))
+    frontier_decimals = usd_decimals(r["cost_per_1k_requests_usd_mean"] for r in frontier)
 
     def where(r):
         return {"cell": "every" if r.get("every_cell") else str(r["cell"]),
                 "values": ["—" if r.get("every_cell") else _value(r[p]) for p in parameters],
                 "seed": str(r["seed"]), "policy": r["policy"]}
 
-    cells = [{**where(r), "metrics": [_interval(r, m, decimals) for m, _ in CELL_COLUMNS]} for r in rows]
+    cells = [{**where(r), "metrics": [_interval(metric_triple(r, m), BY_NAME[m].unit, decimals)
+                                      for m, _ in CELL_COLUMNS]} for r in rows]
     front = [{**where(r), "cost": fmt_value(r["cost_per_1k_requests_usd_mean"], "usd", frontier_decimals),
               "quality": fmt_value(r["mean_quality_mean"], "ratio")} for r in frontier]
     shown = [m for m, _ in CELL_COLUMNS] + ["mean_quality"]
@@ -300,20 +301,13 @@ def sweep_context(sweep, rows, parameters, frontier, figures) -> dict:
             "glossary": glossary + [glossary_entry("pp", "pp", PERCENTAGE_POINTS)]}
 
 
-def _summary_of(row: dict) -> dict:
-    """A sweep row's cost as a summary entry, for the column's decimals."""
-    return {"cost_per_1k_requests_usd": {"mean": row.get("cost_per_1k_requests_usd_mean"),
-                                         "ci95": [row.get("cost_per_1k_requests_usd_ci95_lo"),
-                                                  row.get("cost_per_1k_requests_usd_ci95_hi")]}}
-
-
-def _interval(row: dict, metric: str, usd_decimals: int | None = None) -> str:
-    entry = {"mean": row.get(f"{metric}_mean"), "ci95": [row.get(f"{metric}_ci95_lo"), row.get(f"{metric}_ci95_hi")]}
-    return fmt_metric(entry, BY_NAME[metric].unit, usd_decimals=usd_decimals)
+def _interval(triple: tuple, unit: str, decimals: int | None = None) -> str:
+    """(mean, lo, hi) as ``mean [lo, hi]`` in ``unit``, as a run's report shows it."""
+    mean, lo, hi = triple
+    return fmt_metric({"mean": mean, "ci95": [lo, hi]}, unit, usd_decimals=decimals)
 
 
 def _claim_context(claim, rows, parameters) -> dict:
-    from ..claims import verdicts
 
     found = verdicts(claim, rows, parameters)
     parts = []
@@ -327,18 +321,12 @@ def _claim_context(claim, rows, parameters) -> dict:
     if claim.rivals:
         parts.append("and no " + " or ".join(claim.rivals) + " reaches its quality for no more cost (means)")
     runs = [{"cell": str(v.cell), "values": [_value(v.parameters[p]) for p in parameters], "seed": str(v.seed),
-             "savings": fmt_value_triple(v.savings, "pct"), "quality": fmt_value_triple(v.quality_delta, "delta"),
+             "savings": _interval(v.savings, "pct"), "quality": _interval(v.quality_delta, "delta"),
              "holds": v.holds, "why": "; ".join(v.failed + [f"beaten by {r}" for r in v.beaten_by] + v.notes)}
             for v in found]
     return {"statement": claim.statement or "", "policy": claim.policy, "parts": ", ".join(parts),
             "holds": sum(v.holds for v in found), "total": len(found),
             "beaten": sum(bool(v.beaten_by) for v in found), "runs": runs}
-
-
-def fmt_value_triple(values: tuple, unit: str) -> str:
-    """(mean, lo, hi) as ``mean [lo, hi]`` in ``unit``."""
-    mean, lo, hi = values
-    return fmt_metric({"mean": mean, "ci95": [lo, hi]}, unit)
 
 
 def _markdown(c: dict) -> str:
@@ -384,10 +372,6 @@ def _markdown(c: dict) -> str:
 
 
 def _html(c: dict, folder: Path) -> str:
-    import base64
+    from .render import embedded_images, render_page
 
-    from .render import render_page
-
-    images = {f: "data:image/png;base64," + base64.b64encode((folder / f).read_bytes()).decode("ascii")
-              for f in c["figures"]}
-    return render_page("sweep.html.j2", c=c, images=images)
+    return render_page("sweep.html.j2", c=c, images=embedded_images(folder, c["figures"]))

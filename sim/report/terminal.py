@@ -51,15 +51,12 @@ def _aligned(rows: list[list[str]]) -> str:
 def gate_text(folder) -> str | None:
     """The rollout decision of the scenario's ``gates:`` (the report's first section), for the
     terminal: each candidate's checks and PASS or FAIL; None when the scenario has no gates."""
-    from types import SimpleNamespace
-
     from ..run_folder import read_run_files
-    from .decision import decision
+    from .decision import decision_for
 
     summary, resolved = read_run_files(folder)
-    run = SimpleNamespace(folder=folder, resolved=resolved, baseline=summary["baseline"],
-                          policies=list(summary["policies"]), upper_bounds=summary.get("upper_bounds", []))
-    decided = decision(run)
+    decided = decision_for(folder, resolved, summary["baseline"], list(summary["policies"]),
+                           summary.get("upper_bounds", []))
     if not decided.results:
         return None
     lines = ["Rollout gate (the scenario's gates:; a minimum passes only if the lower bound of its 95% interval "
@@ -67,17 +64,15 @@ def gate_text(folder) -> str | None:
     for result in decided.results:
         rows = [["check", "rule", "measured mean [95% CI]", "decided on", "result"]]
         rows += [[r.check, r.rule, r.measured, r.decided_on, "PASS" if r.passed else "FAIL"] for r in result.rows]
-        failed = list(dict.fromkeys(r.check.split(" (")[0] for r in result.rows if not r.passed))
         lines += [_aligned(rows), f"{result.candidate} vs {result.baseline}: "
-                  + ("PASS" if result.passed else f"FAIL ({', '.join(failed)})"), ""]
+                  + ("PASS" if result.passed else f"FAIL ({', '.join(result.failed)})"), ""]
     return "\n".join(lines).rstrip()
 
 
 def comparison_table(result) -> str:
     rows = [[title for title, _ in _COLUMNS]]
-    means = [{m: {"mean": result.summary[n][m]["mean"], "ci95": [None, None]} for _, m in _COLUMNS[1:]}
-             for n in result.policies]  # the column's decimals from the means it shows
-    decimals = {metric: usd_decimals_of(means, metric) for _, metric in _COLUMNS[1:]}
+    summaries = [result.summary[n] for n in result.policies]
+    decimals = {metric: usd_decimals_of(summaries, metric, with_ci=False) for _, metric in _COLUMNS[1:]}
     for name in result.policies:
         s = result.summary[name]
         row = [policy_label(result, name, short=True)]
