@@ -369,6 +369,8 @@ def test_ids_whose_hashes_collide_are_left_as_they_are(tmp_path, monkeypatch):
 
     from test_spend_logs import logged_calls
 
+    from pathlib import Path
+
     import sim.log_trace
 
     monkeypatch.setattr(pd.util, "hash_array", lambda values, **_: np.zeros(len(values), np.uint64))
