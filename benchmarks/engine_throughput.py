@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from minimal_loop import minimal_loop  # noqa: E402
-from sim.beliefs import SharedDraws  # noqa: E402
-from sim.catalog import build_catalog  # noqa: E402
-from sim.runner import load_trace, simulate  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
-from sim.world import World, draw_difficulty  # noqa: E402
+from sim.world.beliefs import SharedDraws  # noqa: E402
+from sim.world.models import build_model_table  # noqa: E402
+from sim.run.runner import load_trace, simulate  # noqa: E402
+from sim.scenario.load import load_scenario  # noqa: E402
+from sim.world.world import World, draw_difficulty  # noqa: E402
 
 CASES = {  # name -> (scenario file, policy)
     "static": ("compare.yaml", "static"),
@@ -89,7 +89,7 @@ def _simulate(data: dict, policy: str):
         loaded = load_scenario(path)
     sc = loaded.scenario
     trace = load_trace(loaded, sc.seed, 0)
-    catalog = build_catalog(loaded, trace.workloads)
+    catalog = build_model_table(loaded, trace.workloads)
     difficulty = draw_difficulty(sc, trace, sc.seed, 0)
     world = World(sc, catalog, trace, difficulty, sc.seed, 0, sc.max_attempts())
     shared = SharedDraws(sc, catalog, difficulty, sc.seed, 0)

@@ -41,7 +41,7 @@ def write_azure_csv(path: Path, rows: int, seed: int = 0) -> None:
 
 def measure(csv: Path, out: Path, chunk_rows: int) -> tuple[float, int]:
     """(seconds, peak RSS in KiB) of one import in a fresh process."""
-    code = ("import resource, sys; from sim.cli import main; sys.argv = ['routesim'] + sys.argv[1:]\n"
+    code = ("import resource, sys; from sim.cli.app import main; sys.argv = ['routesim'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
     began = time.perf_counter()

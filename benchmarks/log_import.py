@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def fill(url: str, rows: int) -> None:
     import psycopg
 
-    from sim.spend_logs import TABLE, ddl_from_prisma, litellm_schema
+    from sim.ingest.spend_logs import TABLE, ddl_from_prisma, litellm_schema
 
     with psycopg.connect(url, autocommit=True) as connection:
         for statement in ddl_from_prisma(litellm_schema())[:2]:  # the table and the startTime index
@@ -77,7 +77,7 @@ def main() -> None:
         fill(cluster.url, rows)
         with tempfile.TemporaryDirectory() as folder:
             read_only = [sys.executable, "-c", "import sys; sys.path.insert(0, %r)\n"
-                         "from sim.spend_logs import read_spend_logs\n"
+                         "from sim.ingest.spend_logs import read_spend_logs\n"
                          "print(sum(len(c) for c in read_spend_logs(%r)))" % (str(ROOT), cluster.url)]
             read_s, read_mib = measured(read_only)
             whole = [sys.executable, "-m", "sim", "import", "litellm-logs", cluster.url, "-o",

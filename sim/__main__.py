@@ -1,5 +1,5 @@
 """``python -m sim``: the same command line as ``routesim``."""
 
-from .cli import main
+from sim.cli.app import main
 
 main()

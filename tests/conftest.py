@@ -11,9 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sim.cli import app
-from sim.runner import run_to_folder
-from sim.scenario import load_scenario
+from sim.cli.app import app
+from sim.run.runner import run_to_folder
+from sim.scenario.load import load_scenario
 
 from hypothesis import settings
 

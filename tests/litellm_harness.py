@@ -255,9 +255,9 @@ def run_routesim(case: Case, start_s: list[float], folder: Path, seed: int = 1, 
     """routesim on LiteLLM's request times, shifted by ``minute_s``: routesim's failure-rate minutes
     run from simulated time 0, so the shift puts their boundaries where LiteLLM's wall-clock
     minutes fell, however long the real run took (a loaded machine stretches it across one)."""
-    from sim.litellm_import import convert, LiteLLMConfig
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.ingest.litellm_config import convert, LiteLLMConfig
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
     from datetime import datetime, timezone
 
     config = LiteLLMConfig.model_validate({"model_list": case.model_list, "router_settings": case.router_settings})

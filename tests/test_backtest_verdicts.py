@@ -24,7 +24,7 @@ def _interval(values):
     ("share", 0.99, [0.979, 0.981, 0.98, 0.98, 0.98], "miss"),  # −1 point
 ])
 def test_verdicts(unit, logged, values, verdict):
-    from sim.backtest import _row
+    from sim.verdicts.backtest import _row
 
     row = _row("figure", unit, logged, values)
     mean, lo, hi = _interval(values)
@@ -37,7 +37,7 @@ def test_verdicts(unit, logged, values, verdict):
 def test_one_replication_has_no_interval_and_is_never_too_noisy():
     """``backtest -r 1``: a figure without an interval is ok within its target and a miss
     outside it; it cannot be "too noisy to judge" (that needs the replications' spread)."""
-    from sim.backtest import _row
+    from sim.verdicts.backtest import _row
 
     near, far = _row("spend", "usd", 10.0, [10.05]), _row("spend", "usd", 10.0, [13.0])
     assert (near.verdict, far.verdict) == ("ok", "miss")

@@ -19,8 +19,8 @@ def _benchmark(name: str):
 
 
 def test_the_engine_benchmark_counts_the_requests_and_events_of_a_real_run(tmp_path):
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     engine_throughput = _benchmark("engine_throughput")
     seconds, requests, events = engine_throughput.routesim_run(3000, "dynamic")
@@ -76,8 +76,8 @@ def test_the_import_benchmark_imports_every_row(tmp_path):
 
 
 def test_the_end_to_end_benchmark_scales_compare_and_tells_tables_apart(tmp_path):
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     end_to_end = _benchmark("end_to_end")
     path = end_to_end.compare_scenario(tmp_path, 2000, 1, only_dynamic=True)

@@ -7,8 +7,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from sim.defences import CircuitBreaker
-from sim.schema.routing import CircuitBreakerSpec
+from sim.core.defences import CircuitBreaker
+from sim.scenario.schema.routing import CircuitBreakerSpec
 
 
 class ReferenceBreaker:

@@ -88,7 +88,7 @@ def test_a_rejected_answer_is_kept_when_no_later_stage_answers(tmp_path):
 @pytest.mark.parametrize("judge", [Judge(accept_good=1.5), "yes"])
 def test_a_malformed_judge_is_a_policy_error(tmp_path, judge):
     from sim.policies import Decision
-    from sim.router import Router
+    from sim.core.router import Router
 
     judged, error = Router._judge(Decision(("big",), "", judge))
     assert judged is None and "Decision.judge" in error

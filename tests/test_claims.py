@@ -1,9 +1,9 @@
-"""A sweep's claim, checked run by run (sim/claims.py), on rows made by hand."""
+"""A sweep's claim, checked run by run (sim/verdicts/claims.py), on rows made by hand."""
 
 from __future__ import annotations
 
-from sim.claims import verdicts
-from sim.schema.sweep import Claim
+from sim.verdicts.claims import verdicts
+from sim.scenario.schema.sweep import Claim
 
 CLAIM = Claim(policy="dynamic", min_savings=0.2, max_savings=0.45, max_quality_drop=0.01, rivals=["table"])
 

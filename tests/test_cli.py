@@ -136,7 +136,7 @@ def test_a_killed_run_leaves_no_report_that_looks_complete(cli, tmp_path):
 
 
 def test_import_sim_policies_does_not_import_simpy():
-    code = "import sys, sim.policies; print('simpy' in sys.modules, 'sim.engine' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys, sim.policies; print('simpy' in sys.modules, 'sim.core.engine' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.split() == ["False", "False", "False"]
 
@@ -200,7 +200,7 @@ def test_every_option_of_every_command_says_what_it_does():
     import click
     import typer.main
 
-    from sim.cli import app
+    from sim.cli.app import app
 
     silent = []
 

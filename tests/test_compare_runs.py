@@ -18,8 +18,8 @@ PRICE = {"kind": "price", "model": "big", "at_s": 300, "input_per_mtok": 4.0, "o
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     folder = tmp_path_factory.mktemp("compare")
     before = scenario(replications=3, policies=POLICIES, baseline="static-big")
@@ -37,7 +37,7 @@ def test_a_price_event_is_exactly_the_difference(runs, cli, tmp_path):
     changed = result.output.split("What changed (scenario.resolved.yaml, A → B):\n", 1)[1].split("\n\n", 1)[0]
     assert changed.splitlines() == ["  events[+]: added {kind: 'price', model: 'big', at_s: 300.0, "
                                     "input_per_mtok: 4.0, output_per_mtok: 16.0}"]
-    from sim.compare_runs import compare_runs
+    from sim.verdicts.compare import compare_runs
 
     comparison = compare_runs(a, b)
     assert comparison.paired and comparison.shared == ["static-big", "static-small"]
@@ -63,9 +63,9 @@ def test_a_price_event_is_exactly_the_difference(runs, cli, tmp_path):
 
 
 def test_different_seeds_are_compared_as_independent_samples(runs, tmp_path):
-    from sim.compare_runs import compare_runs
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.verdicts.compare import compare_runs
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     a, _ = runs
     other = tmp_path / "other"
@@ -133,7 +133,7 @@ def test_the_page_highlights_only_the_differences_whose_interval_excludes_zero(r
 
 
 def test_a_changed_event_is_named_by_its_kind_target_and_time():
-    from sim.compare_runs import scenario_changes
+    from sim.verdicts.compare import scenario_changes
 
     a = {"events": [{"kind": "outage", "provider": "pa", "start_s": 60, "end_s": 120},
                     {"kind": "price", "model": "big", "at_s": 300, "input_per_mtok": 2.0, "output_per_mtok": 8.0}]}
@@ -148,8 +148,8 @@ def test_time_to_failover_reads_never_as_in_the_report(tmp_path, cli):
     """static-big has no fallback and its provider is out from 0 to 300 s: every request of the
     window fails (checked on the requests), so the report's "never" is compare's word too, not the
     window's length as a number of seconds."""
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     outage = {"kind": "outage", "provider": "pa", "start_s": 0, "end_s": 300}
     runs = []

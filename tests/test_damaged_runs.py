@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import run_scenario_data, scenario
-from sim.cli import app
+from sim.cli.app import app
 
 
 @pytest.fixture(scope="module")

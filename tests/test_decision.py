@@ -94,7 +94,7 @@ def test_scenario_gates_without_a_candidate_check_every_deployable_policy(tmp_pa
 
 
 def test_no_faults_is_said_in_words_and_the_glossary_defines_what_is_shown(run):
-    from sim.metric_registry import BY_NAME
+    from sim.metrics.registry import BY_NAME
     from sim.report.headline import HEADLINE
 
     html, md = (run / "report.html").read_text(), (run / "report.md").read_text()
@@ -115,7 +115,7 @@ def test_no_faults_is_said_in_words_and_the_glossary_defines_what_is_shown(run):
 
 
 def test_a_defence_that_makes_a_policy_worse_is_called_out(tmp_path):
-    from sim.report.defences import defence_pairs
+    from sim.report.defence_costs import defence_pairs
 
     policies = {"static-big": {"kind": "static", "model": "big", "fallbacks": ["small"]},
                 # The same policy with a router setting of its own that hurts: answers slower than 1.5 s time out.
@@ -140,8 +140,8 @@ def test_a_defence_that_makes_a_policy_worse_is_called_out(tmp_path):
 
 
 def test_a_new_run_into_the_folder_drops_the_old_gate(run, cli):
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     assert cli("gate", run, "--candidate", "cheap", "--min-savings", "0.5").exit_code == 0
     assert (run / "gate.json").is_file()
@@ -155,8 +155,8 @@ def test_the_outage_run_calls_dynamic_cheaper_per_answer_and_more_available(tmp_
     outage's traffic, which costs nothing; per answered request dynamic is cheaper, and the verdict
     says so with the numbers, computed here from requests.parquet."""
     from conftest import ROOT
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     out = tmp_path / "outage"
     run_to_folder(load_scenario(ROOT / "scenarios" / "outage.yaml"), out, seed=7, replications=10, jobs=1)

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.defences import backoff_s
-from sim.schema.routing import BackoffSpec
+from sim.core.defences import backoff_s
+from sim.scenario.schema.routing import BackoffSpec
 
 from conftest import read, write_scenario, scenario
 from test_world import model, one_model_run, trace_file

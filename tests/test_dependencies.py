@@ -1,4 +1,4 @@
-"""Running routesim with a Python that lacks its dependencies (sim/dependencies.py)."""
+"""Running routesim with a Python that lacks its dependencies (sim/cli/dependencies.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import ROOT
 
 
 def test_the_required_packages_are_pyprojects():
-    from sim.dependencies import REQUIRED
+    from sim.cli.dependencies import REQUIRED
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in declared}
@@ -20,7 +20,7 @@ def test_the_required_packages_are_pyprojects():
 
 def run_without_typer(checkout, *args, moved=False):
     """``ensure`` in a Python where typer cannot be imported, for a checkout at ``checkout``."""
-    code = ("import sys\nsys.modules['typer'] = None\nfrom pathlib import Path\nfrom sim.dependencies import ensure\n"
+    code = ("import sys\nsys.modules['typer'] = None\nfrom pathlib import Path\nfrom sim.cli.dependencies import ensure\n"
             f"sys.argv = ['routesim', *{list(args)!r}]\nensure(Path({str(checkout)!r}))\nprint('stayed')\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("ROUTESIM_MOVED_TO_VENV", None)

@@ -7,8 +7,8 @@ import typing
 
 from pydantic import BaseModel
 
-from sim.metric_registry import METRICS, SHARE, doc_table
-from sim.scenario import Scenario
+from sim.metrics.registry import METRICS, SHARE, doc_table
+from sim.scenario.load import Scenario
 
 from conftest import ROOT
 
@@ -83,7 +83,7 @@ def test_every_builtin_policy_is_documented():
 
 def test_the_documented_limits_are_the_codes():
     from sim import limits
-    from sim.trace import MAX_TEXT_TRACE_BYTES
+    from sim.traces.table import MAX_TEXT_TRACE_BYTES
 
     text = (ROOT / "docs" / "scenario.md").read_text()
     for value in (limits.MAX_YAML_BYTES, limits.MAX_YAML_NODES, limits.MAX_REPLICATIONS, limits.MAX_REQUESTS,

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sim.runner import load_trace, run_to_folder
-from sim.scenario import load_scenario
+from sim.run.runner import load_trace, run_to_folder
+from sim.scenario.load import load_scenario
 
 from conftest import ROOT
 
@@ -53,7 +53,7 @@ SWEEPS = sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))
 def test_sweep_runs(tmp_path, path, cli):
     """Each shipped sweep's cells validate; shortened (5 minutes of traffic, one replication,
     the first two cells) it runs and gives a row per cell and policy."""
-    from sim.sweep import load_sweep
+    from sim.experiments.sweep import load_sweep
 
     full = load_sweep(path)
     assert len(full.cells) >= 5

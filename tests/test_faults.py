@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.schema.faults import OUTAGE_PRESETS, OutageProcess
-from sim.world import draw_incidents
+from sim.scenario.schema.faults import OUTAGE_PRESETS, OutageProcess
+from sim.world.world import draw_incidents
 
 from conftest import read, scenario
 from test_world import model, one_model_run, trace_file

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sim.cli import app
+from sim.cli.app import app
 
 # ROUTESIM_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz_inputs.py searches deeper than the default run.
 FUZZ = settings(max_examples=int(os.environ.get("ROUTESIM_FUZZ_EXAMPLES", "80")), deadline=None,

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from sim.errors import InputError
-from sim.schema.traffic import SyntheticTrace
-from sim.generators import generate
-from sim.trace import interarrival_cv, read_trace
-from sim import transforms
+from sim.scenario.schema.traffic import SyntheticTrace
+from sim.traces.synthetic import generate
+from sim.traces.table import interarrival_cv, read_trace
+from sim.traces import transforms
 
 from conftest import SHARED_DATA
 

@@ -165,7 +165,7 @@ def _allocated_mib(call) -> float:
 
 def test_a_sweep_grid_past_the_cap_is_refused_without_building_its_cells(cli, tmp_path):
     """3 axes of 1,000 values are a billion cells: refused from the axes' lengths, in a few MiB."""
-    from sim.sweep import load_sweep
+    from sim.experiments.sweep import load_sweep
 
     values = [round(0.001 * k, 3) for k in range(1000)]
     path = _sweep(tmp_path, grid={"models.big.error_rate": values, "models.small.error_rate": values,
@@ -177,7 +177,7 @@ def test_a_sweep_grid_past_the_cap_is_refused_without_building_its_cells(cli, tm
 
 
 def test_a_tune_grid_past_the_cap_is_refused_without_building_its_candidates(cli, tmp_path):
-    from sim.tune import setup
+    from sim.experiments.tune import setup
 
     data = scenario(replications=1, gates={"min_success_rate": 0.5},
                     policies={"static-big": {"kind": "static", "model": "big"},
@@ -201,7 +201,7 @@ def test_tune_ranges_are_values_or_a_clear_refusal(text):
     ValueError (exit 2) that quotes what was given; never another exception (exit 3)."""
     import math
 
-    from sim.tune import parse_space, parse_values
+    from sim.experiments.tune import parse_space, parse_values
 
     for parse in (parse_values, parse_space):
         try:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, scenario, write_scenario
 from sim.errors import InputError
-from sim.trace import read_trace
+from sim.traces.table import read_trace
 
 GOOD = {"arrival_s": [0.0, 1.0, 2.0], "input_tokens": [10, 20, 30], "output_tokens": [5, 6, 7]}
 
@@ -214,8 +214,8 @@ def test_a_database_password_is_never_printed(tmp_path, password, form):
     pytest.importorskip("psycopg", reason="psycopg is not installed (the logs extra)")
     from urllib.parse import quote
 
-    from sim.database_url import printable
-    from sim.log_import import import_litellm_logs
+    from sim.ingest.database_url import printable
+    from sim.ingest.litellm_logs import import_litellm_logs
 
     text, segments = password
     url = URL_FORMS[form].format(raw=text, encoded=quote(text, safe=""))
@@ -248,7 +248,7 @@ def test_a_password_that_libpq_would_misread_is_refused_before_connecting(tmp_pa
 # --------------------------------------------------------------------------- a proxy's log rows (issue 25)
 def _import_log(tmp_path, calls: pd.DataFrame, fmt: str = "csv", **options):
     """Write ``calls`` as an export and import it: (the trace as pandas, None) or (None, the error)."""
-    from sim.log_import import import_litellm_logs
+    from sim.ingest.litellm_logs import import_litellm_logs
 
     export = tmp_path / f"export.{fmt}"
     if fmt == "csv":
@@ -357,7 +357,7 @@ def test_a_call_id_is_one_request_only_within_ten_minutes(tmp_path):
     assert trace.request_id.tolist() == ["call-a", "call-a~2", "same-id", "same-id~2"]
     assert trace.logged_attempts.tolist() == [3, 1, 1, 1]
     assert trace.arrival_s.tolist() == [(s - t0).total_seconds() for s in (starts[0], starts[3], starts[4], starts[5])]
-    from sim.trace import read_trace
+    from sim.traces.table import read_trace
 
     assert len(read_trace(tmp_path / "t.parquet").arrival_s) == 4  # unique ids: the trace reader takes it
 
@@ -371,12 +371,12 @@ def test_ids_whose_hashes_collide_are_left_as_they_are(tmp_path, monkeypatch):
 
     from pathlib import Path
 
-    import sim.log_trace
+    import sim.ingest.log_trace
 
     monkeypatch.setattr(pd.util, "hash_array", lambda values, **_: np.zeros(len(values), np.uint64))
     written = []  # every Parquet file the trace writer writes: a rewrite of the ids would show here
-    real_write = sim.log_trace.pq.write_table
-    monkeypatch.setattr(sim.log_trace.pq, "write_table", lambda table, where, **kw: (written.append(Path(where)),
+    real_write = sim.ingest.log_trace.pq.write_table
+    monkeypatch.setattr(sim.ingest.log_trace.pq, "write_table", lambda table, where, **kw: (written.append(Path(where)),
                                                                                       real_write(table, where, **kw)))
     trace, error = _import_log(tmp_path, logged_calls())
     assert error is None, error
@@ -412,7 +412,7 @@ def test_a_spend_that_is_not_usd_is_refused_and_nothing_is_written(tmp_path):
      "no logged calls in the period asked for"),
 ])
 def test_an_empty_export_is_exit_2(tmp_path, make, message):
-    from sim.log_import import import_litellm_logs
+    from sim.ingest.litellm_logs import import_litellm_logs
 
     make(tmp_path / "export.csv")
     with pytest.raises(InputError, match=message):
@@ -431,7 +431,7 @@ def test_metadata_nested_100000_deep_is_exit_2(tmp_path, fmt):
         lines = calls.drop(columns="metadata").to_json(orient="records", lines=True, date_format="iso").splitlines()
         lines[1] = lines[1][:-1] + ', "metadata": ' + calls.metadata[1] + "}"
         export.write_text("\n".join(lines) + "\n")
-        from sim.log_import import import_litellm_logs
+        from sim.ingest.litellm_logs import import_litellm_logs
 
         with pytest.raises(InputError, match="export.jsonl: cannot read the export"):
             import_litellm_logs(str(export), tmp_path / "s.yaml", tmp_path / "t.parquet")

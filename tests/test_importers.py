@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sim.errors import InputError
-from sim.importers import ImportOptions, import_trace
-from sim.trace import read_trace
+from sim.traces.formats import ImportOptions, import_trace
+from sim.traces.table import read_trace
 
 from conftest import SHARED_DATA
 

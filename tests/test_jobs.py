@@ -17,8 +17,8 @@ TIMING = ["decision_us", "decision_cpu_us"]  # wall-clock and CPU time of route(
 def test_two_processes_write_what_one_writes(tmp_path):
     import yaml
 
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     data = yaml.safe_load((ROOT / "scenarios" / "outage-drill.yaml").read_text())
     data["trace"]["synthetic"].update(rate_per_s=0.5, spikes=[])
@@ -42,8 +42,8 @@ def test_two_processes_write_what_one_writes(tmp_path):
 
 def test_a_worker_that_dies_fails_the_run_and_writes_nothing(tmp_path, monkeypatch):
     from conftest import install_plugin
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     install_plugin(tmp_path, monkeypatch, "crashing", '''
 from sim.policies import Decision
@@ -76,7 +76,7 @@ class Late:
 def test_the_default_is_one_process_for_small_runs_and_every_core_for_large_ones():
     import os
 
-    from sim.pools import PARALLEL_FROM_REQUESTS, default_jobs
+    from sim.run.pools import PARALLEL_FROM_REQUESTS, default_jobs
 
     assert default_jobs(PARALLEL_FROM_REQUESTS - 1) == 1
     assert default_jobs(PARALLEL_FROM_REQUESTS) == len(os.sched_getaffinity(0))
@@ -90,7 +90,7 @@ def test_workers_of_a_run_killed_outright_stop_too(tmp_path):
     import sys
     import time
 
-    from sim.pools import PARENT_CHECK_S
+    from sim.run.pools import PARENT_CHECK_S
 
     path = write_scenario(tmp_path, scenario(replications=200))  # long enough to be killed midway
     proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(path), "--out", str(tmp_path / "out"),
@@ -153,7 +153,7 @@ def _timed_cells(window: int) -> tuple[list, list]:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from sim.pools import in_order_longest_first
+    from sim.run.pools import in_order_longest_first
 
     keys = [(r, kind) for r in range(4) for kind in ("short", "long")]
     started, lock = [], threading.Lock()

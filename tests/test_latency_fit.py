@@ -13,9 +13,9 @@ from scipy import stats
 
 from conftest import SHARED_DATA
 
-from sim.latency_check import check_fit
-from sim.latency_fit import fit_latency, read_measurements
-from sim.schema.latency import LatencySpec
+from sim.ingest.latency_check import check_fit
+from sim.ingest.latency_fit import fit_latency, read_measurements
+from sim.scenario.schema.latency import LatencySpec
 
 LLMPERF = SHARED_DATA / "llmperf"
 # Llama-2-70B providers with at least 100 successful requests; replicate's KS bound is its own (docs/latency.md).
@@ -90,7 +90,7 @@ def test_no_prefill_rate_where_the_prompt_does_not_matter(tmp_path):
 def test_the_simulator_honours_a_prefill_rate_and_a_correlation(tmp_path):
     """Replaying a fitted block through the simulator gives back the measured relation of
     TTFT to input tokens (the slope) and the rank correlation of TTFT and speed."""
-    from sim.latency_check import replay
+    from sim.ingest.latency_check import replay
 
     measured = read_measurements(synthetic(tmp_path, n=1500, rate=4000.0, rho=0.5))
     block = fit_latency(measured)

@@ -256,7 +256,7 @@ def test_a_policy_that_raises_never_fails_a_request(tmp_path, caplog):
 def test_the_adapter_never_imports_the_simulator():
     pytest.importorskip("litellm", reason="the real router (the conformance extra)")
     code = ("import sys; import sim.integrations.litellm; "
-            "print(sorted(m for m in sys.modules if m == 'simpy' or m in ('sim.engine', 'sim.world', 'sim.router')))")
+            "print(sorted(m for m in sys.modules if m == 'simpy' or m in ('sim.core.engine', 'sim.world.world', 'sim.core.router')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

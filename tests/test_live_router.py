@@ -13,7 +13,7 @@ def test_live_router_example_runs_without_the_simulator():
     code = ("import sys; sys.path.insert(0, 'examples'); import live_router; outcomes = live_router.demo(); "
             "print(len(outcomes), sum(o.status == 'ok' for o in outcomes), "
             "sorted({o.model for o in outcomes}), max(o.attempts for o in outcomes), "
-            "'simpy' in sys.modules, 'sim.engine' in sys.modules)")
+            "'simpy' in sys.modules, 'sim.core.engine' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     n, ok, models, max_attempts, simpy_loaded, engine_loaded = out.strip().split(" ", 5)[0:6]
     assert n == "20" and ok == "20"  # every request answered, by falling back from the dead cheap model

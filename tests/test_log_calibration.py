@@ -46,7 +46,7 @@ def _chunks(frame: pd.DataFrame, size: int = 3000):
 
 
 def test_prices_error_rates_and_latency_are_recovered():
-    from sim.log_calibration import tally
+    from sim.ingest.log_calibration import tally
 
     log = synthetic_log()
     tallies = tally(_chunks(log))
@@ -71,7 +71,7 @@ def test_prices_error_rates_and_latency_are_recovered():
 
 
 def test_a_price_change_shows_in_the_fit_quality():
-    from sim.log_calibration import tally
+    from sim.ingest.log_calibration import tally
 
     tallies = tally(_chunks(synthetic_log(price_change_at=10_000)))
     assert tallies["dep-a"].prices()[2] > 0.2  # no single price explains dep-a's spend
@@ -89,7 +89,7 @@ def test_a_price_change_shows_in_the_fit_quality():
 
 
 def test_the_latency_sample_is_bounded_and_evenly_spread(monkeypatch):
-    import sim.log_calibration as calibration
+    import sim.ingest.log_calibration as calibration
 
     monkeypatch.setattr(calibration, "LATENCY_SAMPLE", 500)
     log = synthetic_log(n=12_000)
@@ -104,7 +104,7 @@ def test_the_latency_sample_is_bounded_and_evenly_spread(monkeypatch):
 def test_bursts_of_failures_become_outage_and_storm_windows():
     """dep-a fails every call from 600 s to 1200 s (an outage); dep-b answers half its calls with a
     429 from 1800 s to 2400 s (a storm); both otherwise fail as usual (dep-a 1 in 50)."""
-    from sim.log_calibration import tally
+    from sim.ingest.log_calibration import tally
 
     log = synthetic_log()
     t = (log.start - log.start.iloc[0]).dt.total_seconds()
@@ -129,7 +129,7 @@ def test_a_cached_input_price_is_fitted_where_the_log_has_cached_tokens():
     """dep-b's calls read a third of their prompt from the provider's cache at a tenth of the
     input price (as metadata.usage_object logs it): the three prices are recovered; dep-a, with
     no cached tokens logged, has no cached price."""
-    from sim.log_calibration import tally
+    from sim.ingest.log_calibration import tally
 
     log = synthetic_log()
     b = log.deployment == "dep-b"
@@ -153,7 +153,7 @@ def test_a_price_fit_never_goes_below_zero_and_is_the_constrained_least_squares(
     squares on the same calls."""
     from scipy.optimize import nnls
 
-    from sim.log_calibration import _SUMS, _fit
+    from sim.ingest.log_calibration import _SUMS, _fit
 
     rng = np.random.default_rng(4)
     u = rng.integers(100, 5000, 200).astype(float)

@@ -10,15 +10,15 @@ from test_spend_logs import logged_calls
 
 
 def _normalized(frame: pd.DataFrame, size: int = 4):
-    from sim.spend_logs import normalize
+    from sim.ingest.spend_logs import normalize
 
     rows = normalize(frame, "logs.csv")
     return [rows.iloc[i:i + size] for i in range(0, len(rows), size)]
 
 
 def test_the_trace_reads_back_as_the_log_says(tmp_path):
-    from sim.log_trace import write_logged_trace
-    from sim.trace import read_trace
+    from sim.ingest.log_trace import write_logged_trace
+    from sim.traces.table import read_trace
 
     calls = logged_calls()
     summary = write_logged_trace(_normalized(calls), tmp_path / "trace.parquet")
@@ -48,7 +48,7 @@ def test_the_trace_reads_back_as_the_log_says(tmp_path):
 
 def test_an_export_out_of_order_is_refused_and_leaves_nothing(tmp_path):
     from sim.errors import InputError
-    from sim.log_trace import write_logged_trace
+    from sim.ingest.log_trace import write_logged_trace
 
     calls = logged_calls()
     calls.loc[5, "startTime"] = calls.startTime[1]  # logged after calls that started later
@@ -70,7 +70,7 @@ def test_the_rows_of_one_request_are_grouped_by_call_id_across_chunks(tmp_path):
     request's row between them and a chunk boundary too: one trace request, both rows in it."""
     import json
 
-    from sim.log_trace import write_logged_trace
+    from sim.ingest.log_trace import write_logged_trace
 
     calls = logged_calls()
     calls.loc[3, "metadata"] = json.dumps({"litellm_call_id": "call-x", "original_model_group": "smart",

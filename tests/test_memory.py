@@ -12,7 +12,7 @@ def _rss_mb() -> float:
 
 
 def test_freed_pages_go_back_to_the_system():
-    from sim.memory import _libc, release_memory
+    from sim.run.memory import _libc, release_memory
 
     if _libc() is None:
         pytest.skip("no malloc_trim in this C library")
@@ -29,11 +29,11 @@ def test_freed_pages_go_back_to_the_system():
 
 
 def test_a_written_slice_of_a_request_column_gives_its_pages_back():
-    """The recorder's columns that only the tables need (sim.metrics._Pages): once a slice
+    """The recorder's columns that only the tables need (sim.core.recorder._Pages): once a slice
     is written, its whole pages go back to the system; values beyond it stay."""
     import numpy as np
 
-    from sim.metrics import _Pages
+    from sim.core.recorder import _Pages
 
     n = 25_000_000  # 200 MB of doubles
     pages = _Pages(8, n)

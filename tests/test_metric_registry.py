@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import run_scenario_data, scenario
-from sim.metric_registry import BY_NAME, METRICS, SUMMARY_METRICS, names
+from sim.metrics.registry import BY_NAME, METRICS, SUMMARY_METRICS, names
 
 
 def test_every_computed_metric_is_declared_and_every_declared_one_reported(tmp_path):

@@ -78,7 +78,7 @@ def test_an_upper_bound_cannot_be_the_baseline(tmp_path, cli):
     result = cli("validate", write_scenario(tmp_path, scenario(policies=policies, baseline="oracle")))
     assert result.exit_code == 2 and "baseline" in result.output and "upper bound" in result.output
     # Without a baseline named, the first policy that is not an upper bound is the baseline.
-    from sim.scenario import load_scenario
+    from sim.scenario.load import load_scenario
 
     loaded = load_scenario(write_scenario(tmp_path, scenario(policies=policies, baseline=None)))
     assert loaded.scenario.baseline_policy == "static"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.prices import PricePoint, Tier, charge_usd
+from sim.pricing.points import PricePoint, Tier, charge_usd
 
 from conftest import FAST, read, run_scenario_data, scenario, write_scenario
 
@@ -65,7 +65,7 @@ def test_catalog_prices_match_genai_prices_own_calculation(tmp_path):
 
 
 def test_gpt5_list_prices_equal_the_package_calc_for_a_usage():
-    from sim.prices import catalog_schedule
+    from sim.pricing.catalog import catalog_schedule
 
     [(t, point)] = catalog_schedule("openai", "gpt-5", START, 3600)
     usage = genai_prices.Usage(input_tokens=12_345, cache_read_tokens=2_345, output_tokens=678)

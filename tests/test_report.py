@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.metric_registry import BY_NAME
+from sim.metrics.registry import BY_NAME
 from sim.report.headline import HEADLINE
 
 from conftest import open_in_chromium, run_scenario_data, scenario

@@ -17,8 +17,8 @@ SCENARIOS = sorted(p.name for p in (ROOT / "scenarios").glob("*.yaml"))
 @pytest.fixture(scope="module", params=SCENARIOS)
 def shipped_run(request, tmp_path_factory) -> Path:
     """The scenario as shipped, with one replication (the figures' points barely move with more)."""
-    from sim.runner import run_to_folder
-    from sim.scenario import load_scenario
+    from sim.run.runner import run_to_folder
+    from sim.scenario.load import load_scenario
 
     out = tmp_path_factory.mktemp(request.param.removesuffix(".yaml")) / "run"
     run_to_folder(load_scenario(ROOT / "scenarios" / request.param), out, replications=1, jobs=1)

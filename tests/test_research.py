@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.research import aiq, curve_metrics, nondecreasing_hull, routing_curve
+from sim.metrics.research import aiq, curve_metrics, nondecreasing_hull, routing_curve
 
 from conftest import SHARED_DATA, read, run_scenario_data, scenario
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.resilience import time_to_failover
+from sim.metrics.resilience import time_to_failover
 
 from conftest import read, run_scenario_data, scenario
 from test_world import model

@@ -181,22 +181,22 @@ def test_the_router_holds_nothing_of_the_world(tmp_path):
     """Everything reachable from the router's observations (what policies' views are built
     from) is its own records, the published prices and its beliefs: no World, trace,
     catalog or per-attempt draws."""
-    from sim.beliefs import SharedDraws
-    from sim.catalog import build_catalog
-    from sim.engine import Engine
-    from sim.metrics import RunRecorder
-    from sim.provider import Providers
-    from sim.router import Router
-    from sim.runner import construct, load_trace
-    from sim.scenario import load_scenario
-    from sim.trace import Trace
-    from sim.world import World, draw_difficulty
+    from sim.world.beliefs import SharedDraws
+    from sim.world.models import build_model_table
+    from sim.core.engine import Engine
+    from sim.core.recorder import RunRecorder
+    from sim.world.providers import Providers
+    from sim.core.router import Router
+    from sim.run.runner import construct, load_trace
+    from sim.scenario.load import load_scenario
+    from sim.traces.table import Trace
+    from sim.world.world import World, draw_difficulty
     from conftest import write_scenario
 
     loaded = load_scenario(write_scenario(tmp_path, scenario(replications=1)))
     sc = loaded.scenario
     trace = load_trace(loaded, 1, 0)
-    catalog = build_catalog(loaded, trace.workloads)
+    catalog = build_model_table(loaded, trace.workloads)
     difficulty = draw_difficulty(sc, trace, 1, 0)
     world = World(sc, catalog, trace, difficulty, 1, 0, sc.max_attempts())
     engine = Engine()

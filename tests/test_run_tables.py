@@ -1,4 +1,4 @@
-"""The tables are written slice by slice while a run goes on (sim/run_tables.py): with
+"""The tables are written slice by slice while a run goes on (sim/run/tables.py): with
 slices of a few requests, a run writes the same rows as with one slice for the whole
 run, a row group per slice, and a policy error that arrives with feedback long after
 its request ended still lands in that request's decision row."""
@@ -32,9 +32,9 @@ class Grumpy:
 
 
 def _run(tmp_path, monkeypatch, slice_rows: int, name: str):
-    import sim.run_tables
+    import sim.run.tables
 
-    monkeypatch.setattr(sim.run_tables, "TABLE_SLICE_ROWS", slice_rows)
+    monkeypatch.setattr(sim.run.tables, "TABLE_SLICE_ROWS", slice_rows)
     data = scenario(replications=2, policies={"grumpy": {"kind": "grumpy:Grumpy"},
                                               "static-big": {"kind": "static", "model": "big"}},
                     baseline="static-big",

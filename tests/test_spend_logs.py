@@ -51,7 +51,7 @@ def logged_calls() -> pd.DataFrame:
 def _insert(url: str, frame: pd.DataFrame) -> None:
     import psycopg
 
-    from sim.spend_logs import TABLE, ddl_from_prisma, litellm_schema
+    from sim.ingest.spend_logs import TABLE, ddl_from_prisma, litellm_schema
 
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f'DROP TABLE IF EXISTS "{TABLE}"')
@@ -65,7 +65,7 @@ def _insert(url: str, frame: pd.DataFrame) -> None:
 
 def test_the_table_is_the_one_litellm_ships():
     _needs_litellm()
-    from sim.spend_logs import SOURCE_COLUMNS, ddl_from_prisma, litellm_schema
+    from sim.ingest.spend_logs import SOURCE_COLUMNS, ddl_from_prisma, litellm_schema
 
     ddl = ddl_from_prisma(litellm_schema())[0]
     assert ddl.startswith('CREATE TABLE "LiteLLM_SpendLogs"') and 'PRIMARY KEY ("request_id")' in ddl
@@ -78,7 +78,7 @@ def test_the_table_is_the_one_litellm_ships():
 
 def test_the_database_and_its_exports_read_the_same(postgres_url, tmp_path):
     _needs_litellm()
-    from sim.spend_logs import Window, read_spend_logs
+    from sim.ingest.spend_logs import Window, read_spend_logs
 
     calls = logged_calls()
     _insert(postgres_url, calls)
@@ -117,7 +117,7 @@ def test_the_database_and_its_exports_read_the_same(postgres_url, tmp_path):
 ])
 def test_a_bad_row_is_named(tmp_path, field, value, message):
     from sim.errors import InputError
-    from sim.spend_logs import read_spend_logs
+    from sim.ingest.spend_logs import read_spend_logs
 
     calls = logged_calls().astype({field: object})
     calls.loc[2, field] = value
@@ -132,7 +132,7 @@ def test_a_null_request_id_is_missing_in_every_format(tmp_path, fmt):
     """A JSON null or a Parquet null stays missing through pandas' text dtype: the row is
     refused, not written into the trace as an id ``nan``."""
     from sim.errors import InputError
-    from sim.spend_logs import read_spend_logs
+    from sim.ingest.spend_logs import read_spend_logs
 
     calls = logged_calls().astype({"request_id": object})
     calls.loc[2, "request_id"] = None
@@ -152,7 +152,7 @@ def test_millions_of_rows_stream_in_bounded_memory(postgres_url):
     _needs_litellm()
     import psycopg
 
-    from sim.spend_logs import TABLE
+    from sim.ingest.spend_logs import TABLE
 
     _insert(postgres_url, logged_calls().iloc[:0])
     rows = 2_000_000
@@ -169,7 +169,7 @@ def test_millions_of_rows_stream_in_bounded_memory(postgres_url):
                    'gpt-5', 'smart', 'success'
             FROM generate_series(1, {rows}) AS n''')
     code = (f"import resource, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-            "from sim.spend_logs import read_spend_logs\n"
+            "from sim.ingest.spend_logs import read_spend_logs\n"
             "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "n = tokens = 0\n"
             f"for chunk in read_spend_logs({postgres_url!r}, chunk_rows=50_000):\n"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from sim.stats import mean_ci
+from sim.metrics.stats import mean_ci
 
 from conftest import read, run_scenario_data, scenario
 

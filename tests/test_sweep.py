@@ -32,7 +32,7 @@ def write_sweep(tmp_path, **spec):
 
 # --------------------------------------------------------------------------- overrides
 def test_override_paths_reach_dotted_names_and_list_items():
-    from sim.overrides import OverrideError, apply_overrides
+    from sim.scenario.overrides import OverrideError, apply_overrides
 
     data = {"models": {"claude-sonnet-4.5": {"price": {"input_per_mtok": 3.0}}, "claude": {}},
             "events": [{"end_s": 1.0}], "policies": {"w": {"weights": {"cost": 0.1}}}}

@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 
 from sim.errors import InputError
-from sim.schema.traffic import SyntheticTrace
-from sim.generators import generate
-from sim.trace import read_trace, write_trace
+from sim.scenario.schema.traffic import SyntheticTrace
+from sim.traces.synthetic import generate
+from sim.traces.table import read_trace, write_trace
 
 from conftest import SHARED_DATA
 
@@ -169,11 +169,11 @@ def test_spikes_add_their_rate_in_their_window():
 
 
 def test_numbered_ids_read_like_the_text_column_they_stand_for():
-    """routesim's own ids are made when read (sim.trace.NumberedIds): every way the code reads
+    """routesim's own ids are made when read (sim.traces.table.NumberedIds): every way the code reads
     an id column gives what an array of the written-out ids gives."""
     import pyarrow as pa
 
-    from sim.trace import default_request_ids
+    from sim.traces.table import default_request_ids
 
     ids = default_request_ids(1000)
     written = np.array([f"r{i:06d}" for i in range(1000)], dtype=object)

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sim.errors import InputError
-from sim.trace import read_trace, write_trace
-from sim.transforms import merge, window
+from sim.traces.table import read_trace, write_trace
+from sim.traces.transforms import merge, window
 
 EXPECTED = [("free",), ("eu", "paid"), (), ("free",)]  # sorted, without duplicates or blanks
 
@@ -41,7 +41,7 @@ def test_tags_read_from_csv_jsonl_and_parquet(tmp_path):
 
 
 def test_a_trace_without_tags_has_none():
-    from sim.trace import from_frame
+    from sim.traces.table import from_frame
 
     assert from_frame(frame()).tags is None
 

@@ -11,7 +11,7 @@ from conftest import scenario, write_scenario
 
 
 def test_values_from_ranges_and_lists():
-    from sim.tune import parse_values
+    from sim.experiments.tune import parse_values
 
     assert parse_values("0:0.3:0.1") == [0.0, 0.1, 0.2, 0.3]
     assert parse_values("0.5, 1, 2") == [0.5, 1, 2]
@@ -107,7 +107,7 @@ def test_no_setting_to_roll_out_is_exit_1(tmp_path, cli):
     import numpy as np
     from scipy import stats
 
-    from sim.tune import VALIDATION_SEED_OFFSET
+    from sim.experiments.tune import VALIDATION_SEED_OFFSET
 
     path = tuned_scenario(tmp_path)
     impossible = yaml.safe_load(path.read_text())

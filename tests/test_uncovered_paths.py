@@ -102,18 +102,18 @@ def test_more_than_one_hedge(tmp_path):
 
 
 def test_the_block_cache_recomputes_evicted_blocks_identically(tmp_path):
-    from sim import world as world_module
-    from sim.catalog import build_catalog
-    from sim.generators import generate
+    from sim.world import world as world_module
+    from sim.world.models import build_model_table
+    from sim.traces.synthetic import generate
     from sim.rng import BLOCK_SIZE, Stream, generator
-    from sim.scenario import load_scenario
-    from sim.world import World, draw_difficulty
+    from sim.scenario.load import load_scenario
+    from sim.world.world import World, draw_difficulty
 
     data = scenario()
     data["trace"]["synthetic"].update(duration_s=1000, rate_per_s=(world_module._CACHED_BLOCKS + 3) * BLOCK_SIZE / 1000)
     loaded = load_scenario(write_scenario(tmp_path, data))
     trace = generate(loaded.scenario.trace.synthetic, generator(1, 0, Stream.TRACE))
-    catalog = build_catalog(loaded, trace.workloads, 1000.0)
+    catalog = build_model_table(loaded, trace.workloads, 1000.0)
     world = World(loaded.scenario, catalog, trace, draw_difficulty(loaded.scenario, trace, 1, 0), 1, 0, 3)
     n_blocks = (len(trace) + BLOCK_SIZE - 1) // BLOCK_SIZE
     assert n_blocks > world_module._CACHED_BLOCKS + 1

@@ -130,9 +130,9 @@ def _routesim(*args, cwd, env=None, **kwargs) -> subprocess.CompletedProcess:
 def test_a_bug_of_ours_is_exit_3_with_the_traceback_only_under_debug(tmp_path):
     path = write_scenario(tmp_path, scenario(replications=1))
     # A bug planted in the summary step (no user input can cause it).
-    code = ("import sys, sim.stats as r\n"
+    code = ("import sys, sim.metrics.stats as r\n"
             "def broken(*a, **k):\n    raise ZeroDivisionError('planted')\n"
-            "r.summarize = broken\nfrom sim.cli import main\nsys.argv = ['routesim'] + sys.argv[1:]\nmain()\n")
+            "r.summarize = broken\nfrom sim.cli.app import main\nsys.argv = ['routesim'] + sys.argv[1:]\nmain()\n")
     for debug in ([], ["--debug"]):
         proc = subprocess.run([sys.executable, "-c", code, *debug, "run", str(path), "--out", str(tmp_path / "out")],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -213,7 +213,7 @@ def test_a_crash_inside_a_built_in_policy_is_our_bug(tmp_path, monkeypatch):
     path = write_scenario(tmp_path, scenario(replications=1))
     code = ("import sys\nfrom sim.policies import static\n"
             "def broken(self, *a, **k):\n    raise KeyError('planted')\n"
-            "static.StaticPolicy.__init__ = broken\nfrom sim.cli import main\n"
+            "static.StaticPolicy.__init__ = broken\nfrom sim.cli.app import main\n"
             "sys.argv = ['routesim'] + sys.argv[1:]\nmain()\n")
     proc = subprocess.run([sys.executable, "-c", code, "validate", str(path)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
@@ -226,7 +226,7 @@ def test_an_installation_without_its_dependencies_says_so(tmp_path):
     for blocked in ("typer", "pandas"):
         scenario_path = ROOT / "scenarios" / "compare.yaml"
         code = (f"import sys\nsys.modules[{blocked!r}] = None\n"
-                f"sys.argv = ['routesim', 'validate', {str(scenario_path)!r}]\nfrom sim.cli import main\nmain()\n")
+                f"sys.argv = ['routesim', 'validate', {str(scenario_path)!r}]\nfrom sim.cli.app import main\nmain()\n")
         proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(ROOT), "ROUTESIM_MOVED_TO_VENV": "1"})
         assert proc.returncode == 2, proc.stderr  # an installation problem, not a bug of ours

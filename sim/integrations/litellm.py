@@ -64,8 +64,8 @@ import litellm
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
-from ..policies.base import (DIFFICULTY_SIGNAL, POLICY_FAILURES, Outcome, Request, candidate_names, knowledge_read_by,
-                             observer_of)
+from sim.policies.base import (DIFFICULTY_SIGNAL, POLICY_FAILURES, Outcome, Request, candidate_names,
+                               knowledge_read_by, observer_of)
 from .live_view import LiveObservations, PublishedFacts
 
 STATE = "routesim_request"  # the request's metadata key holding its token (text: metadata is logged as JSON)

@@ -1,5 +1,5 @@
 """A live router's own observations of its deployments, and the ``RouterView``
-snapshots a policy is handed, with the simulator's semantics (``sim/observed.py``):
+snapshots a policy is handed, with the simulator's semantics (``sim/core/observed.py``):
 calls, failures, in-flight counts, moving averages with the same weight
 (``EWMA_ALPHA``) of latency, time to first token, output speed and error rate,
 consecutive failures and the last failure's time. Health comes from the live
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from ..policies.base import EWMA_ALPHA, ModelStatus, RouterView
+from sim.policies.base import EWMA_ALPHA, ModelStatus, RouterView
 
 
 @dataclass(frozen=True)

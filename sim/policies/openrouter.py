@@ -18,7 +18,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, ModelStatus, Outcome, Request, RouterView, sigmoid
+from .base import (DIFFICULTY_SIGNAL, QUALITY_BELIEF, BasePolicy, Decision, ModelStatus, Outcome, Request,
+                   RouterView, sigmoid)
 from .common import CandidateParams, candidate_models
 from .estimates import OutputTokens
 from .params import PolicyParams, register

@@ -104,7 +104,7 @@ def validate_params(kind: str, params: dict[str, Any]) -> list[tuple[str, tuple]
         try:
             return params_model.model_validate(params).referenced_models()
         except ValidationError as exc:
-            from ..errors import describe_error, error_location
+            from sim.errors import describe_error, error_location
 
             raise PolicyConfigError([(error_location(params, tuple(e["loc"])), describe_error(e)) for e in exc.errors()]) from None
     # A user class without a Params model: check the names against its constructor.
@@ -132,4 +132,5 @@ def build(kind: str, params: dict[str, Any], seed: int | None = None):
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register decorators.
-    from . import bandit, cascade, litellm, litellm_router, manual, openrouter, oracle, replay, static, threshold, weighted  # noqa: F401
+    from . import (bandit, cascade, litellm, litellm_router, manual, openrouter, oracle, replay, static, threshold,  # noqa: F401
+                   weighted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import atomic_file
+from sim.files import atomic_file
 
 TEXT_FILES = ("report.md", "report.html")
 
@@ -42,7 +42,7 @@ def write_report(folder: Path) -> None:
 def rebuild_report(folder: Path) -> None:
     """``routesim report``: rewrite the report of a finished run in place, under its lock;
     refuses to overwrite a file of the same name that routesim did not write."""
-    from ..run_folder import updating_run
+    from sim.run.folder import updating_run
 
     with updating_run(folder, report_files()):
         write_report(folder)
@@ -52,8 +52,8 @@ def record_gate(folder: Path, record) -> None:
     """Write gate.json into the run folder (under its lock; never over a file routesim did not
     write there) and, when the run has a report, rewrite the report so it opens with this gate.
     Here, not in gate.py: the gate judges a run and writes its own file; the report reads it."""
-    from ..gate import GATE_FILE, write_gate_file
-    from ..run_folder import updating_run
+    from sim.verdicts.gate import GATE_FILE, write_gate_file
+    from sim.run.folder import updating_run
 
     folder = Path(folder)
     has_report = (folder / "report.html").is_file()

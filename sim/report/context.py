@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import __version__
-from ..metric_registry import BY_NAME
+from sim import __version__
+from sim.metrics.registry import BY_NAME
 from . import headline
 from .decision import decision
-from .defences import defence_regressions
+from .defence_costs import defence_regressions
 from .format import fmt_named, fmt_value, policy_label
 from .notes import run_warnings
 
@@ -182,7 +182,7 @@ RESILIENCE_LABELS = dict(RESILIENCE_COLUMNS) | {"never_recovered_share": "Time t
 def backtest_section(folder) -> dict | None:
     """The backtest's figures (backtest.json), shown first: how well the simulation of production
     matched its logs decides how far the comparison after it can be trusted."""
-    from ..backtest import read_backtest
+    from sim.verdicts.backtest import read_backtest
     from .format import backtest_cells
 
     record = read_backtest(folder)

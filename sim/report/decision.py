@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gate import Check, check_cells, evaluate, failed_names, gate_thresholds, policy_runs, read_gate
-from ..schema.routing import Gates
+from sim.verdicts.gate import Check, check_cells, evaluate, failed_names, gate_thresholds, policy_runs, read_gate
+from sim.scenario.schema.routing import Gates
 
 
 @dataclass

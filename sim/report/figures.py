@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..research import nondecreasing_hull  # noqa: E402
+from sim.metrics.research import nondecreasing_hull  # noqa: E402
 
 _METADATA = {"Software": None}  # keep PNG bytes independent of the matplotlib build
 _FAULT_COLOURS = {"outage": "red", "incident": "orange", "partial_outage": "orange", "brownout": "purple",

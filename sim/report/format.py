@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..metric_registry import BY_NAME
+from sim.metrics.registry import BY_NAME
 
 
 def fmt_value(value: float | None, kind: str, usd_decimals: int | None = None) -> str:

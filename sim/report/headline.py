@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..metric_registry import BY_NAME
+from sim.metrics.registry import BY_NAME
 from .format import fmt_named, usd_decimals_of
 from .verdict import verdict
 

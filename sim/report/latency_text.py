@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..latency_check import check_fit
-from ..latency_fit import SHORT_ANSWER_SHARE, fit_latency, read_measurements
+from sim.ingest.latency_check import check_fit
+from sim.ingest.latency_fit import SHORT_ANSWER_SHARE, fit_latency, read_measurements
 
 
 def describe_fit(path: Path, kind: str = "quantiles", check: bool = False) -> str:

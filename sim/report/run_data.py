@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, Problem
-from ..run_folder import read_run_files, scan_table
-from ..stats import mean_ci
+from sim.errors import InputError, Problem
+from sim.run.folder import read_run_files, scan_table
+from sim.metrics.stats import mean_ci
 
 TIME_BINS = 120  # bins of the series over arrival time
 QUANTILE_POINTS = 201  # of the latency CDFs

@@ -25,14 +25,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..claims import metric_triple, verdicts
-from ..files import atomic_file
-from ..metric_registry import BY_NAME
+from sim.verdicts.claims import metric_triple, verdicts
+from sim.files import atomic_file
+from sim.metrics.registry import BY_NAME
 from .format import fmt_metric, fmt_value, usd_decimals
 from .render import markdown_text
 
 if TYPE_CHECKING:
-    from ..sweep import LoadedSweep
+    from sim.experiments.sweep import LoadedSweep
 
 HEADLINE = [("savings_vs_baseline", "savings vs the baseline", True), ("quality_delta_vs_baseline",
             "quality change vs the baseline", False), ("success_rate", "success rate", True),

@@ -51,7 +51,7 @@ def _aligned(rows: list[list[str]]) -> str:
 def gate_text(folder) -> str | None:
     """The rollout decision of the scenario's ``gates:`` (the report's first section), for the
     terminal: each candidate's checks and PASS or FAIL; None when the scenario has no gates."""
-    from ..run_folder import read_run_files
+    from sim.run.folder import read_run_files
     from .decision import decision_for
 
     summary, resolved = read_run_files(folder)

@@ -1,0 +1,1 @@
+"""One (policy, replication) cell: engine, router, attempts, defences, billing, records. The only simpy user."""

@@ -1,0 +1,1 @@
+"""Many runs: sweeps (local processes or Dask) and tuning."""

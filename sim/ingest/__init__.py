@@ -1,0 +1,1 @@
+"""Outside measurements into scenarios and traces: LiteLLM configs and logs, latency fits."""

@@ -1,0 +1,1 @@
+"""The scenario: YAML in, a validated Scenario out (its sections in ``schema/``); runs nothing."""

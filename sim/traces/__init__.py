@@ -1,0 +1,1 @@
+"""Request traces: the columnar table, synthetic traffic, public formats, transforms, checks."""
