@@ -13,7 +13,7 @@ timeout (or what is left of the request's deadline) is the same event, earlier.
 
 When the attempt ends the service calls back the router's ``on_end(attempt,
 end)``; what the router does next (retry, fall back, hedge, finish) lives in
-``router.py``. Scheduled events carry the attempt and ignore it once it is DONE.
+``core/router.py``. Scheduled events carry the attempt and ignore it once it is DONE.
 """
 
 from __future__ import annotations

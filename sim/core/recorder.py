@@ -36,7 +36,7 @@ class RunRecorder:
     run's attempts, whose number is not known in advance, are appended.
     Columns that are nearly always empty (policy errors) are dictionaries.
 
-    With a ``stream`` (``run_tables.TableStream``) the tables are written slice
+    With a ``stream`` (``run.tables.TableStream``) the tables are written slice
     by slice as requests end; each written slice is added to ``totals``
     (``fold``, ``take_attempts``) and forgotten: its attempts, the decisions'
     reasons and candidates, and the pages of the request columns other than

@@ -4,12 +4,12 @@ behind its defences (breaker, cooldown, retry budget), and reports each
 request's end to the recorder and to the policy's ``observe``, and later the
 verdicts of the scenario's feedback channels on its answers.
 
-The policy is given only what its router knows (``beliefs.py``): the believed
+The policy is given only what its router knows (``world/beliefs.py``): the believed
 quality of each model, the request's noisy difficulty signal, and feedback as
-its channel delivers it. The world (``world.py``) stays on this side.
+its channel delivers it. The world (``world/world.py``) stays on this side.
 
-What happens to an attempt once sent is ``attempts.py`` (the provider's side:
-faults, limits, capacity, latency), what it costs is ``billing.py``. The router
+What happens to an attempt once sent is ``core/attempts.py`` (the provider's side:
+faults, limits, capacity, latency), what it costs is ``core/billing.py``. The router
 knows nothing of simpy: the engine gives it ``schedule(delay, callback, token)``
 and calls ``on_arrival(i)`` for each request.
 
@@ -27,7 +27,7 @@ Semantics:
   attempt at all is ``rejected``;
 - a policy that raises or returns nothing usable is a policy error: the request
   goes to ``router.default_model`` alone, or is rejected when there is none;
-- an attempt is charged as ``billing.py`` says (the price in force when it
+- an attempt is charged as ``core/billing.py`` says (the price in force when it
   started; an abandoned one as ``router.abandoned_charge`` says);
 - a decision with a ``judge`` is a cascade: an answer that a later stage could
   still replace is judged (its verdict drawn from the JUDGE stream with the

@@ -10,7 +10,7 @@ check. Picking the best of many noisy candidates flatters it, so the choice is
 run again on a seed no candidate saw, and both verdicts are reported.
 
 Candidates run on the sweep executors (local processes or Dask), recorded as
-they land, so a tuning run resumes where it stopped (``sweep.py``).
+they land, so a tuning run resumes where it stopped (``experiments/sweep.py``).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ the settings name that only a wildcard serves gets a deployment of its own
 traffic (``model_info.mode`` batch, embedding, rerank, ...; or a rerank or
 embedding model by its name) are skipped. Every other key is named in the
 notes (printed, and written at the top of the scenario) as not simulated, with
-the reason (``litellm_keys.py``).
+the reason (``ingest/litellm_keys.py``).
 
 A LiteLLM config has no latency or quality figures: the scenario gets marked
 placeholders to replace with measurements.

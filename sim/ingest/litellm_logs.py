@@ -1,7 +1,7 @@
 """``routesim import litellm-logs``: a LiteLLM proxy's logs (its ``LiteLLM_SpendLogs``
 table, or an export of it) into a calibrated scenario and the trace it replays.
 
-One pass over the log (``spend_logs.read_spend_logs``) feeds both the per-deployment
+One pass over the log (``ingest.spend_logs.read_spend_logs``) feeds both the per-deployment
 tallies (``log_calibration``) and the trace writer (``log_trace``). The scenario
 written:
 

@@ -1,5 +1,5 @@
 """What a LiteLLM proxy's logs say about each deployment, tallied chunk by chunk
-(``spend_logs.read_spend_logs``) in bounded memory:
+(``ingest.spend_logs.read_spend_logs``) in bounded memory:
 
 - prices: the spend of answered, uncached calls fitted as
   ``uncached input × input price + cached input × cached-input price +
@@ -22,7 +22,7 @@
   ``fail_fast_s``;
 - latency: time to first token (first token − start) and end-to-end (end − start)
   of answered calls that streamed (those with a first-token time), fitted with
-  ``latency_fit.fit_latency`` (an empirical quantile table by default). At most
+  ``ingest.latency_fit.fit_latency`` (an empirical quantile table by default). At most
   ``LATENCY_SAMPLE`` calls are kept per deployment: beyond that every other one
   is dropped, then every other of those, and so on, which keeps an evenly spread
   sample over the whole period in a fixed amount of memory;

@@ -178,7 +178,7 @@ def _one_row_per_request(rows: pd.DataFrame, first: pd.Series, workload_column: 
 
 def write_logged_trace(chunks: Iterable[pd.DataFrame], out: Path, workload: str = "model_group",
                        source: str = "the log") -> LoggedTrace:
-    """Write the calls of ``chunks`` (``spend_logs.normalize``'s columns, in start order) as a
+    """Write the calls of ``chunks`` (``ingest.spend_logs.normalize``'s columns, in start order) as a
     Parquet trace at ``out``, replaced only once complete."""
     if workload not in WORKLOAD_SOURCES:
         raise InputError(Problem(f"--workload {workload}: one of {', '.join(WORKLOAD_SOURCES)}"))

@@ -1,5 +1,5 @@
 """Every per-run metric of one (policy, replication) run, from its records: the metrics
-declared in ``registry.py`` (their definitions are also in docs/metrics.md); ``stats.py``
+declared in ``registry.py`` (their definitions are also in docs/metrics.md); ``metrics/stats.py``
 combines replications."""
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ mean of per-replication differences to the baseline), the range its interval is
 clipped to, and its one-paragraph definition.
 
 Everything that shows or checks a metric reads it from here: the summary's order
-and intervals (``stats.py``), the gate's checks (``gate.py``), the terminal
+and intervals (``metrics/stats.py``), the gate's checks (``verdicts/gate.py``), the terminal
 table and the report (their formats come from the unit), and docs/metrics.md,
 whose tables are these definitions (``python -m sim.metrics.registry`` prints
 them; a test keeps the two equal). The per-run values themselves are computed
 from the request and attempt columns in ``metrics.run_metrics`` and
-``resilience.resilience_metrics``, two vectorised passes, whose keys a test
+``metrics.resilience.resilience_metrics``, two vectorised passes, whose keys a test
 checks against this registry; a new metric is one entry here plus its line
 there.
 """

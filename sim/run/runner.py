@@ -5,7 +5,7 @@ metrics -> stats -> report. Within a replication every policy faces the same
 trace, world and per-attempt variates (common random numbers); each policy runs
 in its own simpy environment, so one cannot disturb another.
 
-Outputs are written through ``run_folder.new_run``: into a hidden partial folder,
+Outputs are written through ``run.folder.new_run``: into a hidden partial folder,
 moved into place only when complete, so an interrupted run never leaves a report
 that looks whole, an earlier run in ``--out`` survives a failed one, and nothing
 routesim did not write is ever replaced.
@@ -225,7 +225,7 @@ class _TableSinks:
             writer.write_table(table)
 
     def write_slice(self, tables: dict[str, Any]) -> None:
-        """One slice of a run's tables (a ``run_tables.Sink``)."""
+        """One slice of a run's tables (a ``run.tables.Sink``)."""
         for name, table in tables.items():
             self.write(name, [table])
 

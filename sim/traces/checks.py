@@ -1,5 +1,5 @@
-"""Checking the raw columns of a trace table (read by ``trace.py`` or streamed by
-``importers.py``): numbers, token counts and timestamps, each refused with the
+"""Checking the raw columns of a trace table (read by ``traces/table.py`` or streamed by
+``traces/formats.py``): numbers, token counts and timestamps, each refused with the
 file line (or Parquet row) of the first bad value and what is wrong with it.
 
 Where a row came from is a ``Locate`` function, made once per table or chunk:

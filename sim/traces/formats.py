@@ -27,7 +27,7 @@ Formats:
 
 It is one streaming pipeline (read a chunk, map it, check it, order it, append
 it), kept in one module of about 400 lines so that its single pass reads top to
-bottom; the column checks are ``table_checks.py``.
+bottom; the column checks are ``traces/checks.py``.
 """
 
 from __future__ import annotations

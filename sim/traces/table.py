@@ -1,5 +1,5 @@
 """Request traces: a columnar table, its readers and writers, and its description
-(synthetic traces are made by ``generators.py``).
+(synthetic traces are made by ``traces/synthetic.py``).
 
 A trace has ``arrival_s`` (seconds from the start, sorted), ``input_tokens`` and
 ``output_tokens`` (whole, non-negative), and optionally ``request_id``,

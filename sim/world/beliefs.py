@@ -1,6 +1,6 @@
 """What each policy's router believes, drawn from the truth and the scenario's
 ``router_knowledge``: the quality of each model per workload, and each request's
-difficulty signal. (Feedback on answers is ``feedback.py``.)
+difficulty signal. (Feedback on answers is ``world/feedback.py``.)
 
 Believed ability = true ability + sd x z for models the scenario gives no
 ``quality_prior`` (which is used as given: a leaderboard's figures). The
